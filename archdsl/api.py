@@ -1,0 +1,187 @@
+"""The Python API: load a spec, pick a network, get its graph, counts and PyTorch module.
+
+    spec = archdsl.load("specs/resnet.arch")
+    net = spec.network("resnet50", classes=10)
+    net.params_total, net.macs, net.output_shapes
+    print(net.summary())
+    model = net.build()          # torch.nn.Module (imports torch only here)
+
+Argument values may be Python numbers, booleans and lists, or strings holding an expression of
+the spec's language (`unit="bottleneck"`, `layers="[2, 2, 2, 2]"`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .diagnostics import Diagnostic, Diagnostics, Source, SpecError
+from .elaborate.elaborator import Elaborator
+from .elaborate.expressions import Scope
+from .elaborate.program import FileUnit, Program
+from .graph import LayerGraph
+from .passes.cost import Totals, count
+from .syntax import ast
+from .syntax.parser import parse_expr
+
+
+class Network:
+    """One elaborated network: its layer graph and its counts."""
+
+    def __init__(self, graph: LayerGraph, totals: Totals):
+        self.graph = graph
+        self.totals = totals
+
+    def __repr__(self) -> str:
+        return (f"<Network {self.name}: input {'x'.join(map(str, self.input_shape))}, "
+                f"{self.params_total:,} params, {self.macs:,} MACs>")
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.graph.input_shape
+
+    @property
+    def output_shapes(self) -> dict[str, tuple]:
+        return self.graph.output_shapes()
+
+    @property
+    def params(self) -> int:
+        return self.totals.params_total
+
+    @property
+    def params_total(self) -> int:
+        return self.totals.params_total
+
+    @property
+    def params_trainable(self) -> int:
+        return self.totals.params_trainable
+
+    @property
+    def params_nontrainable(self) -> int:
+        return self.totals.params_nontrainable
+
+    @property
+    def macs(self) -> int:
+        return self.totals.macs
+
+    @property
+    def flops(self) -> int:
+        return self.totals.flops
+
+    def summary(self) -> str:
+        from .report import summary_text
+
+        return summary_text(self)
+
+    def to_json(self) -> dict:
+        from .report import summary_json
+
+        return summary_json(self)
+
+    def build(self, **options):
+        """A torch.nn.Module for this network (see backends/torch_module.py for options)."""
+        from .backends.torch_module import build
+
+        return build(self.graph, **options)
+
+
+class Spec:
+    """A loaded spec file and the files it uses."""
+
+    def __init__(self, program: Program, unit: FileUnit):
+        self.program = program
+        self.unit = unit
+
+    @property
+    def path(self) -> str:
+        return self.unit.path
+
+    @property
+    def networks(self) -> list[str]:
+        """The networks this file defines, in order."""
+        return [d.name for d in self.unit.networks()]
+
+    def concrete_networks(self) -> list[str]:
+        """The networks that can be built as they are: every parameter has a value."""
+        elaborator = Elaborator(Diagnostics())
+        names = []
+        for name in self.networks:
+            try:
+                definition, _, variant_args = elaborator.resolve_network(self.unit, name)
+            except SpecError:
+                names.append(name)  # elaborating it will report why
+                continue
+            bound = sum(len(args) for args, _ in variant_args)
+            required = [p for p in definition.params if p.default is None]
+            if not required or bound:
+                names.append(name)
+        return names
+
+    def templates_without_variants(self) -> dict[str, list[str]]:
+        """Networks with parameters that no default or variant of this file gives:
+        name -> the parameters they need."""
+        concrete = set(self.concrete_networks())
+        bases = {d.base for d in self.unit.networks() if isinstance(d, ast.Variant)}
+        return {d.name: [p.name for p in d.params if p.default is None]
+                for d in self.unit.networks()
+                if d.name not in concrete and d.name not in bases and isinstance(d, ast.Network)}
+
+    def elaborate(self, name: str | None = None, args: dict | None = None,
+                  input_shape=None, diagnostics: Diagnostics | None = None) -> Network | None:
+        """Elaborate and count one network; errors go to `diagnostics` and give None."""
+        diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+        elaborator = Elaborator(diagnostics)
+        if name is None:
+            concrete = self.concrete_networks()
+            if not concrete:
+                diagnostics.add(Diagnostic("E0203", f"{self.path} defines no network to build"))
+                return None
+            name = concrete[-1] if len(concrete) == 1 else concrete[0]
+        try:
+            overrides = {k: self._value(v, elaborator) for k, v in (args or {}).items()}
+        except SpecError as error:
+            diagnostics.extend(error.diagnostics)
+            return None
+        graph = elaborator.network(self.unit, name, overrides,
+                                   list(input_shape) if input_shape else None)
+        if graph is None:
+            return None
+        return Network(graph, count(graph))
+
+    def network(self, name: str | None = None, *, input_shape=None, **args) -> Network:
+        """Like `elaborate`, but raises SpecError (with every diagnostic) on errors."""
+        diagnostics = Diagnostics()
+        net = self.elaborate(name, args, input_shape, diagnostics)
+        if net is None:
+            raise SpecError(list(diagnostics))
+        return net
+
+    def _value(self, value, elaborator):
+        """Python values pass through; strings are expressions of the spec's language."""
+        if not isinstance(value, str):
+            return value
+        source = Source("<argument>", value)
+        expr: ast.Expr = parse_expr(value, source, 1, 1)
+        elaborator.current = None
+        elaborator.chain = []
+        return elaborator.evaluator.eval(expr, Scope(self.unit))
+
+
+def load(path_or_text: str | Path) -> Spec:
+    """Load a spec from a .arch file, or from spec text. Raises SpecError on errors."""
+    program = Program()
+    text = str(path_or_text)
+    if isinstance(path_or_text, Path) or ("\n" not in text and text.endswith(".arch")):
+        try:
+            unit = program.load_file(path_or_text)
+        except SpecError as error:
+            program.diagnostics.extend(error.diagnostics)
+            unit = None
+    else:
+        unit = program.load_text(text)
+    if program.diagnostics or unit is None:
+        raise SpecError(list(program.diagnostics))
+    return Spec(program, unit)

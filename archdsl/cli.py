@@ -1,0 +1,248 @@
+"""The `archdsl` command line.
+
+Exit status: 0 success; 1 errors in a spec (each reported at its file:line:col); 2 a wrong
+command line; 3 an internal error (a bug in archdsl: rerun with ARCHDSL_DEBUG=1 for the
+traceback). `check` and `summary` never import torch, so they start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from .diagnostics import Diagnostics, SpecError
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A wrong command line: exit status 2."""
+
+
+# ---- shared helpers ------------------------------------------------------------------------
+
+def print_diagnostics(diagnostics, fmt: str = "text") -> None:
+    items = list(diagnostics)
+    if fmt == "json":
+        print(json.dumps([d.to_json() for d in items], indent=2))
+        return
+    for d in items:
+        print(d.render() + "\n", file=sys.stderr)
+    errors = len(items)
+    if errors:
+        print(f"{errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
+
+
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    values = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier() or not value.strip():
+            raise UsageError(f"--set needs NAME=VALUE, got `{item}` (for example --set classes=10)")
+        values[name.strip()] = value.strip()
+    return values
+
+
+def parse_input(text: str | None):
+    if text is None:
+        return None
+    parts = re.split("[x×]", text.strip())
+    if len(parts) not in (1, 3) or not all(p.isdigit() for p in parts):
+        raise UsageError(f"--input needs CxHxW (such as 3x32x32) or a number of features, "
+                         f"got `{text}`")
+    dims = [int(d) for d in parts]
+    if min(dims) < 1:
+        raise UsageError(f"--input sizes must be positive, got `{text}`")
+    return dims
+
+
+def load_spec(path: str, diagnostics: Diagnostics):
+    from .api import load
+
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"no such file: {path}")
+    if p.is_dir():
+        raise UsageError(f"{path} is a folder; give a .arch file")
+    try:
+        return load(p)
+    except SpecError as error:
+        diagnostics.extend(error.diagnostics)
+        return None
+
+
+def pick_network(spec, name: str | None) -> str:
+    if name is not None:
+        return name
+    concrete = spec.concrete_networks()
+    if len(concrete) == 1:
+        return concrete[0]
+    if not concrete:
+        raise UsageError(f"{spec.path} defines no network that can be built as it is")
+    raise UsageError(f"{spec.path} defines several networks; name one: {', '.join(concrete)}")
+
+
+def elaborate_one(args, diagnostics: Diagnostics):
+    """FILE [NETWORK] --set --input → a Network, or None with diagnostics."""
+    spec = load_spec(args.file, diagnostics)
+    if spec is None:
+        return None
+    name = pick_network(spec, args.network)
+    return spec.elaborate(name, parse_sets(args.set), parse_input(args.input), diagnostics)
+
+
+def spec_files(paths: list[str]) -> list[Path]:
+    files = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            files += sorted(p.rglob("*.arch"))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise UsageError(f"no such file or folder: {path}")
+    return files
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+def cmd_check(args) -> int:
+    from .api import load
+
+    files = spec_files(args.paths)
+    if not files:
+        raise UsageError("no .arch files found in " + ", ".join(args.paths))
+    diagnostics = Diagnostics()
+    checked = 0
+    for path in files:
+        try:
+            spec = load(path)
+        except SpecError as error:
+            diagnostics.extend(error.diagnostics)
+            continue
+        concrete = spec.concrete_networks()
+        for name in concrete:
+            if spec.elaborate(name, diagnostics=diagnostics) is not None:
+                checked += 1
+        for name, needs in spec.templates_without_variants().items():
+            print(f"note: {spec.path}: network `{name}` is not checked: it needs arguments "
+                  f"({', '.join(needs)}) and no variant gives them", file=sys.stderr)
+    if args.format == "json":
+        print_diagnostics(diagnostics, "json")
+    else:
+        print_diagnostics(diagnostics)
+        if not diagnostics:
+            print(f"ok: {checked} network{'s' if checked != 1 else ''} in {len(files)} "
+                  f"file{'s' if len(files) != 1 else ''}")
+    return EXIT_SPEC if diagnostics else EXIT_OK
+
+
+def cmd_summary(args) -> int:
+    diagnostics = Diagnostics()
+    net = elaborate_one(args, diagnostics)
+    if net is None:
+        print_diagnostics(diagnostics, args.format)
+        return EXIT_SPEC
+    if args.json:
+        print(json.dumps(net.to_json(), indent=2))
+    else:
+        print(net.summary())
+    return EXIT_OK
+
+
+def cmd_compile(args) -> int:
+    diagnostics = Diagnostics()
+    net = elaborate_one(args, diagnostics)
+    if net is None:
+        print_diagnostics(diagnostics, args.format)
+        return EXIT_SPEC
+    import torch
+
+    model = net.build().eval()
+    shape = tuple(net.input_shape)
+    with torch.no_grad():
+        out = model(torch.zeros((1, *shape)))
+    got = tuple(out.shape[1:])
+    expected = tuple(net.output_shapes["output"])
+    if got != expected:
+        raise RuntimeError(f"compiled model gives {got}, the spec says {expected}")
+    print(model.code, end="")
+    print(f"compiled {net.name}: {net.params_total:,} params; forward pass on "
+          f"{'x'.join(map(str, shape))} gives {'x'.join(map(str, got))}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---- the parser ----------------------------------------------------------------------------
+
+def _add_network_args(p):
+    p.add_argument("file", help="a .arch spec file")
+    p.add_argument("network", nargs="?", help="which network (needed when the file has several)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="set a network parameter, e.g. --set classes=10 (repeatable)")
+    p.add_argument("--input", metavar="CxHxW", help="override the input shape, e.g. 3x32x32")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="how to print errors (json: for editors)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archdsl",
+        description="Compile neural-network architecture specs (.arch files): check shapes, "
+                    "count parameters and MACs, draw, build PyTorch models, train.",
+        epilog="exit status: 0 ok, 1 errors in a spec, 2 wrong command line, 3 internal error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("check", help="parse, elaborate and shape-check every network")
+    p.add_argument("paths", nargs="+", metavar="PATH", help=".arch files or folders")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("summary", help="a table of layers, shapes, parameters and MACs")
+    _add_network_args(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(run=cmd_summary)
+
+    p = sub.add_parser("compile", help="build the PyTorch model, run it once, print its forward code")
+    _add_network_args(p)
+    p.set_defaults(run=cmd_compile)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) and EXIT_USAGE
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+    try:
+        return args.run(args)
+    except UsageError as error:
+        print(f"archdsl {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except SpecError as error:
+        print_diagnostics(error.diagnostics, getattr(args, "format", "text"))
+        return EXIT_SPEC
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:  # a bug in archdsl: say so, briefly, and how to see more
+        if os.environ.get("ARCHDSL_DEBUG"):
+            raise
+        print(f"archdsl: internal error: {type(error).__name__}: {error}\n"
+              "this is a bug in archdsl, not in your spec; rerun with ARCHDSL_DEBUG=1 to see "
+              "the traceback, and please report it", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+

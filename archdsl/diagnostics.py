@@ -1,0 +1,202 @@
+"""Diagnostics as data: what went wrong, where, and how to fix it.
+
+Every mistake in a spec becomes a `Diagnostic` (a stable code, a message, the span it points at,
+notes and a help line). Diagnostics are collected, never printed where they are found, and
+rendered at the edge of the program, as text in the style of rustc and Elm:
+
+    error[E0201]: unknown layer or block `rleu`
+      --> specs/net.arch:12:17
+       |
+    12 |     conv(64, 3) rleu
+       |                 ^^^^
+       = note: in block `basic`, called at specs/net.arch:30:5
+    help: did you mean `relu`?
+
+or as JSON objects for editors. Messages are lowercase, without a trailing period, with names
+in backticks; only `help:` proposes a fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Source:
+    """A spec's text and the path it is shown under."""
+
+    path: str
+    text: str
+
+    def __repr__(self) -> str:
+        return f"Source({self.path!r})"
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source: 1-based line and column, `end_col` exclusive."""
+
+    source: Source
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.source.path}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Note:
+    message: str
+    span: Span | None = None
+
+
+@dataclass
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None = None
+    notes: list[Note] = field(default_factory=list)
+    help: str | None = None
+    severity: str = "error"
+
+    def key(self) -> tuple:
+        """Identity of the root cause: the same mistake reached twice is reported once."""
+        where = (self.span.source.path, self.span.line, self.span.col) if self.span else None
+        return (self.code, self.message, where)
+
+    def render(self) -> str:
+        return render_text(self)
+
+    def to_json(self) -> dict:
+        return render_json(self)
+
+
+class SpecError(Exception):
+    """Raised to abandon the current piece of work; the diagnostics explain why."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | Diagnostic):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(d.message for d in diagnostics))
+
+
+class Diagnostics:
+    """An ordered, de-duplicated collection of diagnostics.
+
+    The same root cause reached many times (an error inside a block called 16 times) is kept
+    once, with a note counting the repeats.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple, Diagnostic] = {}
+        self._repeats: dict[tuple, int] = {}
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        key = diagnostic.key()
+        if key in self._items:
+            self._repeats[key] += 1
+        else:
+            self._items[key] = diagnostic
+            self._repeats[key] = 0
+
+    def extend(self, diagnostics) -> None:
+        for d in diagnostics:
+            self.add(d)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __iter__(self):
+        for key, d in self._items.items():
+            repeats = self._repeats[key]
+            if repeats:
+                times = "time" if repeats == 1 else "times"
+                d = Diagnostic(d.code, d.message, d.span,
+                               d.notes + [Note(f"the same error occurs {repeats} more {times} "
+                                               "(in other calls or repeats)")],
+                               d.help, d.severity)
+            yield d
+
+
+# ---- suggestions ---------------------------------------------------------------------------
+
+def did_you_mean(name: str, candidates) -> str | None:
+    """Elm-style suggestion: the closest known name, if one is close enough."""
+    candidates = sorted(set(candidates))
+    lowered = {c.lower(): c for c in candidates}
+    if name.lower() in lowered and lowered[name.lower()] != name:
+        return f"did you mean `{lowered[name.lower()]}`?"
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.7)
+    if not close:
+        close = [c for c in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.7)]
+        close = [lowered[c] for c in close]
+    if not close:
+        return None
+    if len(close) == 1:
+        return f"did you mean `{close[0]}`?"
+    return "did you mean " + ", ".join(f"`{c}`" for c in close[:-1]) + f" or `{close[-1]}`?"
+
+
+# ---- rendering -----------------------------------------------------------------------------
+
+def _excerpt(span: Span) -> list[str]:
+    line_text = span.source.line(span.line).replace("\t", " ")
+    number = str(span.line)
+    gutter = " " * len(number)
+    start = max(span.col, 1)
+    if span.end_line == span.line and span.end_col > span.col:
+        width = span.end_col - span.col
+    else:
+        width = max(len(line_text.rstrip()) - start + 1, 1)
+    caret = " " * (start - 1) + "^" * width
+    return [f"{gutter} |", f"{number} | {line_text}", f"{gutter} | {caret.rstrip()}"]
+
+
+def render_text(d: Diagnostic) -> str:
+    out = [f"{d.severity}[{d.code}]: {d.message}"]
+    if d.span is not None:
+        gutter = " " * len(str(d.span.line))
+        out.append(f"{gutter}--> {d.span}")
+        out.extend(_excerpt(d.span))
+        pad = gutter
+    else:
+        pad = ""
+    for note in d.notes:
+        where = f" ({note.span})" if note.span is not None else ""
+        out.append(f"{pad} = note: {note.message}{where}")
+    if d.help:
+        out.append(f"help: {d.help}")
+    return "\n".join(out)
+
+
+def _span_json(span: Span | None) -> dict | None:
+    if span is None:
+        return None
+    return {"file": span.source.path, "line": span.line, "column": span.col,
+            "end_line": span.end_line, "end_column": span.end_col}
+
+
+def render_json(d: Diagnostic) -> dict:
+    where = _span_json(d.span) or {}
+    return {
+        "code": d.code,
+        "severity": d.severity,
+        "message": d.message,
+        "file": where.get("file"),
+        "line": where.get("line"),
+        "column": where.get("column"),
+        "end": {"line": where.get("end_line"), "column": where.get("end_column")} if where else None,
+        "notes": [{"message": n.message, "span": _span_json(n.span)} for n in d.notes],
+        "help": d.help,
+    }

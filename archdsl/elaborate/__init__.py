@@ -1,0 +1,1 @@
+"""Elaboration: blocks, parameters and repeats → a layer graph (archdsl.graph.LayerGraph)."""

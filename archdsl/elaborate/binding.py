@@ -1,0 +1,106 @@
+"""Matching the arguments of a call to the parameters of what is called.
+
+Two kinds of callee: definitions in a spec (blocks, functions, networks), whose parameters are
+untyped and whose defaults are expressions; and layer kinds from the registry, whose
+parameters carry a type that checks and normalises each value.
+"""
+
+from __future__ import annotations
+
+from ..diagnostics import Diagnostic, Note, SpecError, did_you_mean
+from ..layers.registry import LayerKind, Param
+from ..layers.types import Activation, ArgumentError
+from ..syntax import ast
+from .values import BoundArg
+
+
+def _match(params: list[str], args: list[BoundArg], call_span, what: str, signature: str,
+           notes) -> dict[str, BoundArg]:
+    """Assign positional and named arguments to parameter names, or raise a SpecError."""
+    given: dict[str, BoundArg] = {}
+    positional = [a for a in args if a.name is None]
+    if len(positional) > len(params):
+        extra = positional[len(params)]
+        raise SpecError(Diagnostic(
+            "E0302", f"too many arguments: {what} takes {len(params)}, got {len(positional)}",
+            extra.span, notes, help=f"the signature is {signature}"))
+    for name, arg in zip(params, positional):
+        given[name] = arg
+    for arg in args:
+        if arg.name is None:
+            continue
+        if arg.name not in params:
+            suggestion = did_you_mean(arg.name, params)
+            raise SpecError(Diagnostic(
+                "E0205", f"{what} has no parameter `{arg.name}`", arg.span, notes,
+                help=suggestion or f"the signature is {signature}"))
+        if arg.name in given:
+            raise SpecError(Diagnostic(
+                "E0305", f"`{arg.name}` is given twice", arg.span,
+                notes + [Note("first given here", given[arg.name].span)]))
+        given[arg.name] = arg
+    return given
+
+
+def definition_signature(name: str, params: list[ast.Param]) -> str:
+    return f"{name}(" + ", ".join(p.name if p.default is None else f"{p.name}=..."
+                                  for p in params) + ")"
+
+
+def bind_arguments(evaluator, definition: str, name: str, params: list[ast.Param],
+                   args: list[BoundArg], scope, call_span) -> None:
+    """Bind a block's, function's or network's parameters into `scope`.
+
+    Defaults are evaluated in the definition's scope, where earlier parameters are already
+    bound: `block b(c, mid=c // 4)`.
+    """
+    notes = evaluator.context.notes()
+    names = [p.name for p in params]
+    what = f"{definition} `{name}`"
+    signature = definition_signature(name, params)
+    given = _match(names, args, call_span, what, signature, notes)
+    for p in params:
+        if p.name in given:
+            scope.define(p.name, given[p.name].value)
+        elif p.default is not None:
+            scope.define(p.name, evaluator.eval(p.default, scope))
+        else:
+            raise SpecError(Diagnostic(
+                "E0301", f"missing argument `{p.name}` of {what}", call_span, notes,
+                help=f"the signature is {signature}"))
+
+
+def bind_layer(kind: LayerKind, args: list[BoundArg], defaults: dict[str, BoundArg], call_span,
+               notes) -> tuple[dict, dict[str, BoundArg]]:
+    """Check a layer's arguments against its declaration.
+
+    Returns (all arguments normalised, with defaults filled in; the arguments as given, by
+    name, for messages). `defaults` come from enclosing `with` scopes and apply only where
+    the call itself does not give a value.
+    """
+    params: list[Param] = list(kind.params)
+    if kind.accepts_act:
+        params.append(Param("act", Activation(), None, "activation applied after the layer"))
+    names = [p.name for p in params]
+    given = _match(names, args, call_span, f"layer `{kind.name}`", kind.signature, notes)
+    for name, arg in defaults.items():
+        given.setdefault(name, arg)
+    values = {}
+    for p in params:
+        arg = given.get(p.name)
+        if arg is None:
+            if p.required:
+                raise SpecError(Diagnostic(
+                    "E0301", f"missing argument `{p.name}` of layer `{kind.name}`", call_span,
+                    notes, help=f"the signature is {kind.signature}" +
+                    (f"; `{p.name}`: {p.doc}" if p.doc else "")))
+            values[p.name] = p.type.accept(p.default) if p.default is not None else None
+            continue
+        try:
+            values[p.name] = p.type.accept(arg.value)
+        except ArgumentError as error:
+            raise SpecError(Diagnostic(
+                error.code,
+                f"argument `{p.name}` of `{kind.name}`: {error.message}", arg.span, notes,
+                help=error.help or (f"`{p.name}`: {p.doc}" if p.doc else None))) from None
+    return values, given

@@ -1,0 +1,526 @@
+"""Elaboration: a network's definition, with its arguments, becomes a layer graph.
+
+The elaborator walks the AST like an interpreter. A tensor flows through the body; each step
+applies to it: a layer adds a node, a block call elaborates the block's body in place, a
+repeat elaborates its step again, a merge elaborates each branch on the same input and joins
+them. Shapes are inferred as nodes are added — they must be, since a spec can read them
+(`in.c`) — by each layer's own shape rule.
+
+Errors are collected, not thrown to the user: a failed step yields an unknown ("poisoned")
+tensor and elaboration goes on, so one run reports every independent mistake. A later step
+that needs the unknown shape stops the network silently; its cause is already reported.
+
+Every node is created inside a *frame* (the network, a label, a block call, a merge, a branch,
+a side output). Frames give nodes their hierarchical names (naming.py) and diagrams their
+clusters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..diagnostics import Diagnostic, Note, SpecError, Span, did_you_mean
+from ..graph import LayerGraph
+from ..layers import registry
+from ..layers.registry import LayerKind, ShapeError, numel, show
+from ..syntax import ast
+from .binding import bind_arguments, bind_layer
+from .expressions import Evaluator, Scope
+from .naming import build_graph
+from .program import FileUnit
+from .values import (BlockValue, BoundArg, Builtin, FunctionValue, LayerValue, NetworkValue,
+                     type_name)
+
+# Documented limits (docs/security.md): refused with a diagnostic, quickly.
+MAX_NODES = 100_000
+MAX_BLOCK_DEPTH = 100
+MAX_ELEMENTS = 2 ** 40  # per tensor, batch excluded
+MAX_PARAMS = 2 ** 40  # per layer
+
+
+@dataclass(eq=False)
+class Frame:
+    kind: str  # network | label | block | merge | branch | output
+    name: str | None  # label, output or branch name; block name; merge op
+    span: Span
+    parent: "Frame | None"
+    children: list = field(default_factory=list)  # Frames and Nodes, in creation order
+    node: "Node | None" = None  # a merge's join node, an output's node
+    title: str = ""  # how diagrams title the cluster: `bottleneck(128, s=2)`
+    absorbed: list = field(default_factory=list)  # frames merged into this one (naming.py)
+
+
+@dataclass(eq=False)
+class Node:
+    kind: str  # a layer kind's name, or "input" / "output"
+    layer: LayerKind | None
+    args: dict
+    inputs: list["Node"]
+    shape: tuple
+    span: Span
+    frame: Frame
+    notation: str | None = None
+    output_name: str | None = None  # output nodes: the output's name
+    name: str = ""  # assigned by naming.py
+
+
+class Poison:
+    """The unknown tensor that follows a failed step."""
+
+    shape = None
+
+
+POISON = Poison()
+
+
+class Abandon(Exception):
+    """Stop elaborating this network; the error that caused it is already reported."""
+
+
+class LimitExceeded(SpecError):
+    """A resource limit: stops the whole network at once."""
+
+
+class Elaborator:
+    def __init__(self, diagnostics):
+        self.diagnostics = diagnostics
+        self.evaluator = Evaluator(self)
+
+    # ---- the context the evaluator sees ----------------------------------------------------
+
+    def in_shape(self, span: Span):
+        if self.current is None:
+            raise SpecError(Diagnostic("E0603", "`in` is only defined inside a body, where a "
+                                       "tensor flows", span, self.notes()))
+        if self.current is POISON:
+            raise Abandon()
+        return self.current.shape
+
+    def notes(self) -> list[Note]:
+        """Where we are: the chain of block calls, innermost first."""
+        runs: list[list] = []  # consecutive identical calls (recursion) are shown once
+        for name, span in reversed(self.chain):
+            if runs and runs[-1][0] == (name, span):
+                runs[-1][1] += 1
+            else:
+                runs.append([(name, span), 1])
+        notes = [Note(f"in block `{name}`, called at {span}" + (f" ({n} times)" if n > 1 else ""))
+                 for (name, span), n in runs]
+        if len(notes) > 6:
+            notes = notes[:5] + [Note(f"... and {len(notes) - 5} more calls")]
+        return notes
+
+    def error(self, code, message, span, help=None, notes=()) -> SpecError:
+        return SpecError(Diagnostic(code, message, span, list(notes) + self.notes(), help))
+
+    # ---- networks --------------------------------------------------------------------------
+
+    def network(self, unit: FileUnit, name: str, overrides: dict | None = None,
+                input_override: list | None = None) -> LayerGraph | None:
+        """Elaborate one network. Returns None when there were errors (see diagnostics)."""
+        self.errors_before = before = len(self.diagnostics)
+        self.chain: list[tuple[str, Span]] = []
+        self.defaults: dict[str, dict[str, BoundArg]] = {}
+        self.nodes: list[Node] = []
+        self.outputs: dict[str, Node] = {}
+        self.steps_run = 0
+        self.current = None
+        try:
+            graph = self._network(unit, name, overrides or {}, input_override)
+        except Abandon:
+            graph = None
+        except SpecError as error:
+            self.diagnostics.extend(error.diagnostics)
+            graph = None
+        except RecursionError:
+            self.diagnostics.add(Diagnostic(
+                "E0507", f"network `{name}` is nested too deeply to elaborate", None,
+                help=f"keep block calls within {MAX_BLOCK_DEPTH} levels"))
+            graph = None
+        if len(self.diagnostics) > before:
+            return None
+        return graph
+
+    def resolve_network(self, unit: FileUnit, name: str, span: Span | None = None):
+        """Follow variants down to the network definition: (Network, its unit, bound args)."""
+        args: list[tuple[list, FileUnit]] = []
+        seen = set()
+        definition, where = self._lookup_network(unit, name, span)
+        while isinstance(definition, ast.Variant):
+            if id(definition) in seen:
+                raise self.error("E0501", f"variant `{definition.name}` is defined in terms of "
+                                 "itself", definition.name_span)
+            seen.add(id(definition))
+            args.append((definition.args, where))
+            definition, where = self._lookup_network(where, definition.base, definition.base_span)
+        return definition, where, list(reversed(args))
+
+    def _lookup_network(self, unit: FileUnit, name: str, span):
+        entry = unit.namespace.get(name)
+        if entry is None or not isinstance(entry[0], (ast.Network, ast.Variant)):
+            networks = [n for n, (d, _) in unit.namespace.items()
+                        if isinstance(d, (ast.Network, ast.Variant))]
+            what = "is not a network" if entry else "no network named"
+            message = (f"`{name}` {what}" if entry else f"no network named `{name}`")
+            raise self.error("E0203", message, span,
+                             help=did_you_mean(name, networks) or
+                             ("networks here: " + ", ".join(networks) if networks else None))
+        return entry
+
+    def _network(self, unit, name, overrides, input_override):
+        definition, where, variant_args = self.resolve_network(unit, name)
+        scope = Scope(where)
+        args: list[BoundArg] = []
+        for arg_list, arg_unit in variant_args:
+            arg_scope = Scope(arg_unit)
+            args += [BoundArg(a.name, self.evaluator.eval(a.value, arg_scope), a.span)
+                     for a in arg_list]
+        args = self._apply_overrides(definition, args, overrides)
+        bind_arguments(self.evaluator, "network", definition.name, definition.params, args, scope,
+                       definition.name_span)
+        parameters = {p.name: scope.names[p.name] for p in definition.params}
+
+        body = definition.body
+        if not body or not isinstance(body[0], ast.Input):
+            raise self.error("E0502", f"network `{definition.name}` does not start with `input`",
+                             definition.name_span,
+                             help="begin the body with the input shape: `input 3x224x224`")
+        shape = input_override or self._input_shape(body[0], scope)
+        root = Frame("network", definition.name, definition.span, None, title=definition.name)
+        self.frame = root
+        x = self._add(None, "input", {}, [], tuple(shape), body[0].span)
+        x = self.body(body[1:], scope, x)
+        if x is not POISON:
+            self.outputs["output"] = self._add(None, "output", {}, [x], x.shape,
+                                               definition.name_span, output_name="output")
+        if x is POISON or len(self.diagnostics) > self.errors_before:
+            return None
+        return build_graph(name, definition, where.path, parameters, root, self.nodes,
+                           self.outputs)
+
+    def _apply_overrides(self, definition, args, overrides):
+        """`--set name=value` replaces whatever a variant bound to that parameter."""
+        names = [p.name for p in definition.params]
+        for key in overrides:
+            if key not in names:
+                raise self.error("E0205", f"network `{definition.name}` has no parameter `{key}`",
+                                 definition.name_span,
+                                 help=did_you_mean(key, names) or
+                                 (f"its parameters: {', '.join(names)}" if names else
+                                  "it has no parameters"))
+        if not overrides:
+            return args
+        kept, position = [], 0
+        for arg in args:
+            name = arg.name
+            if name is None:
+                name = names[position] if position < len(names) else None
+                position += 1
+            if name not in overrides:
+                kept.append(BoundArg(name, arg.value, arg.span))
+        return kept + [BoundArg(k, v, definition.name_span) for k, v in overrides.items()]
+
+    def _input_shape(self, stmt: ast.Input, scope) -> list[int]:
+        value = self.evaluator.eval(stmt.shape, scope)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if (not isinstance(value, list) or len(value) not in (1, 3)
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+            raise self.error("E0303", f"`input` needs CxHxW (such as 3x224x224) or a number of "
+                             f"features, got {type_name(value)}", stmt.shape.span)
+        if min(value) < 1:
+            raise self.error("E0304", "input sizes must be positive, got " +
+                             "x".join(map(str, value)), stmt.shape.span)
+        if numel(value) > MAX_ELEMENTS:
+            raise LimitExceeded(Diagnostic("E0507", "the input has more than 2**40 elements",
+                                           stmt.shape.span))
+        return value
+
+    # ---- statements ------------------------------------------------------------------------
+
+    def body(self, statements, scope: Scope, x):
+        for s in statements:
+            x = self.statement(s, scope, x)
+        return x
+
+    def statement(self, s: ast.Statement, scope: Scope, x):
+        self.current = x
+        try:
+            return getattr(self, "_" + type(s).__name__)(s, scope, x)
+        except (Abandon, LimitExceeded):
+            raise
+        except SpecError as error:
+            self.diagnostics.extend(error.diagnostics)
+            return POISON
+
+    def _StepLine(self, s, scope, x):
+        for step in s.steps:
+            x = self.step(step, scope, x)
+        return x
+
+    def _Input(self, s, scope, x):
+        raise self.error("E0503", "`input` can only be the first line of a network", s.span,
+                         help="a network has one input; blocks receive the tensor they are "
+                              "applied to")
+
+    def _Let(self, s, scope, x):
+        scope.define(s.name, self.evaluator.eval(s.value, scope))
+        return x
+
+    def _If(self, s, scope, x):
+        for cond, body in s.branches:
+            if self.evaluator.condition(cond, scope):
+                return self.body(body, scope.child(), x)
+        if s.otherwise is not None:
+            return self.body(s.otherwise, scope.child(), x)
+        return x
+
+    def _Repeat(self, s, scope, x):
+        count = self.repeat_count(s.count, scope)
+        for i in range(count):
+            inner = scope.child()
+            if s.var:
+                inner.define(s.var, i)
+            x = self.body(s.body, inner, x)
+        return x
+
+    def _With(self, s, scope, x):
+        saved = self.defaults
+        self.defaults = {k: dict(v) for k, v in saved.items()}
+        for d in s.defaults:
+            kind = self._layer_kind(d.layer, d.layer_span, scope)
+            names = [p.name for p in kind.params] + (["act"] if kind.accepts_act else [])
+            for arg in d.args:
+                if arg.name is None:
+                    raise self.error("E0303", "defaults are given by name", arg.span,
+                                     help=f"write {d.layer}(name=value), e.g. conv(pad=same)")
+                if arg.name not in names:
+                    raise self.error("E0205", f"layer `{kind.name}` has no parameter `{arg.name}`",
+                                     arg.span, help=did_you_mean(arg.name, names) or
+                                     f"the signature is {kind.signature}")
+                value = self.evaluator.eval(arg.value, scope)
+                self.defaults.setdefault(kind.name, {})[arg.name] = BoundArg(arg.name, value,
+                                                                             arg.span)
+        try:
+            return self.body(s.body, scope.child(), x)
+        finally:
+            self.defaults = saved
+
+    def _Label(self, s, scope, x):
+        with self.frame_of("label", s.name, s.span, s.name):
+            return self.body(s.body, scope.child(), x)
+
+    def _Merge(self, s, scope, x):
+        if len(s.branches) < 2:
+            raise self.error("E0505", f"`{s.op}` needs at least two branches", s.span,
+                             help="add a `branch: identity` for a skip connection")
+        kind = registry.lookup(s.op)
+        outs = []
+        with self.frame_of("merge", s.op, s.span, s.op) as frame:
+            for i, branch in enumerate(s.branches):
+                title = branch.name or f"branch {i}"
+                with self.frame_of("branch", branch.name or str(i), branch.span, title):
+                    outs.append(self.body(branch.body, scope.child(), x))
+            if any(o is POISON for o in outs):
+                return POISON
+            try:
+                shape = kind.shape({}, [o.shape for o in outs])
+            except ShapeError as error:
+                notes = [Note(f"branch {b.name or i} gives {show(o.shape)}", b.span)
+                         for i, (b, o) in enumerate(zip(s.branches, outs))]
+                raise self.error("E0401" if s.op != "concat" else "E0402", error.message,
+                                 s.span, error.help, notes) from None
+            node = self._add(kind, s.op, {}, outs, shape, s.span)
+            frame.node = node
+            return node
+
+    def _Output(self, s, scope, x):
+        if s.name in self.outputs or s.name == "output":
+            raise self.error("E0204", f"the output `{s.name}` is defined twice", s.span,
+                             help="give each side output its own name")
+        before = self.steps_run
+        with self.frame_of("output", s.name, s.span, s.name) as frame:
+            y = self.body(s.body, scope.child(), x)
+            if y is not POISON and self.steps_run > before:
+                # an output whose steps are all switched off (`when aux`) is left out
+                node = self._add(None, "output", {}, [y], y.shape, s.span, output_name=s.name)
+                frame.node = node
+                self.outputs[s.name] = node
+        return x  # the main path goes on unchanged
+
+    # ---- steps -----------------------------------------------------------------------------
+
+    def step(self, s: ast.Step, scope: Scope, x):
+        self.current = x
+        try:
+            return getattr(self, "_step_" + type(s).__name__)(s, scope, x)
+        except (Abandon, LimitExceeded):
+            raise
+        except SpecError as error:
+            self.diagnostics.extend(error.diagnostics)
+            return POISON
+
+    def _step_Call(self, s: ast.Call, scope, x):
+        try:
+            value = scope.lookup(s.name)
+        except KeyError:
+            callables = {n for n in scope.visible()
+                         if isinstance(_safe_lookup(scope, n), (LayerValue, BlockValue))}
+            raise self.error("E0201", f"unknown layer or block `{s.name}`", s.name_span,
+                             help=did_you_mean(s.name, callables)) from None
+        args = [BoundArg(a.name, self.evaluator.eval(a.value, scope), a.span)
+                for a in (s.args or [])]
+        if isinstance(value, LayerValue):
+            return self.apply_layer(value, args, s.span, x, s.notation)
+        if isinstance(value, BlockValue):
+            return self.call_block(value, args, s.span, x)
+        if isinstance(value, NetworkValue):
+            raise self.error("E0505", f"`{s.name}` is a network; a network cannot be a step",
+                             s.name_span, help="make the shared part a block and use it in both")
+        what = type_name(value)
+        if isinstance(value, (FunctionValue, Builtin)):
+            what = "a function"
+        raise self.error("E0505", f"`{s.name}` is {what}, not a layer or block", s.name_span,
+                         help="steps are layers (conv, relu) and blocks; values go in arguments")
+
+    def _step_Group(self, s, scope, x):
+        for step in s.steps:
+            x = self.step(step, scope, x)
+        return x
+
+    def _step_Times(self, s, scope, x):
+        for _ in range(self.repeat_count(s.count, scope)):
+            x = self.step(s.step, scope, x)
+        return x
+
+    def _step_Choose(self, s, scope, x):
+        chosen = s.then if self.evaluator.condition(s.cond, scope) else s.otherwise
+        return self.step(chosen, scope, x)
+
+    def _step_When(self, s, scope, x):
+        return self.step(s.step, scope, x) if self.evaluator.condition(s.cond, scope) else x
+
+    def repeat_count(self, e: ast.Expr, scope) -> int:
+        if isinstance(e, ast.Int) and e.value == 0:
+            raise self.error("E0506", "a repeat of 0 times does nothing", e.span,
+                             help="remove the step, or compute the count from a parameter")
+        count = self.evaluator.integer(e, scope, "a repeat count")
+        if count < 0:
+            raise self.error("E0506", f"a repeat count cannot be negative, got {count}", e.span)
+        if count > MAX_NODES:
+            raise LimitExceeded(Diagnostic("E0507", f"a repeat of {count:,} times exceeds the "
+                                           f"limit of {MAX_NODES:,} layers", e.span,
+                                           self.notes()))
+        return count
+
+    # ---- layers and blocks -----------------------------------------------------------------
+
+    def _layer_kind(self, name, span, scope) -> LayerKind:
+        kind = registry.lookup(name)
+        if kind is None:
+            raise self.error("E0201", f"unknown layer `{name}`", span,
+                             help=did_you_mean(name, registry.all_names()))
+        return kind
+
+    def apply_layer(self, layer: LayerValue, args: list[BoundArg], span: Span, x,
+                    notation: str | None = None):
+        kind = layer.kind
+        if kind.is_merge:
+            raise self.error("E0505", f"`{kind.name}` joins branches; it cannot be a step", span,
+                             help=f"write it as a merge:  {kind.name}:  with `branch:` lines "
+                                  "below it")
+        values, given = bind_layer(kind, list(layer.bound) + args,
+                                   self.defaults.get(kind.name, {}), span, self.notes())
+        act = values.pop("act", None)
+        self.steps_run += 1
+        if x is POISON:
+            return POISON
+        try:
+            shape = kind.shape(values, x.shape)
+        except ShapeError as error:
+            where = given[error.arg].span if error.arg in given else span
+            raise self.error(error.code, error.message, where, error.help,
+                             [Note(f"its input is {show(x.shape)}")]) from None
+        self._check_size(kind, values, x.shape, shape, span)
+        y = self._add(kind, kind.name, values, [x], shape, span, notation)
+        if act is not None:
+            act_span = given["act"].span if "act" in given else span
+            y = self.apply_layer(act, [], act_span, y)
+        return y
+
+    def _check_size(self, kind, values, x_shape, shape, span):
+        if numel(shape) > MAX_ELEMENTS:
+            raise LimitExceeded(Diagnostic(
+                "E0507", f"`{kind.name}` output {show(shape)} has more than 2**40 elements",
+                span, self.notes()))
+        trainable, frozen = kind.params_count(values, x_shape)
+        if trainable + frozen > MAX_PARAMS:
+            raise LimitExceeded(Diagnostic(
+                "E0507", f"`{kind.name}` would have {trainable + frozen:,} parameters, more "
+                "than 2**40", span, self.notes()))
+
+    def call_block(self, block: BlockValue, args: list[BoundArg], span: Span, x):
+        if len(self.chain) >= MAX_BLOCK_DEPTH:
+            names = [n for n, _ in self.chain]
+            recursive = block.name in names
+            raise self.error(
+                "E0501", f"block `{block.name}` " + ("calls itself without end" if recursive
+                                                    else f"is nested more than "
+                                                         f"{MAX_BLOCK_DEPTH} calls deep"),
+                span, help="make sure every recursion reaches a case that stops it")
+        self.steps_run += 1
+        scope = Scope(block.unit)
+        self.chain.append((block.name, span))
+        try:
+            bind_arguments(self.evaluator, "block", block.name, block.definition.params,
+                           list(block.bound) + args, scope, span)
+            with self.frame_of("block", block.name, span, _call_title(span)):
+                return self.body(block.definition.body, scope, x)
+        finally:
+            self.chain.pop()
+
+    # ---- frames and nodes ------------------------------------------------------------------
+
+    def frame_of(self, kind, name, span, title):
+        return _FrameContext(self, kind, name, span, title)
+
+    def _add(self, layer, kind, args, inputs, shape, span, notation=None, output_name=None):
+        if len(self.nodes) >= MAX_NODES:
+            raise LimitExceeded(Diagnostic("E0507", f"the network has more than {MAX_NODES:,} "
+                                           "layers", span, self.notes()))
+        node = Node(kind, layer, args, list(inputs), shape, span, self.frame, notation,
+                    output_name)
+        self.nodes.append(node)
+        # a merge's join node and an output node are named after their frame (naming.py)
+        if kind != "output" and not (layer is not None and layer.is_merge):
+            self.frame.children.append(node)
+        return node
+
+
+class _FrameContext:
+    def __init__(self, elaborator, kind, name, span, title):
+        self.elaborator = elaborator
+        self.frame = Frame(kind, name, span, elaborator.frame, title=title)
+
+    def __enter__(self):
+        self.elaborator.frame.children.append(self.frame)
+        self.elaborator.frame = self.frame
+        return self.frame
+
+    def __exit__(self, *exc):
+        self.elaborator.frame = self.frame.parent
+        return False
+
+
+def _safe_lookup(scope, name):
+    try:
+        return scope.lookup(name)
+    except KeyError:
+        return None
+
+
+def _call_title(span: Span) -> str:
+    """The call as written (`bottleneck(128, s=2)`), for cluster titles."""
+    if span.line != span.end_line:
+        return span.source.line(span.line).strip()
+    return span.source.line(span.line)[span.col - 1:span.end_col - 1]

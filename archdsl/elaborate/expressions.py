@@ -1,0 +1,395 @@
+"""The expression language: evaluation, names in scope, and the built-in functions.
+
+Expressions are pure: numbers, booleans, strings, lists, and references to layers, blocks and
+functions. Nothing in them can run Python. Evaluation is bounded: integers beyond ±2**62,
+lists beyond a million items and function recursion beyond 200 calls are refused with a
+diagnostic instead of exhausting the machine.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..diagnostics import Diagnostic, SpecError, did_you_mean
+from ..layers import registry
+from ..syntax import ast
+from .values import (BlockValue, BoundArg, Builtin, FunctionValue, LayerValue, NetworkValue,
+                     TensorShape, type_name)
+
+MAX_INT = 2 ** 62
+MAX_LIST = 1_000_000
+MAX_CALL_DEPTH = 200
+
+
+class BuiltinError(Exception):
+    """Raised by a built-in function; becomes a diagnostic at the call."""
+
+
+# ---- built-in functions --------------------------------------------------------------------
+
+def _number(value, what="argument"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BuiltinError(f"{what} must be a number, got {type_name(value)}")
+    return value
+
+
+def _numbers(args):
+    if len(args) == 1 and isinstance(args[0], list):
+        args = args[0]
+    if not args:
+        raise BuiltinError("needs at least one number")
+    return [_number(a) for a in args]
+
+
+def _divisible(value, divisor=8, min_value=None):
+    """Round `value` to a multiple of `divisor`, never below 90% of it: torchvision's
+    `_make_divisible` (from the TensorFlow MobileNet/EfficientNet code), used to scale channels."""
+    value, divisor = _number(value), _number(divisor)
+    if not isinstance(divisor, int) or divisor < 1:
+        raise BuiltinError("the divisor must be a positive integer")
+    min_value = divisor if min_value is None else _number(min_value)
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return int(new)
+
+
+def _round(value, digits=None):
+    value = _number(value)
+    if digits is None:
+        return int(round(value))
+    return round(value, _number(digits))
+
+
+def _len(value):
+    if not isinstance(value, (list, str)):
+        raise BuiltinError(f"argument must be a list, got {type_name(value)}")
+    return len(value)
+
+
+def _sum(value):
+    if not isinstance(value, list):
+        raise BuiltinError(f"argument must be a list, got {type_name(value)}")
+    return sum(_number(v, "every item") for v in value)
+
+
+BUILTINS = {b.name: b for b in [
+    Builtin("min", lambda *a: min(_numbers(a)), "min(a, b, ...) or min(list)", "the smallest"),
+    Builtin("max", lambda *a: max(_numbers(a)), "max(a, b, ...) or max(list)", "the largest"),
+    Builtin("int", lambda x: int(_number(x)), "int(x)", "x truncated toward zero"),
+    Builtin("round", _round, "round(x, digits=none)", "x rounded to the nearest (half to even)"),
+    Builtin("ceil", lambda x: math.ceil(_number(x)), "ceil(x)", "the smallest integer ≥ x"),
+    Builtin("floor", lambda x: math.floor(_number(x)), "floor(x)", "the largest integer ≤ x"),
+    Builtin("abs", lambda x: abs(_number(x)), "abs(x)", "the absolute value"),
+    Builtin("divisible", _divisible, "divisible(v, divisor=8, min_value=divisor)",
+            "v rounded to a multiple of divisor, never below 90% of v (EfficientNet, MobileNet)"),
+    Builtin("len", _len, "len(list)", "the number of items"),
+    Builtin("sum", _sum, "sum(list)", "the sum of the items"),
+]}
+
+# Names that mean themselves: padding modes, and the constants of the language.
+CONSTANTS = {"same": "same", "valid": "valid"}
+
+
+# ---- scopes --------------------------------------------------------------------------------
+
+class Scope:
+    """Names visible at a point of a spec: local bindings, innermost first, then the names of
+    the file (its definitions and those it `use`s), then layers, then built-ins."""
+
+    def __init__(self, unit, parent: "Scope | None" = None):
+        self.unit = unit
+        self.parent = parent
+        self.names: dict[str, object] = {}
+
+    def child(self) -> "Scope":
+        return Scope(self.unit, self)
+
+    def define(self, name: str, value) -> None:
+        self.names[name] = value
+
+    def lookup(self, name: str):
+        scope = self
+        while scope is not None:
+            if name in scope.names:
+                return scope.names[name]
+            scope = scope.parent
+        if name in self.unit.namespace:
+            return self.unit.value(name)
+        kind = registry.lookup(name)
+        if kind is not None:
+            return LayerValue(kind)
+        if name in BUILTINS:
+            return BUILTINS[name]
+        if name in CONSTANTS:
+            return CONSTANTS[name]
+        raise KeyError(name)
+
+    def visible(self) -> set[str]:
+        names, scope = set(), self
+        while scope is not None:
+            names |= set(scope.names)
+            scope = scope.parent
+        return names | set(self.unit.namespace) | set(registry.all_names()) | set(BUILTINS) \
+            | set(CONSTANTS)
+
+
+# ---- evaluation ----------------------------------------------------------------------------
+
+class Evaluator:
+    """Evaluates expressions. `context` supplies `in` (the current tensor's shape) and the notes
+    that locate an error in the chain of block calls."""
+
+    def __init__(self, context):
+        self.context = context
+        self.depth = 0
+
+    def error(self, code, message, span, help=None) -> SpecError:
+        return SpecError(Diagnostic(code, message, span, self.context.notes(), help))
+
+    def eval(self, e: ast.Expr, scope: Scope):
+        method = getattr(self, "_" + type(e).__name__)
+        return method(e, scope)
+
+    def condition(self, e: ast.Expr, scope: Scope) -> bool:
+        value = self.eval(e, scope)
+        if not isinstance(value, bool):
+            raise self.error("E0603", f"a condition must be `true` or `false`, got {type_name(value)}",
+                             e.span, help="compare explicitly, e.g. `p > 0`")
+        return value
+
+    def integer(self, e: ast.Expr, scope: Scope, what: str) -> int:
+        value = self.eval(e, scope)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error("E0603", f"{what} must be an integer, got {type_name(value)}", e.span)
+        return value
+
+    # literals and names
+    def _Int(self, e, scope):
+        return self._check_int(e.value, e.span)
+
+    def _Float(self, e, scope):
+        return e.value
+
+    def _Str(self, e, scope):
+        return e.value
+
+    def _Bool(self, e, scope):
+        return e.value
+
+    def _NoneLit(self, e, scope):
+        return None
+
+    def _Name(self, e, scope):
+        try:
+            return scope.lookup(e.id)
+        except KeyError:
+            help_text = did_you_mean(e.id, scope.visible())
+            if e.id in ("True", "False", "None"):
+                help_text = f"write `{e.id.lower()}`"
+            raise self.error("E0202", f"undefined name `{e.id}`", e.span, help=help_text) from None
+
+    def _InShape(self, e, scope):
+        return TensorShape(self.context.in_shape(e.span))
+
+    def _ListExpr(self, e, scope):
+        return [self.eval(item, scope) for item in e.items]
+
+    def _Dims(self, e, scope):
+        sizes = []
+        for item in e.items:
+            value = self.eval(item, scope)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.error("E0603", f"a size must be an integer, got {type_name(value)}",
+                                 item.span)
+            sizes.append(value)
+        return sizes
+
+    # operators
+    def _check_int(self, value, span):
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise self.error("E0604", "number too large", span,
+                             help=f"archdsl computes with integers up to 2**62")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error("E0604", f"number out of range ({value})", span)
+        return value
+
+    def _operand(self, value, op, span):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error("E0603", f"`{op}` needs numbers, got {type_name(value)}", span)
+        return value
+
+    def _BinOp(self, e, scope):
+        left = self.eval(e.left, scope)
+        right = self.eval(e.right, scope)
+        op = e.op
+        if op == "+" and isinstance(left, list) and isinstance(right, list):
+            return self._check_list(left + right, e.span)
+        if op == "*" and isinstance(left, list) and isinstance(right, int) and not isinstance(right, bool):
+            if len(left) * right > MAX_LIST:
+                raise self.error("E0604", f"list too long (more than {MAX_LIST:,} items)", e.span)
+            return left * max(right, 0)
+        if op == "+" and isinstance(left, str) and isinstance(right, str):
+            return left + right
+        self._operand(left, op, e.left.span)
+        self._operand(right, op, e.right.span)
+        if op in ("/", "//", "%") and right == 0:
+            raise self.error("E0601", "division by zero", e.span,
+                             help=f"the right-hand side `{_source_text(e.right)}` is 0 here")
+        if op == "**":
+            return self._power(left, right, e)
+        try:
+            result = {"+": lambda: left + right, "-": lambda: left - right,
+                      "*": lambda: left * right, "/": lambda: left / right,
+                      "//": lambda: left // right, "%": lambda: left % right}[op]()
+        except OverflowError:
+            raise self.error("E0604", "number too large", e.span) from None
+        return self._check_int(result, e.span)
+
+    def _power(self, base, exponent, e):
+        if isinstance(base, int) and isinstance(exponent, int):
+            if exponent < 0:
+                if base == 0:
+                    raise self.error("E0601", "division by zero (0 to a negative power)", e.span)
+                return self._check_int(float(base) ** exponent, e.span)
+            if abs(base) > 1 and exponent * math.log2(abs(base)) > 62:
+                raise self.error("E0604", "number too large", e.span,
+                                 help="archdsl computes with integers up to 2**62")
+            return base ** exponent
+        try:
+            result = float(base) ** float(exponent)
+        except (OverflowError, ZeroDivisionError):
+            raise self.error("E0604", "number out of range", e.span) from None
+        if isinstance(result, complex):
+            raise self.error("E0603", "a negative number to a fractional power is not real", e.span)
+        return self._check_int(result, e.span)
+
+    def _check_list(self, value, span):
+        if len(value) > MAX_LIST:
+            raise self.error("E0604", f"list too long (more than {MAX_LIST:,} items)", span)
+        return value
+
+    def _Unary(self, e, scope):
+        value = self._operand(self.eval(e.operand, scope), e.op, e.span)
+        return -value if e.op == "-" else value
+
+    def _Compare(self, e, scope):
+        left = self.eval(e.left, scope)
+        right = self.eval(e.right, scope)
+        if e.op == "==":
+            return _equal(left, right)
+        if e.op == "!=":
+            return not _equal(left, right)
+        self._operand(left, e.op, e.left.span)
+        self._operand(right, e.op, e.right.span)
+        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[e.op]
+
+    def _And(self, e, scope):
+        return self.condition(e.left, scope) and self.condition(e.right, scope)
+
+    def _Or(self, e, scope):
+        return self.condition(e.left, scope) or self.condition(e.right, scope)
+
+    def _Not(self, e, scope):
+        return not self.condition(e.operand, scope)
+
+    def _IfExp(self, e, scope):
+        return self.eval(e.then if self.condition(e.cond, scope) else e.otherwise, scope)
+
+    def _Index(self, e, scope):
+        value = self.eval(e.value, scope)
+        index = self.eval(e.index, scope)
+        if not isinstance(value, list):
+            raise self.error("E0603", f"cannot index {type_name(value)}", e.value.span)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise self.error("E0603", f"a list index must be an integer, got {type_name(index)}",
+                             e.index.span)
+        if not -len(value) <= index < len(value):
+            raise self.error("E0602", f"index {index} is out of range for a list of {len(value)}",
+                             e.index.span, help=f"valid indices are 0 to {len(value) - 1}"
+                             if value else "the list is empty")
+        return value[index]
+
+    def _Attr(self, e, scope):
+        value = self.eval(e.value, scope)
+        if isinstance(value, TensorShape):
+            return self._shape_attr(value.shape, e)
+        raise self.error("E0603", f"{type_name(value)} has no attribute `{e.name}`", e.span)
+
+    def _shape_attr(self, shape, e):
+        if e.name == "shape":
+            return list(shape)
+        if e.name == "rank":
+            return len(shape)
+        if e.name == "c":
+            return shape[0]
+        if e.name in ("h", "w"):
+            if len(shape) != 3:
+                raise self.error("E0603", f"the input here is a vector of {shape[0]} features; it "
+                                 f"has no `{e.name}`", e.span)
+            return shape[1] if e.name == "h" else shape[2]
+        raise self.error("E0603", f"`in` has no attribute `{e.name}`", e.span,
+                         help="`in` has `c`, `h`, `w`, `shape` and `rank`")
+
+    # calls
+    def _Apply(self, e, scope):
+        func = self.eval(e.func, scope)
+        if isinstance(func, Builtin):
+            return self._call_builtin(func, e, scope)
+        if isinstance(func, FunctionValue):
+            return self._call_function(func, e, scope)
+        if isinstance(func, (LayerValue, BlockValue)):
+            # binding arguments: `act=leakyrelu(0.2)`, `unit=bottleneck(expansion=4)`
+            bound = tuple(BoundArg(a.name, self.eval(a.value, scope), a.span) for a in e.args)
+            return type(func)(**{**func.__dict__, "bound": func.bound + bound})
+        if isinstance(func, NetworkValue):
+            raise self.error("E0603", "a network cannot be called in an expression", e.func.span,
+                             help="use a block for a reusable piece of network")
+        raise self.error("E0603", f"{type_name(func)} is not a function", e.func.span)
+
+    def _call_builtin(self, func: Builtin, e, scope):
+        if any(a.name for a in e.args):
+            raise self.error("E0605", f"`{func.name}` takes positional arguments only", e.span,
+                             help=f"usage: {func.signature}")
+        args = [self.eval(a.value, scope) for a in e.args]
+        try:
+            result = func.function(*args)
+        except BuiltinError as error:
+            raise self.error("E0603", f"`{func.name}`: {error}", e.span,
+                             help=f"usage: {func.signature}") from None
+        except TypeError:
+            raise self.error("E0605", f"wrong number of arguments to `{func.name}`", e.span,
+                             help=f"usage: {func.signature}") from None
+        except (OverflowError, ValueError):
+            raise self.error("E0604", f"`{func.name}`: number out of range", e.span) from None
+        return self._check_int(result, e.span)
+
+    def _call_function(self, func: FunctionValue, e, scope):
+        from .binding import bind_arguments  # shared with block calls
+
+        definition = func.definition
+        args = [BoundArg(a.name, self.eval(a.value, scope), a.span) for a in e.args]
+        local = Scope(func.unit)
+        bind_arguments(self, "function", definition.name, definition.params, args, local, e.span)
+        if self.depth >= MAX_CALL_DEPTH:
+            raise self.error("E0501", f"function `{definition.name}` recursed more than "
+                             f"{MAX_CALL_DEPTH} times", e.span,
+                             help="make sure every recursion reaches a case that stops it")
+        self.depth += 1
+        try:
+            return self.eval(definition.body, local)
+        finally:
+            self.depth -= 1
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    return a == b
+
+
+def _source_text(e: ast.Expr) -> str:
+    span = e.span
+    if span.line != span.end_line:
+        return "..."
+    return span.source.line(span.line)[span.col - 1:span.end_col - 1]

@@ -1,0 +1,167 @@
+"""Hierarchical names from the spec's own words, and the finished graph.
+
+Names are paths through the frames a node was made in. The rules, in the order they apply:
+
+1. A frame's segment is its label or output name, its block's name (`bottleneck`), its merge
+   op (`add`), or for a branch its name (`branch shortcut:`) or its index (`0`, `1`, ...).
+   A layer's segment is its kind (`conv`). Groups, repeats, `if`, `with` and `let` make no
+   frame: their steps belong to the enclosing one.
+2. A frame whose only content is one block call or one merge takes that call's place:
+   `conv1: conv_bn(64, 7, 2)` gives `conv1.conv` and `conv1.bn`, not `conv1.conv_bn.conv`.
+3. When all of a frame's contents are calls of the same block (a ResNet stage), they are
+   numbered from 0 like a PyTorch Sequential: `conv3_x.0`, `conv3_x.1`, ...
+4. Otherwise a segment that occurs more than once among siblings is numbered from 1
+   (`conv1`, `conv2`; `block3_1` when the segment ends in a digit), skipping names that are
+   already taken.
+
+A merge's join node is named by its frame (`conv3_x.0.add`), an output by its name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import networkx as nx
+
+from ..graph import LayerGraph, ScopeEntry
+
+
+def build_graph(name, definition, path, parameters, root, nodes, outputs) -> LayerGraph:
+    _collapse(root)
+    _assign(root, "")
+    for node in nodes:
+        if node.kind == "input":
+            node.name = "input"
+        elif node.kind == "output" and node.output_name == "output":
+            node.name = "output"
+    g = nx.DiGraph()
+    for node in nodes:
+        g.add_node(node.name, kind=node.kind, layer=node.layer, args=node.args,
+                   inputs=[i.name for i in node.inputs], shape=node.shape, span=node.span,
+                   notation=node.notation, scope=_scope_of(node), output=node.output_name)
+        for i in node.inputs:
+            g.add_edge(i.name, node.name)
+    return LayerGraph(name, path, parameters, g,
+                      {out: node.name for out, node in outputs.items()})
+
+
+def _is_frame(item) -> bool:
+    return hasattr(item, "children")
+
+
+def _collapse(frame) -> None:
+    """Rule 2, bottom-up."""
+    for child in frame.children:
+        if _is_frame(child):
+            _collapse(child)
+    while (frame.kind != "network" and len(frame.children) == 1 and _is_frame(frame.children[0])
+           and frame.children[0].kind in ("block", "merge")):
+        inner = frame.children[0]
+        frame.children = inner.children
+        for c in frame.children:
+            if _is_frame(c):
+                c.parent = frame
+            else:
+                c.frame = frame
+        if inner.node is not None and frame.node is None:
+            frame.node = inner.node
+            inner.node.frame = frame
+        frame.absorbed.append(inner)
+
+
+def _segment(item) -> str:
+    if _is_frame(item):
+        return item.name
+    return item.kind
+
+
+def _assign(frame, prefix: str) -> None:
+    items = frame.children
+    blocks = {_block_of(i) for i in items}
+    if len(items) >= 2 and len(blocks) == 1 and None not in blocks:
+        names = [str(i) for i in range(len(items))]  # rule 3
+    elif frame.kind == "merge":
+        names = [i.name for i in items]  # branches: their names or indices
+    else:
+        names = _number(_segment(i) for i in items)  # rule 4
+    for item, segment in zip(items, names):
+        path = prefix + segment
+        if _is_frame(item):
+            if item.node is not None:
+                item.node.name = path
+            _assign(item, path + ".")
+        else:
+            item.name = path
+
+
+def _block_of(item):
+    """The block a frame is a call of (directly, or absorbed by rule 2), else None."""
+    if not _is_frame(item):
+        return None
+    if item.kind == "block":
+        return item.name
+    return None
+
+
+def _number(segments) -> list[str]:
+    segments = list(segments)
+    counts = Counter(segments)
+    taken = {s for s in segments if counts[s] == 1}
+    next_index: dict[str, int] = {}
+    names = []
+    for s in segments:
+        if counts[s] == 1:
+            names.append(s)
+            continue
+        i = next_index.get(s, 1)
+        sep = "_" if s[-1].isdigit() else ""
+        while f"{s}{sep}{i}" in taken:
+            i += 1
+        name = f"{s}{sep}{i}"
+        taken.add(name)
+        next_index[s] = i + 1
+        names.append(name)
+    return names
+
+
+def _scope_of(node) -> tuple[ScopeEntry, ...]:
+    chain = []
+    frame = node.frame
+    # a merge's join node and an output node sit *in* their frame's cluster
+    while frame is not None and frame.kind != "network":
+        chain.append(frame)
+        frame = frame.parent
+    entries = []
+    for f in reversed(chain):
+        path = _frame_path(f)
+        title = f.title
+        if f.absorbed:
+            title = " · ".join([f.title] + [a.title for a in f.absorbed if a.title != f.title])
+        entries.append(ScopeEntry(path, f.kind, title))
+    return tuple(entries)
+
+
+def _frame_path(frame) -> str:
+    """A frame's path: the prefix its nodes share (computed from any named descendant)."""
+    node = frame.node or _first_node(frame)
+    if node is None:
+        return ""
+    if frame.node is node:
+        return node.name
+    depth = 0
+    f = node.frame
+    while f is not frame:
+        depth += 1
+        f = f.parent
+    return node.name.rsplit(".", depth + 1)[0]
+
+
+def _first_node(frame):
+    for item in frame.children:
+        if _is_frame(item):
+            found = _first_node(item)
+            if found is not None:
+                return found
+        else:
+            return item
+    return None

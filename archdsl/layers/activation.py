@@ -1,0 +1,94 @@
+"""Activations: element-wise, shape-preserving, no parameters.
+
+Their FLOPs are counted per output element with the costs below: a stated convention, not a
+measurement (exp, division and comparison count one each).
+"""
+
+from __future__ import annotations
+
+from .registry import LayerKind, Param, TorchModule, numel, register
+from .types import Float
+
+
+class Activation(LayerKind):
+    family = "activation"
+    torch_class = ""
+    cost = 1  # FLOPs per element
+
+    def shape(self, a, x):
+        return x
+
+    def params_count(self, a, x):
+        return 0, 0
+
+    def macs(self, a, x, y):
+        return 0
+
+    def flops(self, a, x, y):
+        return self.cost * numel(y)
+
+    def torch_kwargs(self, a, x):
+        return {}
+
+    def torch(self, a, x, y):
+        return TorchModule(self.torch_class, self.torch_kwargs(a, x))
+
+    def describe(self, a):
+        return self.name
+
+
+def _activation(name, torch_class, cost, doc, aliases=()):
+    cls = type(name.capitalize(), (Activation,), dict(
+        name=name, torch_class=torch_class, cost=cost, doc=doc, aliases=aliases))
+    return register(cls)
+
+
+_activation("relu", "torch.nn.ReLU", 1, "max(x, 0).")
+_activation("relu6", "torch.nn.ReLU6", 2, "min(max(x, 0), 6), as in MobileNet.")
+_activation("gelu", "torch.nn.GELU", 8, "Gaussian error linear unit (erf form).")
+_activation("silu", "torch.nn.SiLU", 4, "x * sigmoid(x), also called swish (EfficientNet).",
+            aliases=("swish",))
+_activation("sigmoid", "torch.nn.Sigmoid", 3, "1 / (1 + exp(-x)).")
+_activation("tanh", "torch.nn.Tanh", 5, "Hyperbolic tangent.")
+_activation("hardswish", "torch.nn.Hardswish", 4, "x * relu6(x + 3) / 6 (MobileNetV3).")
+_activation("hardsigmoid", "torch.nn.Hardsigmoid", 3, "relu6(x + 3) / 6 (MobileNetV3).")
+_activation("mish", "torch.nn.Mish", 6, "x * tanh(softplus(x)).")
+
+
+@register
+class LeakyRelu(Activation):
+    name = "leakyrelu"
+    torch_class = "torch.nn.LeakyReLU"
+    cost = 2
+    doc = "max(x, 0) + slope * min(x, 0)."
+    params = (Param("slope", Float(0.0), 0.01, "slope for negative inputs"),)
+
+    def torch_kwargs(self, a, x):
+        return dict(negative_slope=a["slope"])
+
+    def describe(self, a):
+        return f"leakyrelu {a['slope']:g}"
+
+
+@register
+class Elu(Activation):
+    name = "elu"
+    torch_class = "torch.nn.ELU"
+    cost = 3
+    doc = "x if x > 0 else alpha * (exp(x) - 1)."
+    params = (Param("alpha", Float(0.0), 1.0, "scale of the negative part"),)
+
+    def torch_kwargs(self, a, x):
+        return dict(alpha=a["alpha"])
+
+
+@register
+class Softmax(Activation):
+    name = "softmax"
+    cost = 3  # exp, sum, divide
+    doc = ("Softmax over channels (dim 1). A trailing softmax is part of the network for "
+           "inference; training fuses it into the loss and trains on logits. Table notation: "
+           "`soft-max`.")
+
+    def torch(self, a, x, y):
+        return TorchModule("torch.nn.Softmax", dict(dim=1))

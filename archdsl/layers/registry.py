@@ -1,0 +1,184 @@
+"""The layer registry: every layer kind declared once, with all its facts.
+
+A layer kind is a class that states, side by side (MLIR ODS's "single source of truth"):
+
+    name, aliases, family   what the spec calls it and how diagrams colour it
+    params                  its signature: names, types, defaults (PyTorch's where it has one)
+    doc                     one paragraph for `docs/` and error messages
+    shape(a, x)             the output shape, or ShapeError
+    params_count(a, x)      (trainable, non-trainable) parameter counts
+    macs(a, x, y)           multiply-adds of weights (the headline figure, bias excluded)
+    flops(a, x, y)          every arithmetic operation of an inference forward pass
+    torch(a, x, y)          how to build it in PyTorch: a module class and its kwargs, or an
+                            expression — a description, not an instance, so the module builder
+                            and the source exporter share it and torch is never imported here
+    describe(a)             the short notation shown in summaries and diagrams
+
+`a` is the dict of all arguments (defaults filled in, values normalised by their types); `x`
+is the input shape (for merges, the list of input shapes), `y` the output shape. Shapes are
+tuples of ints without the batch: (C, H, W) for feature maps, (F,) for vectors.
+Adding a layer touches one file; the tests parametrised over the registry test it for free.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .types import ArgType
+
+Shape = tuple
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: ArgType
+    default: object = REQUIRED
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+class ShapeError(Exception):
+    """A layer cannot apply to its input. `arg` names the argument to point at, if any;
+    `code` is the diagnostic's (E0403: no output left, E0404: wrong kind of input,
+    E0405: channels and groups disagree)."""
+
+    def __init__(self, message: str, help: str | None = None, arg: str | None = None,
+                 code: str = "E0404"):
+        super().__init__(message)
+        self.message = message
+        self.help = help
+        self.arg = arg
+        self.code = code
+
+
+@dataclass(frozen=True)
+class TorchModule:
+    """Build `cls(**kwargs)`; call it on the input after the `pre` steps.
+
+    `cls` is a dotted path: `torch.nn.Conv2d`, or one of archdsl's own small modules in
+    `archdsl.backends.torch_modules`. `pre` holds input adjustments that need no parameters,
+    so they stay out of the state_dict: ("flatten",) or ("pad", (left, right, top, bottom), value).
+    """
+
+    cls: str
+    kwargs: dict = field(default_factory=dict)
+    pre: tuple = ()
+
+
+@dataclass(frozen=True)
+class TorchFunction:
+    """A parameter-free operation written as a Python expression over the inputs:
+    `{x}` is the input, `{xs}` the comma-separated inputs of a merge."""
+
+    template: str
+
+
+class LayerKind:
+    name: str = ""
+    aliases: tuple[str, ...] = ()
+    family: str = ""
+    doc: str = ""
+    params: tuple[Param, ...] = ()
+    # merges take two or more inputs; every other layer exactly one
+    is_merge: bool = False
+    # `act=relu` on this layer appends an activation layer after it (Keras' `activation=`)
+    accepts_act: bool = False
+
+    def shape(self, a: dict, x) -> Shape:
+        raise NotImplementedError
+
+    def params_count(self, a: dict, x) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def macs(self, a: dict, x, y: Shape) -> int:
+        raise NotImplementedError
+
+    def flops(self, a: dict, x, y: Shape) -> int:
+        raise NotImplementedError
+
+    def torch(self, a: dict, x, y: Shape) -> TorchModule | TorchFunction:
+        raise NotImplementedError
+
+    def describe(self, a: dict) -> str:
+        return self.name
+
+    @property
+    def signature(self) -> str:
+        parts = []
+        for p in self.params:
+            parts.append(p.name if p.required else f"{p.name}={_show_default(p.default)}")
+        if self.accepts_act:
+            parts.append("act=none")
+        return f"{self.name}({', '.join(parts)})"
+
+
+def _show_default(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+# ---- the registry --------------------------------------------------------------------------
+
+LAYERS: dict[str, LayerKind] = {}
+_ALIASES: dict[str, LayerKind] = {}
+
+# The facts every kind must state itself: no layer is ever silently counted as zero.
+FACTS = ("shape", "params_count", "macs", "flops", "torch")
+
+
+def register(cls):
+    """Class decorator: declare a layer kind."""
+    kind = cls()
+    missing = [f for f in FACTS if getattr(cls, f) is getattr(LayerKind, f)]
+    if missing:
+        raise TypeError(f"layer `{kind.name}` does not state: {', '.join(missing)}")
+    for name in (kind.name, *kind.aliases):
+        if name in _ALIASES:
+            raise TypeError(f"layer name `{name}` is declared twice")
+        _ALIASES[name] = kind
+    LAYERS[kind.name] = kind
+    return cls
+
+
+def unregister(name: str) -> None:
+    kind = LAYERS.pop(name)
+    for alias in (kind.name, *kind.aliases):
+        _ALIASES.pop(alias, None)
+
+
+def lookup(name: str) -> LayerKind | None:
+    return _ALIASES.get(name)
+
+
+def all_names() -> list[str]:
+    return sorted(_ALIASES)
+
+
+# ---- helpers shared by the declarations ----------------------------------------------------
+
+def numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def spatial(kind: str, x: Shape) -> tuple[int, int, int]:
+    """The (C, H, W) of a feature-map input, or a ShapeError naming the layer."""
+    if len(x) != 3:
+        raise ShapeError(f"`{kind}` needs a feature map (CxHxW), got a vector of {x[0]} features",
+                         help="put it before the `flatten` or `linear` that made the vector")
+    return x
+
+
+def show(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)

@@ -1,0 +1,194 @@
+"""Argument types of layers: each checks and normalises one value given in a spec.
+
+A type's `accept` returns the normalised value or raises ArgumentError with a message that
+names what was expected. Values come from the expression evaluator: int, float, bool, str,
+list, None, or references to layers and blocks.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class ArgumentError(Exception):
+    """`code` is E0303 for a value of the wrong type, E0304 for one out of range."""
+
+    def __init__(self, message: str, help: str | None = None, code: str = "E0303"):
+        super().__init__(message)
+        self.message = message
+        self.help = help
+        self.code = code
+
+
+def describe_value(value) -> str:
+    """How a value is named in messages."""
+    if value is None:
+        return "`none`"
+    if isinstance(value, bool):
+        return f"`{'true' if value else 'false'}`"
+    if isinstance(value, (int, float)):
+        return f"`{value}`"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(describe_value(v).strip("`") for v in value) + "]"
+    return getattr(value, "description", lambda: type(value).__name__)()
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class ArgType:
+    description = "a value"
+
+    def accept(self, value):
+        raise NotImplementedError
+
+
+class Int(ArgType):
+    def __init__(self, minimum: int | None = None):
+        self.minimum = minimum
+        self.description = {None: "an integer", 0: "an integer ≥ 0", 1: "a positive integer"}.get(
+            minimum, f"an integer ≥ {minimum}")
+
+    def accept(self, value):
+        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+            raise ArgumentError(f"expected {self.description}, got `{value}` (a float)",
+                                help=f"convert it explicitly: int({value}) or round(...)")
+        if not _is_int(value):
+            raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+        if self.minimum is not None and value < self.minimum:
+            raise ArgumentError(f"expected {self.description}, got `{value}`", code="E0304")
+        return value
+
+
+class Float(ArgType):
+    def __init__(self, low: float | None = None, high: float | None = None,
+                 high_inclusive: bool = False, low_inclusive: bool = True):
+        self.low, self.high = low, high
+        self.low_inclusive, self.high_inclusive = low_inclusive, high_inclusive
+        if low is not None and high is not None:
+            lo = "[" if low_inclusive else "("
+            hi = "]" if high_inclusive else ")"
+            self.description = f"a number in {lo}{low:g}, {high:g}{hi}"
+        elif low is not None:
+            self.description = f"a number {'≥' if low_inclusive else '>'} {low:g}"
+        else:
+            self.description = "a number"
+
+    def accept(self, value):
+        if not (_is_int(value) or isinstance(value, float)):
+            raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ArgumentError(f"expected {self.description}, got `{value}`")
+        too_low = self.low is not None and (value < self.low or
+                                            (value == self.low and not self.low_inclusive))
+        too_high = self.high is not None and (value > self.high or
+                                              (value == self.high and not self.high_inclusive))
+        if too_low or too_high:
+            raise ArgumentError(f"expected {self.description}, got `{value:g}`", code="E0304")
+        return value
+
+
+class Bool(ArgType):
+    description = "`true` or `false`"
+
+    def accept(self, value):
+        if not isinstance(value, bool):
+            raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+        return value
+
+
+class Pair(ArgType):
+    """A size per spatial axis: `3` means 3x3; `1x7` or `[1, 7]` means height 1, width 7."""
+
+    def __init__(self, minimum: int = 1):
+        self.minimum = minimum
+        self.description = ("a positive size such as 3 or 1x7" if minimum == 1
+                            else f"a size ≥ {minimum} such as 3 or 1x7")
+
+    def accept(self, value):
+        pair = (value, value) if _is_int(value) else value
+        if (isinstance(pair, (list, tuple)) and len(pair) == 2
+                and all(_is_int(v) for v in pair)):
+            if min(pair) < self.minimum:
+                raise ArgumentError(f"expected {self.description}, got {describe_value(value)}",
+                                    code="E0304")
+            return tuple(pair)
+        raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+
+
+class Padding(ArgType):
+    """`same`, `valid`, a number of pixels (`1`), or one per axis (`[0, 3]`, `0x3`)."""
+
+    description = "`same`, `valid`, or a padding such as 1 or [0, 3]"
+
+    def accept(self, value):
+        if value in ("same", "valid"):
+            return value
+        if _is_int(value):
+            value = (value, value)
+        if (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(_is_int(v) for v in value)):
+            if min(value) < 0:
+                raise ArgumentError(f"padding cannot be negative, got {describe_value(value)}",
+                                    code="E0304")
+            return tuple(value)
+        raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+
+
+class Pads4(ArgType):
+    """Explicit zero padding: `1`, per axis `[top_bottom, left_right]`, or
+    `[left, right, top, bottom]` (the order of PyTorch's ZeroPad2d)."""
+
+    description = "a padding such as 1, [1, 2] or [left, right, top, bottom]"
+
+    def accept(self, value):
+        if _is_int(value):
+            value = [value] * 4
+        elif isinstance(value, (list, tuple)) and len(value) == 2:
+            value = [value[1], value[1], value[0], value[0]]
+        if (isinstance(value, (list, tuple)) and len(value) == 4
+                and all(_is_int(v) for v in value)):
+            if min(value) < 0:
+                raise ArgumentError(f"padding cannot be negative, got {describe_value(value)}",
+                                    code="E0304")
+            return tuple(value)
+        raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+
+
+class Choice(ArgType):
+    def __init__(self, *choices: str):
+        self.choices = choices
+        self.description = " or ".join(f"`{c}`" for c in choices)
+
+    def accept(self, value):
+        if value not in self.choices:
+            raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+        return value
+
+
+class Optional(ArgType):
+    def __init__(self, inner: ArgType):
+        self.inner = inner
+        self.description = f"{inner.description} or `none`"
+
+    def accept(self, value):
+        return None if value is None else self.inner.accept(value)
+
+
+class Activation(ArgType):
+    """A reference to an activation layer (`relu`, `leakyrelu(0.2)`) or `none`."""
+
+    description = "an activation such as `relu` or `none`"
+
+    def accept(self, value):
+        from ..elaborate.values import LayerValue  # values refer to layers; avoid a cycle
+
+        if value is None:
+            return None
+        if isinstance(value, LayerValue) and value.kind.family == "activation":
+            return value
+        raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")

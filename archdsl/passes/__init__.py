@@ -1,0 +1,1 @@
+"""Passes over a layer graph: they read it and record their results on its nodes."""

@@ -1,0 +1,47 @@
+"""Counting: parameters (Keras-style trainable / non-trainable), MACs and FLOPs, analytically.
+
+Every layer states its own counts in the registry; this pass applies them at the network's
+real input size and records them on each node (`params`, `macs`, `flops`). No weights are
+allocated and torch is not imported. Conventions: docs/counting.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..graph import LayerGraph
+
+
+@dataclass(frozen=True)
+class Totals:
+    params_trainable: int
+    params_nontrainable: int
+    macs: int
+    flops: int
+
+    @property
+    def params_total(self) -> int:
+        return self.params_trainable + self.params_nontrainable
+
+
+def layer_inputs(graph: LayerGraph, node: dict):
+    """The input shape of a layer as its declaration expects it (a list for merges)."""
+    shapes = [graph[i]["shape"] for i in node["inputs"]]
+    return shapes if node["layer"].is_merge else shapes[0]
+
+
+def count(graph: LayerGraph) -> Totals:
+    """Count every layer of the graph, recording per-node figures; returns the totals."""
+    trainable = nontrainable = macs = flops = 0
+    for _, node in graph.layers():
+        layer, args = node["layer"], node["args"]
+        x = layer_inputs(graph, node)
+        t, n = layer.params_count(args, x)
+        node["params"] = (t, n)
+        node["macs"] = layer.macs(args, x, node["shape"])
+        node["flops"] = layer.flops(args, x, node["shape"])
+        trainable += t
+        nontrainable += n
+        macs += node["macs"]
+        flops += node["flops"]
+    return Totals(trainable, nontrainable, macs, flops)

@@ -1,0 +1,96 @@
+"""Summaries of a network: a Keras-like table, and the same facts as JSON."""
+
+from __future__ import annotations
+
+from .layers.registry import show
+
+
+def _value_text(value):
+    """A network argument as the spec would write it."""
+    if hasattr(value, "definition"):
+        return value.definition.name
+    if hasattr(value, "kind"):
+        return value.kind.name
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(_value_text(v)) for v in value) + "]"
+    return value
+
+
+def _json_value(value):
+    text = _value_text(value)
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return text
+
+
+def describe(node) -> str:
+    """A layer in the spec's own notation: `conv 3x3, 64, /2`."""
+    layer = node["layer"]
+    return layer.describe(node["args"]) if layer is not None else node["kind"]
+
+
+def human(n: int) -> str:
+    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return str(n)
+
+
+def summary_text(net) -> str:
+    g = net.graph
+    args = ", ".join(f"{k}={_value_text(v)}" for k, v in g.parameters.items())
+    header = [f"Network: {g.name}" + (f"({args})" if args else "") + f"   [{g.file}]",
+              f"Input: {show(g.input_shape)}"]
+    rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")]
+    for name, node in g.layers():
+        trainable, frozen = node["params"]
+        rows.append((name, describe(node), show(node["shape"]), f"{trainable + frozen:,}",
+                     f"{node['macs']:,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    rule = "─" * (sum(widths) + 2 * 4)
+
+    def line(r):
+        return (f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
+                f"{r[3]:>{widths[3]}}  {r[4]:>{widths[4]}}")
+
+    out = header + ["", line(rows[0]), rule] + [line(r) for r in rows[1:]] + [rule]
+    t = net.totals
+    out += [
+        f"Total params: {t.params_total:,}",
+        f"Trainable params: {t.params_trainable:,}",
+        f"Non-trainable params: {t.params_nontrainable:,}",
+        f"MACs: {t.macs:,} ({human(t.macs)}; multiply-adds of conv and linear weights)",
+        f"FLOPs: {t.flops:,} ({human(t.flops)}; every operation, see docs/counting.md)",
+        "Outputs: " + ", ".join(f"{o} {show(s)}" for o, s in g.output_shapes().items()),
+    ]
+    return "\n".join(out)
+
+
+def summary_json(net) -> dict:
+    g = net.graph
+    t = net.totals
+    layers = []
+    for name, node in g.layers():
+        trainable, frozen = node["params"]
+        layers.append({
+            "name": name, "kind": node["kind"], "notation": describe(node),
+            "output_shape": list(node["shape"]), "inputs": node["inputs"],
+            "params": trainable + frozen, "params_trainable": trainable,
+            "params_nontrainable": frozen, "macs": node["macs"], "flops": node["flops"],
+            "line": node["span"].line, "column": node["span"].col,
+        })
+    return {
+        "file": g.file, "network": g.name,
+        "arguments": {k: _json_value(v) for k, v in g.parameters.items()},
+        "input": list(g.input_shape),
+        "outputs": {o: list(s) for o, s in g.output_shapes().items()},
+        "params_total": t.params_total, "params_trainable": t.params_trainable,
+        "params_nontrainable": t.params_nontrainable, "macs": t.macs, "flops": t.flops,
+        "layers": layers,
+    }

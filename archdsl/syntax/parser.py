@@ -1,0 +1,529 @@
+"""Text → AST: the Lark parser for grammar.lark, and its errors as diagnostics.
+
+Lark does the lexing and LALR parsing; an Indenter post-lexer turns indentation into
+_INDENT/_DEDENT tokens as in Python. Before Lark runs, a small scan checks that brackets are
+balanced, so an unclosed `(` is reported where it was opened rather than where the parser
+finally gave up. The papers' table notation (`conv3-64`, `FC-{classes}`) is desugared here into
+ordinary calls, so later stages never see it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.indenter import Indenter
+
+from ..diagnostics import Diagnostic, Source, Span, SpecError
+from . import ast
+
+GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
+
+# Bodies nested deeper than this are refused (a guard against pathological input, and
+# against Python's recursion limit in the later, recursive stages).
+MAX_NESTING = 60
+
+
+class _IndentError(Exception):
+    def __init__(self, token: Token, message: str):
+        self.token = token
+        self.message = message
+
+
+class _ArchIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR", "LSQB"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+    def handle_NL(self, token):
+        if self.paren_level > 0:
+            return
+        yield token
+        indent_str = token.rsplit("\n", 1)[1]
+        indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
+        if indent > self.indent_level[-1]:
+            self.indent_level.append(indent)
+            if len(self.indent_level) > MAX_NESTING:
+                raise _IndentError(token, f"bodies are nested more than {MAX_NESTING} levels deep")
+            yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
+        else:
+            while indent < self.indent_level[-1]:
+                self.indent_level.pop()
+                yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
+            if indent != self.indent_level[-1]:
+                raise _IndentError(token, "unindent does not match any outer indentation level")
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(GRAMMAR_PATH.read_text(), parser="lalr", postlex=_ArchIndenter(),
+                propagate_positions=True, maybe_placeholders=True, start=["start", "expr"])
+
+
+# ---- public entry points -------------------------------------------------------------------
+
+def parse(text: str, path: str = "<string>") -> ast.Module:
+    """Parse one file. Raises SpecError with located diagnostics."""
+    if not text.endswith("\n"):
+        text += "\n"  # the indenter needs a final newline to close the last body
+    source = Source(path, text)
+    _check_brackets(source)
+    try:
+        tree = _lark().parse(text, start="start")
+    except (UnexpectedInput, _IndentError) as error:
+        raise SpecError(_syntax_diagnostic(source, error)) from None
+    return ast.Module(source, _transform(_ToAst(source), tree))
+
+
+def parse_expr(text: str, source: Source, line: int, col: int) -> ast.Expr:
+    """Parse an expression found inside a token (`{res}` in `3x{res}x{res}`) at line:col."""
+    try:
+        tree = _lark().parse(text, start="expr")
+    except UnexpectedInput as error:
+        column = col + max(getattr(error, "column", 1) - 1, 0)
+        raise SpecError(Diagnostic("E0102", f"bad expression `{text}`",
+                                   Span(source, line, column, line, column + 1))) from None
+    return _transform(_ToAst(source, line - 1, col - 1), tree)
+
+
+def _transform(transformer, tree):
+    try:
+        return transformer.transform(tree)
+    except VisitError as error:  # Lark wraps what the transformer raises
+        if isinstance(error.orig_exc, SpecError):
+            raise error.orig_exc from None
+        raise
+
+
+# ---- bracket balance -----------------------------------------------------------------------
+
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _check_brackets(source: Source) -> None:
+    stack: list[tuple[str, int, int]] = []
+    for number, line in enumerate(source.text.splitlines(), start=1):
+        in_string = False
+        for col, ch in enumerate(line, start=1):
+            if in_string:
+                in_string = ch != '"'
+            elif ch == '"':
+                in_string = True
+            elif ch == "#":
+                break
+            elif ch in _PAIRS:
+                stack.append((ch, number, col))
+            elif ch in ")]}":
+                if not stack:
+                    raise SpecError(Diagnostic(
+                        "E0104", f"unmatched `{ch}`", Span(source, number, col, number, col + 1),
+                        help="remove it, or add the opening bracket it belongs to"))
+                opener, oline, ocol = stack.pop()
+                if _PAIRS[opener] != ch:
+                    raise SpecError(Diagnostic(
+                        "E0104", f"`{ch}` does not match the `{opener}` opened at {oline}:{ocol}",
+                        Span(source, number, col, number, col + 1),
+                        help=f"close the `{opener}` with `{_PAIRS[opener]}`"))
+    if stack:
+        opener, line, col = stack[-1]
+        raise SpecError(Diagnostic(
+            "E0104", f"unclosed `{opener}`", Span(source, line, col, line, col + 1),
+            help=f"add the matching `{_PAIRS[opener]}`"))
+
+
+# ---- syntax errors -------------------------------------------------------------------------
+
+_TOKEN_WORDS = {
+    "_NL": "end of line", "_INDENT": "indentation", "_DEDENT": "end of the indented body",
+    "$END": "end of file", "NAME": "a name", "INT": "a number", "FLOAT": "a number",
+    "STRING": "a string", "DIMS": "sizes such as 3x224x224", "DASHED": "table notation",
+    "COMP_OP": "a comparison", "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/`, `//` or `%`",
+}
+_EXPRESSION_START = {"NAME", "INT", "FLOAT", "STRING", "DIMS", "LPAR", "LSQB", "TRUE", "FALSE",
+                     "NONE", "IN", "ADD_OP", "NOT"}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TOKEN_WORDS:
+        return _TOKEN_WORDS[name]
+    for terminal in _lark().terminals:
+        if terminal.name == name and terminal.pattern.type == "str":
+            return f"`{terminal.pattern.value}`"
+    return name.lower()
+
+
+def _describe_expected(expected: set[str]) -> str:
+    expected = set(expected)
+    words = []
+    if len(expected & _EXPRESSION_START) >= 4:
+        expected -= _EXPRESSION_START
+        words.append("an expression")
+    words += sorted({_describe_terminal(t) for t in expected if not t.startswith("__")})
+    if not words:
+        return ""
+    if len(words) > 6:
+        words = words[:6] + ["..."]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _token_text(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    if token.type in ("_NL", "_INDENT", "_DEDENT"):
+        return _TOKEN_WORDS[token.type]
+    return f"`{token}`"
+
+
+def _syntax_diagnostic(source: Source, error) -> Diagnostic:
+    if isinstance(error, _IndentError):
+        line = error.token.end_line
+        text = source.line(line)
+        indent = len(text) - len(text.lstrip())
+        return Diagnostic("E0105", error.message, Span(source, line, 1, line, indent + 1),
+                          help="indent this line like the lines of the body it belongs to")
+    if isinstance(error, UnexpectedCharacters):
+        ch = source.line(error.line)[error.column - 1:error.column] or "?"
+        hint = None
+        if ch == "\t":
+            hint = "use spaces for indentation and alignment"
+        elif ch in "!&|" :
+            hint = "boolean operators are written `and`, `or`, `not`"
+        elif ch == "'":
+            hint = 'strings are written in double quotes: "name"'
+        return Diagnostic("E0101", f"unexpected character `{ch}`",
+                          Span(source, error.line, error.column, error.line, error.column + 1),
+                          help=hint)
+    token = error.token if isinstance(error, UnexpectedToken) else None
+    expected = set(getattr(error, "expected", None) or getattr(error, "accepts", None) or ())
+    if token is None or token.type == "$END":
+        lines = source.text.splitlines() or [""]
+        line = len(lines)
+        col = len(lines[-1]) + 1
+        return Diagnostic("E0103", "unexpected end of file",
+                          Span(source, line, col, line, col + 1),
+                          help=f"expected {_describe_expected(expected)}" if expected else None)
+    line, col = token.line, token.column
+    if token.type == "_NL":
+        # the newline token starts at the end of the line that is unfinished
+        end_col = col + 1
+        message = "unexpected end of line"
+    elif token.type in ("_INDENT", "_DEDENT"):
+        line = token.end_line
+        text = source.line(line)
+        col = 1
+        end_col = len(text) - len(text.lstrip()) + 1
+        message = "unexpected indentation" if token.type == "_INDENT" else "unexpected unindent"
+    else:
+        end_col = token.end_column if token.end_line == line else col + len(str(token))
+        message = f"unexpected {_token_text(token)}"
+    help_text = _syntax_help(token, expected, source.line(line))
+    if help_text is None and expected:
+        help_text = f"expected {_describe_expected(expected)}"
+    return Diagnostic("E0102", message, Span(source, line, col, line, max(end_col, col + 1)),
+                      help=help_text)
+
+
+def _syntax_help(token: Token, expected: set[str], line_text: str) -> str | None:
+    """Targeted advice for the mistakes people make most."""
+    if token.type == "_INDENT":
+        return "indent a line only after one that ends with `:`"
+    if token.type == "_NL" and expected == {"COLON"}:
+        return "a header line ends with `:`"
+    if token.type == "_NL" and "COLON" in expected and "LPAR" in expected:
+        return "a header line ends with `:`"
+    if token.type == "EQUAL" and "COLON" in expected:
+        return "compare with `==`; named arguments are written inside a call: f(name=value)"
+    if token.type == "NAME" and str(token) in ("True", "False", "None"):
+        return f"write `{str(token).lower()}`"
+    if token.type == "_NL" and "_INDENT" in expected:
+        return "the body of this definition must be indented on the next line"
+    if token.type == "_NL" and line_text.rstrip().endswith(":"):
+        return "put the body on the next line, indented"
+    if token.type in ("MUL_OP", "ADD_OP", "POW") and "_NL" in expected:
+        return "steps are layers and blocks; arithmetic belongs inside arguments: conv(2 * c)"
+    return None
+
+
+# ---- tree → AST ----------------------------------------------------------------------------
+
+_TABLE_FORMS = "`convK-C` (conv3-64), `FC-N` (FC-4096), `soft-max`"
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, source: Source, line_offset: int = 0, col_offset: int = 0):
+        super().__init__(visit_tokens=False)
+        self.source = source
+        self.line_offset = line_offset
+        self.col_offset = col_offset
+
+    # spans
+    def _span(self, meta) -> Span:
+        if isinstance(meta, Token):
+            return Span(self.source, meta.line + self.line_offset, meta.column + self.col_offset,
+                        meta.end_line + self.line_offset, meta.end_column + self.col_offset)
+        if meta.empty:
+            return Span(self.source, 1, 1, 1, 1)
+        col_shift = self.col_offset
+        return Span(self.source, meta.line + self.line_offset, meta.column + col_shift,
+                    meta.end_line + self.line_offset, meta.end_column + col_shift)
+
+    # definitions
+    def start(self, meta, children):
+        return [c for c in children if c is not None]
+
+    def use(self, meta, children):
+        (path,) = children
+        return ast.Use(self._span(meta), path[1:-1], self._span(path))
+
+    def def_(self, meta, children):
+        name, params, body = children
+        return ast.Def(self._span(meta), str(name), self._span(name), params or [], body)
+
+    def block(self, meta, children):
+        name, params, body = children
+        return ast.Block(self._span(meta), str(name), self._span(name), params or [], body)
+
+    def network(self, meta, children):
+        name, params, body = children
+        return ast.Network(self._span(meta), str(name), self._span(name), params or [], body)
+
+    def variant(self, meta, children):
+        name, base, args = children
+        return ast.Variant(self._span(meta), str(name), self._span(name), str(base),
+                           self._span(base), args or [])
+
+    def params(self, meta, children):
+        return [c for c in children if c is not None]
+
+    def param(self, meta, children):
+        name, default = children
+        return ast.Param(self._span(meta), str(name), default)
+
+    def suite(self, meta, children):
+        return list(children)
+
+    # statements
+    def input_(self, meta, children):
+        return ast.Input(self._span(meta), children[0])
+
+    def let(self, meta, children):
+        name, value = children
+        return ast.Let(self._span(meta), str(name), value)
+
+    def if_(self, meta, children):
+        cond, body, *rest = children
+        otherwise = rest.pop() if rest and (rest[-1] is None or rest[-1][0] == "else") else None
+        branches = [(cond, body)] + [(c, b) for _, c, b in rest]
+        return ast.If(self._span(meta), branches, otherwise[1] if otherwise else None)
+
+    def elif_(self, meta, children):
+        return ("elif", children[0], children[1])
+
+    def else_(self, meta, children):
+        return ("else", children[0])
+
+    def repeat(self, meta, children):
+        count, var, body = children
+        return ast.Repeat(self._span(meta), count, str(var) if var is not None else None, body)
+
+    def with_(self, meta, children):
+        *defaults, body = children
+        return ast.With(self._span(meta), defaults, body)
+
+    def layer_defaults(self, meta, children):
+        name, args = children
+        return ast.LayerDefaults(self._span(meta), str(name), self._span(name), args or [])
+
+    def merge(self, meta, children):
+        op, *branches = children
+        return ast.Merge(self._span(meta), op, branches)
+
+    def merge_op(self, meta, children):
+        return str(children[0])
+
+    def branch(self, meta, children):
+        name, body = children
+        return ast.Branch(self._span(meta), str(name) if name is not None else None, body)
+
+    def output(self, meta, children):
+        name, body = children
+        return ast.Output(self._span(meta), str(name), body)
+
+    def label(self, meta, children):
+        name, body = children
+        return ast.Label(self._span(meta), str(name), body)
+
+    def step_line(self, meta, children):
+        return ast.StepLine(self._span(meta), list(children))
+
+    # steps
+    def step(self, meta, children):
+        step, cond = children
+        return step if cond is None else ast.When(self._span(meta), step, cond)
+
+    def choose(self, meta, children):
+        then, cond, otherwise = children
+        return ast.Choose(self._span(meta), then, cond, otherwise)
+
+    def times(self, meta, children):
+        step, *_, count = children
+        return ast.Times(self._span(meta), step, count)
+
+    def call(self, meta, children):
+        name, args = children
+        return ast.Call(self._span(meta), str(name), self._span(name), args)
+
+    def group(self, meta, children):
+        return ast.Group(self._span(meta), list(children))
+
+    def table(self, meta, children):
+        return self._desugar_table(children[0])
+
+    def args(self, meta, children):
+        out = []
+        for c in children:
+            if c is None:
+                continue
+            out.append(c if isinstance(c, ast.Arg) else ast.Arg(c.span, None, c))
+        return out
+
+    def kwarg(self, meta, children):
+        name, value = children
+        return ast.Arg(self._span(meta), str(name), value)
+
+    # expressions
+    def ifexp(self, meta, children):
+        then, cond, otherwise = children
+        return ast.IfExp(self._span(meta), cond, then, otherwise)
+
+    def or_(self, meta, children):
+        return ast.Or(self._span(meta), children[0], children[1])
+
+    def and_(self, meta, children):
+        return ast.And(self._span(meta), children[0], children[1])
+
+    def not_(self, meta, children):
+        return ast.Not(self._span(meta), children[0])
+
+    def compare(self, meta, children):
+        left, op, right = children
+        return ast.Compare(self._span(meta), str(op), left, right)
+
+    def binop(self, meta, children):
+        left, op, right = children
+        return ast.BinOp(self._span(meta), str(op), left, right)
+
+    def unary(self, meta, children):
+        op, operand = children
+        return ast.Unary(self._span(meta), str(op), operand)
+
+    def apply(self, meta, children):
+        func, args = children
+        return ast.Apply(self._span(meta), func, args or [])
+
+    def index(self, meta, children):
+        return ast.Index(self._span(meta), children[0], children[1])
+
+    def attr(self, meta, children):
+        return ast.Attr(self._span(meta), children[0], str(children[1]))
+
+    def int_(self, meta, children):
+        return ast.Int(self._span(meta), int(children[0]))
+
+    def float_(self, meta, children):
+        return ast.Float(self._span(meta), float(children[0]))
+
+    def string(self, meta, children):
+        return ast.Str(self._span(meta), str(children[0])[1:-1])
+
+    def name(self, meta, children):
+        return ast.Name(self._span(meta), str(children[0]))
+
+    def true(self, meta, children):
+        return ast.Bool(self._span(meta), True)
+
+    def false(self, meta, children):
+        return ast.Bool(self._span(meta), False)
+
+    def none(self, meta, children):
+        return ast.NoneLit(self._span(meta))
+
+    def in_shape(self, meta, children):
+        return ast.InShape(self._span(meta))
+
+    def list_(self, meta, children):
+        return ast.ListExpr(self._span(meta), [c for c in children if c is not None])
+
+    def dims(self, meta, children):
+        token = children[0]
+        items = [self._piece(token, offset, text)
+                 for offset, text in _split_pieces(str(token), "x×")]
+        return ast.Dims(self._span(meta), items)
+
+    # pieces of DIMS and DASHED tokens: numbers, words, or {expressions}
+    def _piece(self, token: Token, offset: int, text: str) -> ast.Expr:
+        line = token.line + self.line_offset
+        col = token.column + self.col_offset + offset
+        span = Span(self.source, line, col, line, col + len(text))
+        if text.startswith("{"):
+            inner = text[1:-1]
+            if not inner.strip():
+                raise SpecError(Diagnostic("E0102", "empty `{}` in a size or table notation", span,
+                                           help="put an expression between the braces: {classes}"))
+            return parse_expr(inner, self.source, line, col + 1)
+        if text.isdigit():
+            return ast.Int(span, int(text))
+        return ast.Name(span, text)
+
+    def _desugar_table(self, token: Token) -> ast.Call:
+        """The papers' table notation, as ordinary layer calls.
+
+        convK-C  → conv(C, K, pad=same)    VGG Table 1: conv3-64, conv1-512 (stride 1, 'same')
+        FC-N     → linear(N)               VGG Table 1, AlexNet: FC-4096, FC-{classes}
+        soft-max → softmax                 VGG Table 1
+        """
+        text = str(token)
+        span = self._span(token)
+        pieces = _split_pieces(text, "-")
+        head = pieces[0][1].lower()
+        rest = [self._piece(token, offset, piece) for offset, piece in pieces[1:]]
+        conv = re.fullmatch(r"conv(\d+)(?:x(\d+))?", head)
+        if text.lower() == "soft-max":
+            return ast.Call(span, "softmax", span, None, notation=text)
+        if conv and len(rest) == 1:
+            kh = int(conv.group(1))
+            kernel: ast.Expr = ast.Int(span, kh)
+            if conv.group(2):
+                kernel = ast.Dims(span, [ast.Int(span, kh), ast.Int(span, int(conv.group(2)))])
+            args = [ast.Arg(rest[0].span, None, rest[0]), ast.Arg(span, None, kernel),
+                    ast.Arg(span, "pad", ast.Str(span, "same"))]
+            return ast.Call(span, "conv", span, args, notation=text)
+        if head == "fc" and len(rest) == 1:
+            return ast.Call(span, "linear", span, [ast.Arg(rest[0].span, None, rest[0])],
+                            notation=text)
+        raise SpecError(Diagnostic("E0106", f"unknown table notation `{text}`", span,
+                                   help=f"the table notation has the forms {_TABLE_FORMS}; "
+                                        "write other layers as calls, e.g. conv(64, 3)"))
+
+
+def _split_pieces(text: str, separators: str) -> list[tuple[int, str]]:
+    """Split `conv3-{c}` on `-` (or `3x{res}` on `x`), keeping {...} intact: (offset, piece)."""
+    pieces, start, depth = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif ch in separators and depth == 0 and i > start:
+            pieces.append((start, text[start:i]))
+            start = i + 1
+    pieces.append((start, text[start:]))
+    return pieces
+
