@@ -99,8 +99,19 @@ def bind_layer(kind: LayerKind, args: list[BoundArg], defaults: dict[str, BoundA
         try:
             values[p.name] = p.type.accept(arg.value)
         except ArgumentError as error:
+            help_text = error.help or (f"`{p.name}`: {p.doc}" if p.doc else None)
+            if help_text and "{expr}" in help_text:
+                help_text = help_text.replace("{expr}", _text(arg.span))
             raise SpecError(Diagnostic(
                 error.code,
                 f"argument `{p.name}` of `{kind.name}`: {error.message}", arg.span, notes,
-                help=error.help or (f"`{p.name}`: {p.doc}" if p.doc else None))) from None
+                help=help_text)) from None
     return values, given
+
+
+def _text(span) -> str:
+    """The source text of a one-line span (an argument as written)."""
+    if span.line != span.end_line:
+        return "..."
+    text = span.source.line(span.line)[span.col - 1:span.end_col - 1]
+    return text.split("=", 1)[1].strip() if "=" in text and "==" not in text else text

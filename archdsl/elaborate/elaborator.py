@@ -470,10 +470,10 @@ class Elaborator:
                 span, help="make sure every recursion reaches a case that stops it")
         self.steps_run += 1
         scope = Scope(block.unit)
+        bind_arguments(self.evaluator, "block", block.name, block.definition.params,
+                       list(block.bound) + args, scope, span)
         self.chain.append((block.name, span))
         try:
-            bind_arguments(self.evaluator, "block", block.name, block.definition.params,
-                           list(block.bound) + args, scope, span)
             with self.frame_of("block", block.name, span, _call_title(span)):
                 return self.body(block.definition.body, scope, x)
         finally:

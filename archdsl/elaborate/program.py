@@ -108,7 +108,8 @@ class Program:
         if not target.is_file():
             self.diagnostics.add(Diagnostic(
                 "E0206", f"cannot find `{use.name}`", use.name_span,
-                help=f"looked for {target}; `use` paths are relative to the file that uses them"))
+                help=f"looked for {_display_path(target)}; `use` paths are relative to the file "
+                     "that uses them"))
             return
         try:
             used = self.load_file(target, shown_as=_display_path(target))

@@ -55,7 +55,7 @@ class Int(ArgType):
     def accept(self, value):
         if isinstance(value, float) and value.is_integer() and math.isfinite(value):
             raise ArgumentError(f"expected {self.description}, got `{value}` (a float)",
-                                help=f"convert it explicitly: int({value}) or round(...)")
+                                help="convert it explicitly: int({expr}) or round({expr})")
         if not _is_int(value):
             raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
         if self.minimum is not None and value < self.minimum:

@@ -270,9 +270,11 @@ class _ToAst(Transformer):
                         meta.end_line + self.line_offset, meta.end_column + self.col_offset)
         if meta.empty:
             return Span(self.source, 1, 1, 1, 1)
-        col_shift = self.col_offset
-        return Span(self.source, meta.line + self.line_offset, meta.column + col_shift,
-                    meta.end_line + self.line_offset, meta.end_column + col_shift)
+        line, col = meta.line + self.line_offset, meta.column + self.col_offset
+        end_line, end_col = meta.end_line + self.line_offset, meta.end_column + self.col_offset
+        if end_line > line:
+            end_line, end_col = _last_code_position(self.source, line, end_line, end_col)
+        return Span(self.source, line, col, end_line, end_col)
 
     # definitions
     def start(self, meta, children):
@@ -511,6 +513,27 @@ class _ToAst(Transformer):
         raise SpecError(Diagnostic("E0106", f"unknown table notation `{text}`", span,
                                    help=f"the table notation has the forms {_TABLE_FORMS}; "
                                         "write other layers as calls, e.g. conv(64, 3)"))
+
+
+def _last_code_position(source: Source, first: int, line: int, col: int) -> tuple[int, int]:
+    """Move an end position back over trailing newlines, indentation and comments (a rule's
+    span includes its closing newline token) to just after its last code character."""
+    text = source.line(line)[:col - 1]
+    while line > first and not _code(text).strip():
+        line -= 1
+        text = source.line(line)
+    return line, len(_code(text).rstrip()) + 1
+
+
+def _code(text: str) -> str:
+    """A line without its comment."""
+    in_string = False
+    for i, ch in enumerate(text):
+        if ch == '"':
+            in_string = not in_string
+        elif ch == "#" and not in_string:
+            return text[:i]
+    return text
 
 
 def _split_pieces(text: str, separators: str) -> list[tuple[int, str]]:

@@ -1,0 +1,63 @@
+"""Torch as the oracle: compare what archdsl infers with what the compiled module does.
+
+For a network: every layer's inferred output shape against the real output of its module
+(forward hooks), the outputs' shapes, trainable parameters against sum(p.numel()), the
+non-trainable count against BatchNorm's running statistics, and the headline MACs against
+torch.utils.flop_counter.FlopCounterMode (which counts a multiply-add as 2 FLOPs).
+"""
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from archdsl.backends.codegen import module_path
+
+
+def running_stats(model) -> int:
+    return sum(b.numel() for name, b in model.named_buffers()
+               if name.endswith(("running_mean", "running_var")))
+
+
+def check_against_torch(net, batch: int = 2, count_flops: bool = True):
+    """Build `net`, run it on random input and assert every inferred fact. Returns the model."""
+    graph = net.graph
+    model = net.build().eval()
+    seen = {}
+    hooks = []
+    for name, node in graph.layers():
+        module = model
+        try:
+            for segment in module_path(name):
+                module = getattr(module, segment)
+        except AttributeError:
+            continue  # functional layers (add, concat, flatten, identity) have no module
+
+        def hook(_module, _inputs, output, name=name):
+            seen[name] = tuple(output.shape[1:])
+
+        hooks.append(module.register_forward_hook(hook))
+    x = torch.randn(batch, *graph.input_shape)
+    with torch.no_grad():
+        if count_flops:
+            with FlopCounterMode(display=False) as counter:
+                out = model(x)
+            flops = counter.get_total_flops()
+        else:
+            out = model(x)
+    for h in hooks:
+        h.remove()
+
+    for name, shape in seen.items():
+        assert shape == tuple(graph[name]["shape"]), f"{name}: torch gives {shape}, archdsl says {graph[name]['shape']}"
+    assert tuple(out.shape[1:]) == tuple(net.output_shapes["output"])
+    trainable = sum(p.numel() for p in model.parameters())
+    assert trainable == net.params_trainable, (trainable, net.params_trainable)
+    assert running_stats(model) == net.params_nontrainable
+    if count_flops:
+        assert flops == 2 * net.macs * batch, (flops, 2 * net.macs * batch)
+
+    if len(net.output_shapes) > 1:  # side outputs exist in training mode
+        model.train()
+        with torch.no_grad():
+            outs = model(x)
+        assert [tuple(o.shape[1:]) for o in outs] == [tuple(s) for s in net.output_shapes.values()]
+    return model

@@ -1,0 +1,121 @@
+"""Every layer kind against PyTorch: shape, parameters, running statistics and MACs.
+
+Each registered kind must have examples here (a test fails when one is missing), including
+the hard cases: non-square kernels, `same` padding at stride 2 with odd and even kernels
+(asymmetric), dilation, groups, ceil mode, and vector inputs.
+"""
+
+import pytest
+import torch
+
+import archdsl
+from archdsl.layers import LAYERS
+from oracle import check_against_torch
+
+# kind -> [(input shape, steps)]
+EXAMPLES = {
+    "conv": [
+        ("3x32x32", "conv(16, 3)"),
+        ("3x32x32", "conv(16, 3, stride=2, pad=same)"),
+        ("3x33x31", "conv(16, 4, stride=2, pad=same)"),  # even kernel: asymmetric padding
+        ("8x17x17", "conv(16, 1x7, pad=same)"),
+        ("8x17x17", "conv(16, 7x1, pad=[3, 0], bias=false)"),
+        ("8x20x20", "conv(16, 3, dilation=2, pad=same)"),
+        ("8x20x20", "conv(16, 3, groups=4, stride=3)"),
+        ("3x227x227", "conv(96, 11, stride=4)"),
+        ("3x9x9", "conv3-64"),
+        ("4x9x9", "conv(8, 3, act=relu)"),
+    ],
+    "dwconv": [
+        ("8x16x16", "dwconv(3, pad=same)"),
+        ("8x16x16", "dwconv(5, stride=2, pad=same, mult=2, bias=false)"),
+    ],
+    "sepconv": [
+        ("8x16x16", "sepconv(32, 3, pad=same)"),
+        ("8x15x15", "sepconv(32, 3, stride=2, pad=same, bias=false, mult=2)"),
+    ],
+    "linear": [("3x8x8", "linear(10)"), ("100", "linear(20, bias=false)"), ("64", "FC-4096")],
+    "bn": [("8x5x5", "bn"), ("100", "bn"), ("8x5x5", "bn(affine=false, eps=0.001)")],
+    "lrn": [("16x8x8", "lrn"), ("16x8x8", "LRN(size=3, k=2)")],
+    "dropout": [("8x5x5", "dropout(0.3)"), ("100", "dropout")],
+    "droppath": [("8x5x5", "droppath(0.2)")],
+    "maxpool": [
+        ("8x32x32", "maxpool"),
+        ("8x55x55", "maxpool(3, stride=2)"),
+        ("8x56x56", "maxpool(3, stride=2, pad=1)"),
+        ("8x147x147", "maxpool(3, stride=2, pad=same)"),
+        ("8x13x13", "maxpool(2, pad=same)"),  # even window, asymmetric padding
+        ("8x14x14", "maxpool(3, stride=2, ceil=true)"),
+    ],
+    "avgpool": [
+        ("8x56x56", "avgpool(2)"),
+        ("8x7x7", "avgpool(7, stride=1)"),
+        ("8x15x15", "avgpool(3, stride=2, pad=same)"),
+        ("8x14x14", "avgpool(3, stride=2, ceil=true)"),
+    ],
+    "gap": [("8x7x5", "gap")],
+    "gmp": [("8x7x5", "gmp")],
+    "flatten": [("8x7x5", "flatten")],
+    "zeropad": [("3x8x8", "zeropad(1)"), ("3x8x8", "zeropad([1, 2])"), ("3x8x8", "zeropad([0, 1, 2, 3])")],
+    "identity": [("3x8x8", "identity")],
+    "relu": [("3x8x8", "relu")],
+    "relu6": [("3x8x8", "relu6")],
+    "leakyrelu": [("3x8x8", "leakyrelu(0.2)")],
+    "elu": [("3x8x8", "elu")],
+    "gelu": [("3x8x8", "gelu")],
+    "silu": [("3x8x8", "silu")],
+    "sigmoid": [("100", "sigmoid")],
+    "tanh": [("3x8x8", "tanh")],
+    "hardswish": [("3x8x8", "hardswish")],
+    "hardsigmoid": [("3x8x8", "hardsigmoid")],
+    "mish": [("3x8x8", "mish")],
+    "softmax": [("10", "softmax"), ("3x4x4", "soft-max")],
+    "add": [("8x8x8", "add:\n        branch: conv(8, 3, pad=same)\n        branch: identity")],
+    "mul": [("8x8x8", "mul:\n        branch: identity\n        branch: gap conv(8, 1) sigmoid")],
+    "concat": [("8x8x8", "concat:\n        branch: conv(4, 1)\n        branch: maxpool(3, stride=1, pad=1)\n        branch: identity")],
+}
+
+CASES = [(kind, shape, steps) for kind, examples in EXAMPLES.items() for shape, steps in examples]
+
+
+def test_every_layer_kind_has_examples():
+    assert set(LAYERS) == set(EXAMPLES), set(LAYERS) ^ set(EXAMPLES)
+
+
+def network(shape: str, steps: str):
+    return archdsl.load(f"network t:\n    input {shape}\n    {steps}\n").network("t")
+
+
+@pytest.mark.parametrize("kind,shape,steps", CASES, ids=[f"{k}:{s}" for k, _, s in CASES])
+def test_layer_against_torch(kind, shape, steps):
+    torch.manual_seed(0)
+    net = network(shape, steps)
+    assert kind in {node["kind"] for _, node in net.graph.layers()}
+    check_against_torch(net)
+
+
+def test_every_layer_states_all_its_facts():
+    """No layer is silently counted as zero: each overrides every fact itself (checked at
+    registration), documents itself, and types every parameter."""
+    for kind in LAYERS.values():
+        assert kind.doc, kind.name
+        assert kind.family in {"conv", "linear", "norm", "activation", "pool", "structure",
+                               "regularization", "merge"}, kind.name
+        for p in kind.params:
+            assert p.doc or kind.family == "activation", (kind.name, p.name)
+
+
+def test_same_padding_gives_ceil_of_input_over_stride():
+    for size in range(5, 40):
+        for stride in (1, 2, 3):
+            for k in (1, 2, 3, 4, 5, 7):
+                net = network(f"3x{size}x{size}", f"conv(4, {k}, stride={stride}, pad=same)")
+                assert net.output_shapes["output"][1] == -(-size // stride)
+
+
+def test_same_padding_at_stride_two_matches_torchvision_layout():
+    """Odd kernels pad k // 2 on each side, as torchvision's models do (weights stay compatible)."""
+    net = network("3x224x224", "conv(64, 7, stride=2, pad=same, bias=false)")
+    model = net.build()
+    conv = model.conv
+    assert conv.padding == (3, 3) and conv.stride == (2, 2)

@@ -1,0 +1,79 @@
+"""Every network of the zoo (specs/): elaborates, passes the graph's lint, and agrees with
+PyTorch on every shape, parameter, running statistic and MAC; and the published numbers."""
+
+import json
+
+import pytest
+import torch
+import torchvision
+
+import archdsl
+from conftest import SPECS
+from oracle import check_against_torch
+
+PUBLISHED = json.loads((SPECS.parent / "tests" / "data" / "published_counts.json").read_text())
+
+
+def all_networks():
+    for path in sorted(SPECS.glob("*.arch")):
+        spec = archdsl.load(path)
+        for name in spec.concrete_networks():
+            yield path.name, name
+
+
+NETWORKS = list(all_networks())
+
+
+@pytest.mark.parametrize("file,name", NETWORKS, ids=[f"{f}:{n}" for f, n in NETWORKS])
+def test_network_against_torch(file, name):
+    torch.manual_seed(0)
+    net = archdsl.load(SPECS / file).network(name)
+    net.graph.lint()
+    check_against_torch(net, batch=1)
+
+
+def test_zoo_is_not_empty():
+    assert len(NETWORKS) >= 20
+
+
+@pytest.mark.parametrize("entry", PUBLISHED["exact"], ids=lambda e: e["network"])
+def test_exact_published_counts(entry):
+    net = archdsl.load(SPECS / entry["file"]).network(entry["network"])
+    assert (net.params_total, net.params_trainable, net.params_nontrainable) == (
+        entry["params_total"], entry["params_trainable"], entry["params_nontrainable"]), entry["source"]
+
+
+@pytest.mark.parametrize("entry", PUBLISHED["millions"], ids=lambda e: e["network"])
+def test_counts_round_to_the_papers_millions(entry):
+    net = archdsl.load(SPECS / entry["file"]).network(entry["network"])
+    assert round(net.params_total / 1e6) == entry["millions"], entry["source"]
+
+
+@pytest.mark.parametrize("entry", PUBLISHED["torchvision"], ids=lambda e: e["network"])
+def test_counts_equal_torchvision(entry):
+    net = archdsl.load(SPECS / entry["file"]).network(entry["network"])
+    reference = getattr(torchvision.models, entry["torchvision"])()
+    assert net.params_trainable == sum(p.numel() for p in reference.parameters())
+    running = sum(b.numel() for n, b in reference.named_buffers()
+                  if n.endswith(("running_mean", "running_var")))
+    assert net.params_nontrainable == running
+
+
+def test_resnet_family_is_one_definition_plus_one_line_per_variant():
+    from archdsl.syntax import ast
+
+    unit = archdsl.load(SPECS / "resnet.arch").unit
+    definitions = [d for d in unit.networks() if isinstance(d, ast.Network)]
+    variants = {d.name: d for d in unit.networks() if isinstance(d, ast.Variant)}
+    assert [d.name for d in definitions] == ["resnet"]
+    for depth in (18, 34, 50, 101, 152):
+        variant = variants[f"resnet{depth}"]
+        assert variant.base == "resnet" and variant.span.line == variant.span.end_line
+
+
+def test_vgg_reads_like_table_1():
+    text = (SPECS / "vgg.arch").read_text()
+    for column in ("vgg_a", "vgg_a_lrn", "vgg_b", "vgg_c", "vgg_d", "vgg_e"):
+        assert f"network {column}(" in text
+    assert "conv3-64 LRN" in text and "conv1-512" in text and "FC-4096" in text
+    assert "soft-max" in text
