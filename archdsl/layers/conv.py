@@ -31,12 +31,10 @@ def window_out(size: int, kernel: int, stride: int, dilation: int, before: int, 
                ceil_mode: bool = False) -> int:
     """Output length of a sliding window, by PyTorch's formula (Conv2d, MaxPool2d docs)."""
     span = size + before + after - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + before:
         out -= 1  # the last window must start inside the input or the leading padding
-    return out
+    return max(out, 0)
 
 
 def window_shape(kind: str, x, kernel, stride, dilation, pads, ceil_mode=False):

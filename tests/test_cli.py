@@ -1,0 +1,140 @@
+"""The command line: output, JSON, options, exit codes, and that check/summary stay torch-free."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from archdsl.cli import main
+from conftest import ROOT, SPECS
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_check_a_folder(capsys):
+    status, out, err = run(capsys, "check", str(SPECS))
+    assert status == 0, err
+    assert out.startswith("ok: ") and "networks in" in out
+
+
+def test_check_reports_errors_with_status_1(capsys, tmp_path):
+    bad = tmp_path / "bad.arch"
+    bad.write_text("network n:\n    input 3x8x8\n    conv(4, 3) rleu\n")
+    status, out, err = run(capsys, "check", str(bad))
+    assert status == 1
+    assert "bad.arch:3:16" in err and "did you mean `relu`?" in err
+
+
+def test_check_json_diagnostics(capsys, tmp_path):
+    bad = tmp_path / "bad.arch"
+    bad.write_text("network n:\n    input 3x8x8\n    conv(4, 3) rleu\n")
+    status, out, _ = run(capsys, "check", "--format", "json", str(bad))
+    assert status == 1
+    (d,) = json.loads(out)
+    assert d["code"] == "E0201" and d["line"] == 3 and d["column"] == 16
+    assert d["end"] == {"line": 3, "column": 20} and d["help"] == "did you mean `relu`?"
+    assert set(d) >= {"code", "severity", "message", "file", "line", "column", "end", "notes", "help"}
+
+
+def test_summary_table(capsys):
+    status, out, _ = run(capsys, "summary", str(SPECS / "alexnet.arch"), "alexnet_cifar10")
+    assert status == 0
+    assert "Total params: 58,360,586" in out
+    assert "Trainable params: 58,341,450" in out
+    assert "Non-trainable params: 19,136" in out
+    assert "conv 11x11, 96, /4" in out
+
+
+def test_summary_json(capsys):
+    status, out, _ = run(capsys, "summary", str(SPECS / "resnet.arch"), "resnet18", "--json")
+    assert status == 0
+    data = json.loads(out)
+    for key in ("params_total", "params_trainable", "params_nontrainable", "macs", "input",
+                "outputs", "layers"):
+        assert key in data
+    assert data["input"] == [3, 224, 224] and data["outputs"] == {"output": [1000]}
+    assert data["params_trainable"] == 11_689_512
+    assert sum(layer["macs"] for layer in data["layers"]) == data["macs"]
+    assert data["layers"][0]["name"] == "conv1.conv_bn.conv"
+
+
+def test_summary_set_and_input(capsys):
+    status, out, _ = run(capsys, "summary", str(SPECS / "resnet.arch"), "resnet18",
+                         "--set", "classes=10", "--input", "3x32x32", "--json")
+    data = json.loads(out)
+    assert status == 0
+    assert data["outputs"] == {"output": [10]} and data["input"] == [3, 32, 32]
+    assert data["arguments"] == {"unit": "basic", "layers": [2, 2, 2, 2], "classes": 10}
+
+
+def test_summary_set_accepts_block_names(capsys):
+    status, out, _ = run(capsys, "summary", str(SPECS / "resnet.arch"), "resnet18",
+                         "--set", "unit=bottleneck", "--json")
+    assert status == 0 and json.loads(out)["arguments"]["unit"] == "bottleneck"
+
+
+@pytest.mark.parametrize("argv", [
+    ["summary", "specs/resnet.arch"],  # several networks, none named
+    ["summary", "specs/resnet.arch", "resnet18", "--set", "classes"],
+    ["summary", "specs/resnet.arch", "resnet18", "--input", "3x32"],
+    ["summary", "no/such/file.arch"],
+    ["check", "no/such/folder"],
+    ["frobnicate"],
+    [],
+])
+def test_usage_errors_exit_2(capsys, monkeypatch, argv):
+    monkeypatch.chdir(ROOT)
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert "Traceback" not in err
+
+
+def test_unknown_network_is_a_spec_error(capsys):
+    status, _, err = run(capsys, "summary", str(SPECS / "resnet.arch"), "resnet19")
+    assert status == 1 and "did you mean `resnet18`" in err
+
+
+def test_bad_set_value_is_reported(capsys):
+    status, _, err = run(capsys, "summary", str(SPECS / "resnet.arch"), "resnet18",
+                         "--set", "classes=0")
+    assert status == 1 and "expected a positive integer" in err
+
+
+def test_compile_prints_generated_code(capsys):
+    status, out, err = run(capsys, "compile", str(SPECS / "lenet.arch"), "lenet5")
+    assert status == 0
+    assert out.startswith("def forward(self, x):")
+    assert "self.conv1(x)" in out and "# 6x28x28" in out
+    assert "forward pass on 1x32x32 gives 10" in err
+
+
+def test_internal_errors_are_reported_without_traceback(capsys, monkeypatch):
+    import archdsl.cli as cli
+
+    def broken(args):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(cli, "cmd_check", broken)
+    status, _, err = run(capsys, "check", str(SPECS))
+    assert status == 3
+    assert "internal error: ValueError: boom" in err and "Traceback" not in err
+
+
+def test_check_and_summary_do_not_import_torch():
+    code = ("import sys; from archdsl.cli import main; "
+            f"main(['check', {str(SPECS)!r}]); "
+            f"main(['summary', {str(SPECS / 'vgg.arch')!r}, 'vgg16', '--json']); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_console_script_runs():
+    result = subprocess.run([sys.executable, "-m", "archdsl", "check", str(SPECS)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("ok: ")
