@@ -81,6 +81,21 @@ class Network:
 
         return summary_json(self)
 
+    def draw(self, path, *, depth: int | None = None, rankdir: str = "TB"):
+        """Write a diagram; the format comes from the extension (.svg .png .pdf .dot)."""
+        from .backends.diagram import render
+
+        return render(self, path, depth=depth, rankdir=rankdir)
+
+    def _repr_svg_(self):
+        """Jupyter shows a network as its diagram."""
+        from .backends.diagram import to_dot
+
+        try:
+            return to_dot(self).pipe(format="svg").decode()
+        except Exception:  # no Graphviz: Jupyter falls back to the text repr
+            return None
+
     def build(self, **options):
         """A torch.nn.Module for this network (see backends/torch_module.py for options)."""
         from .backends.torch_module import build

@@ -176,6 +176,26 @@ def cmd_compile(args) -> int:
     return EXIT_OK
 
 
+def cmd_draw(args) -> int:
+    from .backends.diagram import DiagramError, render
+
+    if args.depth is not None and args.depth < 1:
+        raise UsageError("--depth must be at least 1")
+    diagnostics = Diagnostics()
+    net = elaborate_one(args, diagnostics)
+    if net is None:
+        print_diagnostics(diagnostics, args.format)
+        return EXIT_SPEC
+    try:
+        path = render(net, args.output, depth=args.depth, rankdir=args.rankdir)
+    except DiagramError as error:
+        print(f"archdsl draw: error: {error.message}" +
+              (f"\nhelp: {error.help}" if error.help else ""), file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
 # ---- the parser ----------------------------------------------------------------------------
 
 def _add_network_args(p):
@@ -206,6 +226,16 @@ def make_parser() -> argparse.ArgumentParser:
     _add_network_args(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=cmd_summary)
+
+    p = sub.add_parser("draw", help="draw the network with Graphviz (.svg, .png, .pdf or .dot)")
+    _add_network_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the file to write; its extension picks the format")
+    p.add_argument("--depth", type=int, metavar="N",
+                   help="collapse everything nested deeper than N levels into one node per block")
+    p.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
+                   help="top to bottom (default) or left to right")
+    p.set_defaults(run=cmd_draw)
 
     p = sub.add_parser("compile", help="build the PyTorch model, run it once, print its forward code")
     _add_network_args(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .layers.registry import show
 
 
-def _value_text(value):
+def value_text(value) -> str:
     """A network argument as the spec would write it."""
     if hasattr(value, "definition"):
         return value.definition.name
@@ -16,17 +16,18 @@ def _value_text(value):
     if value is None:
         return "none"
     if isinstance(value, list):
-        return "[" + ", ".join(str(_value_text(v)) for v in value) + "]"
-    return value
+        return "[" + ", ".join(value_text(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _json_value(value):
-    text = _value_text(value)
-    if isinstance(value, (bool, int, float)) or value is None:
+    if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     if isinstance(value, list):
         return [_json_value(v) for v in value]
-    return text
+    return value_text(value)
 
 
 def describe(node) -> str:
@@ -44,7 +45,7 @@ def human(n: int) -> str:
 
 def summary_text(net) -> str:
     g = net.graph
-    args = ", ".join(f"{k}={_value_text(v)}" for k, v in g.parameters.items())
+    args = ", ".join(f"{k}={value_text(v)}" for k, v in g.parameters.items())
     header = [f"Network: {g.name}" + (f"({args})" if args else "") + f"   [{g.file}]",
               f"Input: {show(g.input_shape)}"]
     rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")]

@@ -474,7 +474,7 @@ class Elaborator:
                        list(block.bound) + args, scope, span)
         self.chain.append((block.name, span))
         try:
-            with self.frame_of("block", block.name, span, _call_title(span)):
+            with self.frame_of("block", block.name, span, _call_title(block, scope)):
                 return self.body(block.definition.body, scope, x)
         finally:
             self.chain.pop()
@@ -519,8 +519,11 @@ def _safe_lookup(scope, name):
         return None
 
 
-def _call_title(span: Span) -> str:
-    """The call as written (`bottleneck(128, s=2)`), for cluster titles."""
-    if span.line != span.end_line:
-        return span.source.line(span.line).strip()
-    return span.source.line(span.line)[span.col - 1:span.end_col - 1]
+def _call_title(block: BlockValue, scope: Scope) -> str:
+    """The call with its argument values (`bottleneck(c=128, s=2)`), for cluster titles."""
+    from ..report import value_text
+
+    args = ", ".join(f"{p.name}={value_text(scope.names[p.name])}"
+                     for p in block.definition.params)
+    title = f"{block.name}({args})" if args else block.name
+    return title if len(title) <= 60 else title[:57] + "..."

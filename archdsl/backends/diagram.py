@@ -1,0 +1,244 @@
+"""Layer graph → Graphviz diagram.
+
+One node per layer, labelled in the spec's own notation (`conv 3x3, 64, /2`) with its output
+shape and parameter count; labels, block calls, merges and side outputs drawn as nested
+clusters titled with the spec's names, so the picture has the hierarchy of the spec. Merges
+are small circles (+, ×) or a `concat` bar, side outputs are notes, edges carry tensor shapes,
+and colours follow layer families (legend in the corner). `depth` collapses every frame deeper
+than that many levels into one node with its totals, so ResNet-152 fits on a page.
+
+Writing DOT text needs nothing but the `graphviz` Python package; rendering to SVG, PNG or PDF
+needs Graphviz's `dot` program.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from pathlib import Path
+
+from ..layers.registry import show
+from ..report import describe, human
+
+FAMILY_COLOURS = {
+    "conv": "#cfe2f3", "linear": "#d9d2e9", "norm": "#fff2cc", "activation": "#d9ead3",
+    "pool": "#fce5cd", "regularization": "#f4cccc", "structure": "#eeeeee", "merge": "#ffffff",
+    "block": "#e8eef7",
+}
+FAMILY_NAMES = {
+    "conv": "convolution", "linear": "fully connected", "norm": "normalisation",
+    "activation": "activation", "pool": "pooling", "regularization": "dropout",
+    "structure": "reshaping", "block": "collapsed block",
+}
+CLUSTER_COLOURS = {"label": "#7f8c8d", "block": "#95a5a6", "merge": "#bdc3c7",
+                   "branch": "#d5dbdb", "output": "#c0392b"}
+FORMATS = ("svg", "png", "pdf", "dot")
+
+
+class DiagramError(Exception):
+    def __init__(self, message: str, help: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+
+def _label(title: str, *lines: str) -> str:
+    body = "".join(f'<br/><font point-size="9" color="#444444">{html.escape(line)}</font>'
+                   for line in lines if line)
+    return f"<<b>{html.escape(title)}</b>{body}>"
+
+
+def _params_text(trainable: int, frozen: int) -> str:
+    total = trainable + frozen
+    if total == 0:
+        return ""
+    return f"{total:,} params" if total < 10_000 else f"{human(total)} params"
+
+
+class _Group:
+    """A collapsed frame: one node standing for everything inside it."""
+
+    def __init__(self, entry):
+        self.entry = entry
+        self.members: list[str] = []
+        self.params = [0, 0]
+        self.macs = 0
+
+
+def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
+    """A graphviz.Digraph of the network."""
+    import graphviz
+
+    g = net.graph
+    t = net.totals
+    title = (f"{g.name}  —  input {show(g.input_shape)}  ·  {t.params_total:,} params  ·  "
+             f"{human(t.macs)} MACs")
+    dot = graphviz.Digraph(g.name, graph_attr={
+        "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "14", "label": title,
+        "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.3",
+        "newrank": "true", "compound": "true"},
+        node_attr={"fontname": "Helvetica", "fontsize": "10", "shape": "box",
+                   "style": "rounded,filled", "margin": "0.08,0.04", "height": "0.3"},
+        edge_attr={"fontname": "Helvetica", "fontsize": "8", "fontcolor": "#666666",
+                   "color": "#555555", "arrowsize": "0.6"})
+
+    # identity layers are drawn as plain edges
+    source_of = {}
+    for name, node in g.graph.nodes(data=True):
+        source_of[name] = source_of[node["inputs"][0]] if node["kind"] == "identity" else name
+
+    def collapsed_into(node):
+        """The frame a node is drawn as (depth collapsing), or None to draw it itself."""
+        scope = node["scope"]
+        if depth is None or node["kind"] in ("input", "output") or len(scope) < depth:
+            return None
+        return scope[depth - 1]
+
+    groups: dict[str, _Group] = {}
+    represent: dict[str, str] = {}
+    for name, node in g.graph.nodes(data=True):
+        if node["kind"] == "identity":
+            continue
+        entry = collapsed_into(node)
+        if entry is None:
+            represent[name] = name
+            continue
+        group = groups.setdefault(entry.path, _Group(entry))
+        group.members.append(name)
+        group.params[0] += node["params"][0]
+        group.params[1] += node["params"][1]
+        group.macs += node["macs"]
+        represent[name] = "group/" + entry.path
+
+    # which cluster each drawn node sits in
+    placed = defaultdict(list)  # cluster path (tuple of entries) -> node ids
+    families = set()
+    for name, node in g.graph.nodes(data=True):
+        if node["kind"] == "identity" or represent[name] != name:
+            continue
+        attrs = _node_attrs(g, name, node)
+        families.add(node["layer"].family if node["layer"] is not None else None)
+        scope = node["scope"] if depth is None else node["scope"][:depth - 1]
+        placed[scope].append((name, attrs))
+    for key, group in groups.items():
+        last = _group_output(g, group, represent)
+        attrs = {"label": _label(group.entry.title,
+                                 show(g[last]["shape"]),
+                                 _params_text(*group.params),
+                                 f"{human(group.macs)} MACs" if group.macs else ""),
+                 "fillcolor": FAMILY_COLOURS["block"], "style": "rounded,filled,bold"}
+        families.add("block")
+        placed[g[group.members[0]]["scope"][:depth - 1]].append(("group/" + key, attrs))
+
+    _emit_clusters(dot, placed)
+
+    drawn = set()
+    for u, v in g.graph.edges():
+        if g[v]["kind"] == "identity":
+            continue
+        src = represent[source_of[u]]
+        dst = represent[v]
+        if src == dst or (src, dst) in drawn:
+            continue
+        drawn.add((src, dst))
+        dot.edge(src, dst, label=" " + show(g[source_of[u]]["shape"]))
+
+    _legend(dot, families - {None, "merge"})
+    return dot
+
+
+def _node_attrs(g, name, node) -> dict:
+    kind = node["kind"]
+    if kind == "input":
+        return {"label": _label("input", show(node["shape"])), "shape": "box",
+                "style": "filled", "fillcolor": "#ffffff", "penwidth": "1.5"}
+    if kind == "output":
+        out = node["output"]
+        if out == "output":
+            return {"label": _label("output", show(node["shape"])), "style": "filled",
+                    "fillcolor": "#ffffff", "penwidth": "1.5"}
+        return {"label": _label(f"side output `{out}`", show(node["shape"])), "shape": "note",
+                "style": "filled", "fillcolor": "#fadbd8", "color": "#c0392b"}
+    layer = node["layer"]
+    if layer.is_merge:
+        symbol = {"add": "+", "mul": "×"}.get(kind)
+        if symbol:
+            return {"label": symbol, "shape": "circle", "style": "filled", "fillcolor": "#ffffff",
+                    "fixedsize": "true", "width": "0.3", "fontsize": "14",
+                    "tooltip": f"{name}: {kind} → {show(node['shape'])}"}
+        return {"label": _label(kind, show(node["shape"])), "shape": "box", "style": "filled",
+                "fillcolor": "#ffffff", "penwidth": "2"}
+    return {"label": _label(describe(node), show(node["shape"]), _params_text(*node["params"])),
+            "fillcolor": FAMILY_COLOURS.get(layer.family, "#ffffff"), "tooltip": name}
+
+
+def _group_output(g, group, represent) -> str:
+    """The node whose value leaves the collapsed frame: the last with a consumer outside."""
+    key = represent[group.members[0]]
+    for name in reversed(group.members):
+        if any(represent.get(s) != key for s in g.graph.successors(name)) or \
+                not any(True for _ in g.graph.successors(name)):
+            return name
+    return group.members[-1]
+
+
+def _emit_clusters(dot, placed) -> None:
+    """Nested `cluster_` subgraphs, one per frame, titled with the spec's names."""
+    tree: dict = {}
+    for scope, nodes in placed.items():
+        level = tree
+        for entry in scope:
+            level = level.setdefault(entry, {})
+        level.setdefault(None, []).extend(nodes)
+
+    def emit(graph, level):
+        for name, attrs in level.get(None, []):
+            graph.node(name, **attrs)
+        for entry, sub in level.items():
+            if entry is None:
+                continue
+            with graph.subgraph(name="cluster_" + (entry.path or "root")) as c:
+                c.attr(label=entry.title, style="rounded,dashed" if entry.kind == "branch"
+                       else "rounded", color=CLUSTER_COLOURS.get(entry.kind, "#999999"),
+                       fontcolor="#333333", fontsize="10", labeljust="l", margin="8")
+                emit(c, sub)
+
+    emit(dot, tree)
+
+
+def _legend(dot, families) -> None:
+    if not families:
+        return
+    rows = "".join(
+        f'<tr><td bgcolor="{FAMILY_COLOURS[f]}" width="14"> </td>'
+        f'<td align="left"><font point-size="9">{html.escape(FAMILY_NAMES[f])}</font></td></tr>'
+        for f in sorted(families))
+    dot.node("legend", label=f'<<table border="0" cellspacing="2" cellpadding="2">{rows}</table>>',
+             shape="box", style="rounded", color="#bbbbbb")
+
+
+def render(net, path: str | Path, *, depth: int | None = None, rankdir: str = "TB") -> Path:
+    """Write the diagram to `path`; the format comes from its extension."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise DiagramError(f"cannot draw to `{path.name}`: unknown format `.{fmt}`",
+                           help="use .svg, .png, .pdf or .dot")
+    dot = to_dot(net, depth=depth, rankdir=rankdir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "dot":
+        path.write_text(dot.source)
+        return path
+    import graphviz
+
+    try:
+        data = dot.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise DiagramError(
+            "Graphviz's `dot` program is not installed, so the diagram cannot be rendered",
+            help="install Graphviz (apt-get install graphviz, brew install graphviz, or "
+                 "https://graphviz.org/download/), or write DOT text with -o NAME.dot") from None
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
