@@ -1,17 +1,21 @@
 # The two commands of the README's quickstart. Both set everything up first (scripts/setup.sh).
-#   make demo   compile LeNet-5, draw it, and train it on the bundled digits data set
+#   make demo   check the zoo, compile LeNet-5, draw it, train it on the bundled digits data
 #   make test   run the whole test suite
 
 .PHONY: setup demo test
 VENV := .venv/bin
+DEMO := specs/lenet.arch lenet5 --set act=relu
 
 setup:
 	@scripts/setup.sh
 
 demo: setup
 	$(VENV)/archdsl check specs
-	$(VENV)/archdsl summary specs/lenet.arch lenet5 --set act=relu
-	$(VENV)/archdsl compile specs/lenet.arch lenet5 --set act=relu
+	$(VENV)/archdsl summary $(DEMO)
+	mkdir -p out
+	$(VENV)/archdsl compile $(DEMO) > out/lenet5_forward.py
+	$(VENV)/archdsl draw $(DEMO) -o out/lenet5.svg
+	$(VENV)/archdsl train $(DEMO) --data digits --epochs 50 --out runs/lenet5-digits
 
 test: setup
 	$(VENV)/python -m pytest -q

@@ -196,6 +196,60 @@ def cmd_draw(args) -> int:
     return EXIT_OK
 
 
+def cmd_layers(args) -> int:
+    from .layers import LAYERS
+
+    kinds = sorted(LAYERS.values(), key=lambda k: (k.family, k.name))
+    if args.markdown:
+        print(layers_markdown(kinds), end="")
+        return EXIT_OK
+    width = max(len(k.signature) for k in kinds)
+    for k in kinds:
+        aliases = f"  (also: {', '.join(k.aliases)})" if k.aliases else ""
+        print(f"{k.signature:<{width}}  {k.family}{aliases}")
+    return EXIT_OK
+
+
+def layers_markdown(kinds) -> str:
+    """docs/layers.md, generated from the registry: `archdsl layers --markdown`."""
+    from .layers.registry import _show_default
+
+    out = ["# Layer reference", "",
+           "Generated from archdsl's layer registry by `archdsl layers --markdown`; do not edit.",
+           "Every layer kind is declared once, in `archdsl/layers/`, with everything below.", ""]
+    family = None
+    for k in kinds:
+        if k.family != family:
+            family = k.family
+            out += [f"## {family}", ""]
+        out += [f"### `{k.signature}`", ""]
+        if k.aliases:
+            out += ["Also written: " + ", ".join(f"`{a}`" for a in k.aliases) + ".", ""]
+        out += [k.doc, ""]
+        if k.params or k.accepts_act:
+            out += ["| parameter | type | default | meaning |", "|---|---|---|---|"]
+            for p in k.params:
+                default = "required" if p.required else f"`{_show_default(p.default)}`"
+                out.append(f"| `{p.name}` | {p.type.description} | {default} | {p.doc} |")
+            if k.accepts_act:
+                out.append("| `act` | an activation such as `relu` | `none` | "
+                           "activation applied after the layer |")
+            out.append("")
+    return "\n".join(out)
+
+
+def cmd_train(args) -> int:
+    from .train.command import run_train
+
+    return run_train(args, elaborate_one, print_diagnostics)
+
+
+def cmd_eval(args) -> int:
+    from .train.command import run_eval
+
+    return run_eval(args)
+
+
 # ---- the parser ----------------------------------------------------------------------------
 
 def _add_network_args(p):
@@ -227,6 +281,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=cmd_summary)
 
+    p = sub.add_parser("layers", help="list the layer kinds and their signatures")
+    p.add_argument("--markdown", action="store_true", help="print docs/layers.md")
+    p.set_defaults(run=cmd_layers)
+
     p = sub.add_parser("draw", help="draw the network with Graphviz (.svg, .png, .pdf or .dot)")
     _add_network_args(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -236,6 +294,65 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
                    help="top to bottom (default) or left to right")
     p.set_defaults(run=cmd_draw)
+
+    p = sub.add_parser("train", help="train a network (see docs/training.md)")
+    p.add_argument("file", nargs="?", help="a .arch spec file (not needed with --resume)")
+    p.add_argument("network", nargs="?", help="which network (needed when the file has several)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="set a network parameter")
+    p.add_argument("--input", metavar="CxHxW", help="override the input shape")
+    p.add_argument("--format", choices=("text", "json"), default="text", help=argparse.SUPPRESS)
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="digits",
+                   help="digits (default, bundled), mnist, fashion-mnist, cifar10, cifar100, "
+                        "fake, or imagefolder:PATH")
+    g.add_argument("--data-dir", help="where downloaded data sets live (default: ./data)")
+    g.add_argument("--val-split", type=float, help="fraction of the training set held out (0.1)")
+    g.add_argument("--augment", dest="augment", action="store_true", default=None,
+                   help="random crops (and flips for natural images); on by default")
+    g.add_argument("--no-augment", dest="augment", action="store_false")
+    g.add_argument("--fake-size", type=int, help="images in the `fake` data set (4096)")
+    g.add_argument("--offline", action="store_true", default=None,
+                   help="never download: read data sets from --data-dir only")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, help="passes over the training set (10)")
+    g.add_argument("--batch-size", type=int, help="images per step (64)")
+    g.add_argument("--optimizer", choices=("sgd", "adamw"), help="sgd (default) or adamw")
+    g.add_argument("--lr", type=float, help="peak learning rate (0.05 for sgd, 0.001 for adamw)")
+    g.add_argument("--momentum", type=float, help="SGD momentum (0.9)")
+    g.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
+    g.add_argument("--weight-decay", type=float, help="decoupled from biases and norms (5e-4)")
+    g.add_argument("--schedule", choices=("cosine", "step", "onecycle", "constant"),
+                   help="learning-rate schedule (cosine)")
+    g.add_argument("--warmup-epochs", type=float, help="linear warm-up (0)")
+    g.add_argument("--step-epochs", type=int, help="`step` schedule: epochs between decays (30)")
+    g.add_argument("--gamma", type=float, help="`step` schedule: decay factor (0.1)")
+    g.add_argument("--label-smoothing", type=float, help="(0)")
+    g.add_argument("--clip-grad", type=float, help="clip the gradient norm to this")
+    g.add_argument("--seed", type=int, help="random seed (0)")
+    g = p.add_argument_group("speed")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available")
+    g.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision")
+    g.add_argument("--channels-last", action="store_true", default=None,
+                   help="NHWC memory format (faster convolutions on GPUs)")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g = p.add_argument_group("runs")
+    g.add_argument("--out", help="run directory (default runs/NETWORK-DATA; never overwritten)")
+    g.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    g.add_argument("--save-every", type=int, help="also checkpoint every N steps")
+    g.add_argument("--limit-steps", type=int, help="stop after N steps (smoke tests)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint: loss, top-1 and top-5")
+    p.add_argument("checkpoint", help="a checkpoint (.pt) or a run directory")
+    p.add_argument("--data", help="the data set (default: the one it was trained on)")
+    p.add_argument("--data-dir")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--offline", action="store_true", help="never download the data set")
+    p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("compile", help="build the PyTorch model, run it once, print its forward code")
     _add_network_args(p)

@@ -1,0 +1,1 @@
+"""Training: `archdsl train` and `archdsl eval` (loop.py), data sets (data.py), checkpoints."""

@@ -1,0 +1,149 @@
+"""The `train` and `eval` commands: from command-line options to the loop, and back."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from ..diagnostics import Diagnostics, SpecError
+from . import checkpoint
+from .data import DataError
+from .loop import RunInfo, TrainConfig, TrainingStopped, evaluate, new_run_dir, pick_device, train
+
+
+def spec_files(spec) -> tuple[dict, str]:
+    """The texts of a spec and every file it uses, relative to their common folder."""
+    paths = {key: unit for key, unit in spec.program.units.items()}
+    common = Path(os.path.commonpath([str(k.parent) for k in paths]))
+    root = next(k for k, u in paths.items() if u is spec.unit)
+    texts = {str(k.relative_to(common)): u.module.source.text for k, u in paths.items()}
+    return texts, str(root.relative_to(common))
+
+
+def network_from_files(files: dict, root: str, name: str, args: dict, input_shape):
+    """Rebuild a network from the spec texts a checkpoint carries."""
+    from ..api import load
+
+    with tempfile.TemporaryDirectory() as folder:
+        for rel, text in files.items():
+            path = Path(folder, rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        spec = load(Path(folder, root))
+        return spec.network(name, input_shape=input_shape, **args)
+
+
+def config_from_args(args) -> TrainConfig:
+    values = {k: v for k, v in vars(args).items() if v is not None}
+    config = TrainConfig.from_dict(values)
+    if args.lr is None:
+        config.lr = 1e-3 if config.optimizer == "adamw" else 0.05
+    return config
+
+
+def run_train(args, elaborate_one, print_diagnostics) -> int:
+    resume = None
+    if args.resume:
+        try:
+            resume = checkpoint.load(Path(args.resume))
+        except checkpoint.CheckpointError as error:
+            print(f"archdsl train: error: {error}", file=sys.stderr)
+            return 2
+        config = TrainConfig.from_dict(resume["config"])
+        if args.epochs is not None:
+            config.epochs = args.epochs  # continuing for longer is allowed
+        config.progress = not args.no_progress
+        if args.device is not None:
+            config.device = args.device
+        run = Path(args.resume) if Path(args.resume).is_dir() else Path(args.resume).parent
+        net = network_from_files(resume["spec_files"], resume["spec_name"], resume["network"],
+                                 resume["args"], resume["input_shape"])
+        info = RunInfo(resume["spec_files"], resume["spec_name"], resume["network"],
+                       resume["args"], resume["input_shape"], list(resume["history"]))
+    else:
+        if args.file is None:
+            print("archdsl train: error: give a spec file (or --resume RUN)", file=sys.stderr)
+            return 2
+        diagnostics = Diagnostics()
+        net = elaborate_one(args, diagnostics)
+        if net is None:
+            print_diagnostics(diagnostics)
+            return 1
+        config = config_from_args(args)
+        config.progress = not args.no_progress
+        config.tensorboard = not args.no_tensorboard
+        from ..api import load
+
+        files, root = spec_files(load(Path(args.file)))
+        sets = dict(s.split("=", 1) for s in (args.set or []))
+        info = RunInfo(files, root, net.name, sets,
+                       list(net.input_shape) if args.input else None)
+        base = Path(args.out) if args.out else Path("runs") / f"{net.name}-{config.data.split(':')[0]}"
+        run = new_run_dir(base)
+        (run / Path(root).name).write_text(files[root])
+        (run / "options.json").write_text(json.dumps(
+            {"spec": args.file, "network": net.name, "set": sets, "input": args.input,
+             **asdict(config)}, indent=2))
+        (run / "network.json").write_text(json.dumps(net.to_json(), indent=2))
+    print(f"training {net.name} ({net.params_total:,} params) on {config.data} "
+          f"for {config.epochs} epochs; run directory {run}", file=sys.stderr)
+    try:
+        result = train(net, info, config, run, resume,
+                       log=lambda line: print(line, file=sys.stderr))
+    except DataError as error:
+        print(f"archdsl train: error: {error}", file=sys.stderr)
+        return 2
+    except TrainingStopped as stop:
+        print(f"archdsl train: {stop}", file=sys.stderr)
+        return stop.status
+    print(f"done: {result['network']} on {result['data']}, {result['epochs']} epochs: "
+          f"test top-1 {result['test_top1']:.2%}, top-5 {result['test_top5']:.2%} "
+          f"(best checkpoint: val top-1 {result['best_val_top1']:.2%}, test top-1 "
+          f"{result['best_test_top1']:.2%}); run directory {result['run']}")
+    return 0
+
+
+def run_eval(args) -> int:
+    import torch
+
+    from .data import BatchPipeline, load_splits
+
+    try:
+        state = checkpoint.load(Path(args.checkpoint))
+    except checkpoint.CheckpointError as error:
+        print(f"archdsl eval: error: {error}", file=sys.stderr)
+        return 2
+    config = TrainConfig.from_dict(state["config"])
+    if args.data:
+        config.data = args.data
+    if args.data_dir:
+        config.data_dir = args.data_dir
+    if args.batch_size:
+        config.batch_size = args.batch_size
+    try:
+        net = network_from_files(state["spec_files"], state["spec_name"], state["network"],
+                                 state["args"], state["input_shape"])
+        device = pick_device(args.device or "auto")
+        splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
+                             val_split=config.val_split, seed=config.seed,
+                             fake_size=config.fake_size, download=not args.offline)
+    except (DataError, SpecError) as error:
+        print(f"archdsl eval: error: {error}", file=sys.stderr)
+        return 2
+    model = net.build(logits=True).to(device)
+    model.load_state_dict(state["model"])
+    data = splits.val if args.split == "val" else splits.test
+    if data is None:
+        print("archdsl eval: error: this run has no validation split", file=sys.stderr)
+        return 2
+    pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False)
+    with torch.no_grad():
+        metrics = evaluate(model, data, pipe, config, device)
+    print(f"{state['network']} on {config.data} ({args.split}, {len(data)} images): "
+          f"loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%} "
+          f"(top-1 error {1 - metrics['top1']:.2%}, top-5 error {1 - metrics['top5']:.2%})")
+    return 0

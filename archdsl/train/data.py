@@ -1,0 +1,354 @@
+"""Data sets for training, as tensors in memory, and the batch pipeline that fits them to a
+network's input.
+
+Small image data sets (digits, MNIST, CIFAR) are held whole in memory as uint8 tensors at
+their own resolution. Each batch is converted on the training device: scaled to [0, 1],
+normalised with the data set's mean and standard deviation, given the channels the network
+wants (grey repeated to RGB), resized to the network's input (CIFAR's 32x32 to AlexNet's
+227x227, as seed 001 does) and, when training, augmented with random crops (with padding) and
+horizontal flips. Doing this per batch on the device keeps memory at the data set's own size
+and the pipeline fast without loader processes.
+
+    digits            scikit-learn's bundled 8x8 digits (1,797 images): no download, the default
+    mnist, fashion-mnist, cifar10, cifar100
+                      downloaded once into --data-dir, or read from there in the standard format
+    fake              synthetic images of the network's input shape, for throughput
+    imagefolder:PATH  one folder per class of image files (read with torchvision)
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "fake", "imagefolder:PATH")
+
+
+class DataError(Exception):
+    """A data set that cannot be had: the message says what to do."""
+
+
+@dataclass
+class ImageData:
+    """A labelled image set in memory: images (N, C, H, W) uint8 (or float), labels (N,)."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index) -> "ImageData":
+        return ImageData(self.name, self.images[index], self.labels[index], self.classes)
+
+
+@dataclass
+class Splits:
+    train: ImageData
+    val: ImageData | None
+    test: ImageData
+    mean: list[float]
+    std: list[float]
+
+
+# ---- the data sets -------------------------------------------------------------------------
+
+def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.1,
+                seed: int = 0, fake_size: int = 4096, download: bool = True) -> Splits:
+    """Train, validation and test splits of a data set. The test split is the data set's own
+    (or a fixed 20% for digits); the validation split is taken from the training set."""
+    if name == "digits":
+        full = _digits()
+        test_index, train_index = _split_index(len(full), 0.2, seed=0, labels=full.labels)
+        train, test = full.subset(train_index), full.subset(test_index)
+    elif name in ("mnist", "fashion-mnist"):
+        train, test = _idx_dataset(name, data_dir, download)
+    elif name in ("cifar10", "cifar100"):
+        train, test = _cifar(name, data_dir, download)
+    elif name == "fake":
+        train = _fake(fake_size, input_shape, seed)
+        test = _fake(max(fake_size // 8, 64), input_shape, seed + 1)
+    elif name.startswith("imagefolder:"):
+        train, test = _image_folder(Path(name.split(":", 1)[1]), input_shape)
+    else:
+        raise DataError(f"unknown data set `{name}`; choose one of: {', '.join(DATASETS)}")
+    val = None
+    if val_split > 0:
+        val_index, train_index = _split_index(len(train), val_split, seed=seed, labels=train.labels)
+        train, val = train.subset(train_index), train.subset(val_index)
+    mean, std = _statistics(train.images)
+    return Splits(train, val, test, mean, std)
+
+
+def _split_index(n: int, fraction: float, seed: int, labels=None):
+    """A stratified random split: (index of the fraction, index of the rest)."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=generator)
+    if labels is None:
+        cut = int(round(n * fraction))
+        return order[:cut], order[cut:]
+    picked, rest = [], []
+    for c in torch.unique(labels):
+        members = order[labels[order] == c]
+        cut = int(round(len(members) * fraction))
+        picked.append(members[:cut])
+        rest.append(members[cut:])
+    return torch.cat(picked).sort().values, torch.cat(rest).sort().values
+
+
+def _statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of images scaled to [0, 1]."""
+    x = images[:10_000].float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    return mean.tolist(), std.tolist()
+
+
+def _digits() -> ImageData:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy((digits.images * (255.0 / 16.0)).round().astype(np.uint8))
+    return ImageData("digits", images.unsqueeze(1), torch.from_numpy(digits.target).long(), 10)
+
+
+def _fake(n: int, input_shape, seed: int) -> ImageData:
+    generator = torch.Generator().manual_seed(seed)
+    shape = tuple(input_shape) if len(input_shape) == 3 else (1, 1, input_shape[0])
+    images = torch.randint(0, 256, (n, *shape), generator=generator, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n,), generator=generator)
+    return ImageData("fake", images, labels, 10)
+
+
+# ---- standard formats ----------------------------------------------------------------------
+
+_SOURCES = {
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "MNIST/raw"),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                      "FashionMNIST/raw"),
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-batches-py"),
+    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python"),
+}
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _missing(name: str, folder: Path, error: Exception | None) -> DataError:
+    url, _ = _SOURCES[name]
+    why = f" (the download failed: {error})" if error else ""
+    return DataError(
+        f"the {name} data set is not in {folder}{why}.\n"
+        f"On a machine with internet access archdsl downloads it there by itself; offline, "
+        f"download {url} elsewhere and unpack it so that {folder} holds its files, or point "
+        f"--data-dir at a folder that has them.")
+
+
+def _download(name: str, root: Path) -> None:
+    from torchvision.datasets.utils import download_and_extract_archive, download_url
+
+    url, sub = _SOURCES[name]
+    if name.startswith("cifar"):
+        download_and_extract_archive(url, str(root), filename=url.rsplit("/", 1)[1])
+    else:
+        for base in _IDX_FILES:
+            download_url(url + base + ".gz", str(root / sub), filename=base + ".gz")
+
+
+def _ensure(name: str, root: Path, present, download: bool) -> Path:
+    folder = root / _SOURCES[name][1]
+    if present(folder):
+        return folder
+    error = None
+    if download:
+        try:
+            _download(name, root)
+        except Exception as e:  # no network, a proxy, a full disk: say what to do instead
+            error = e
+    if not present(folder):
+        raise _missing(name, folder, error)
+    return folder
+
+
+def _open_maybe_gz(folder: Path, base: str):
+    if (folder / base).exists():
+        return open(folder / base, "rb")
+    return gzip.open(folder / (base + ".gz"), "rb")
+
+
+def _read_idx(stream) -> np.ndarray:
+    data = stream.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def _idx_dataset(name: str, root: Path, download: bool):
+    def present(folder):
+        return all((folder / b).exists() or (folder / (b + ".gz")).exists() for b in _IDX_FILES)
+
+    folder = _ensure(name, root, present, download)
+    arrays = []
+    for base in _IDX_FILES:
+        with _open_maybe_gz(folder, base) as f:
+            arrays.append(_read_idx(f))
+    train_x, train_y, test_x, test_y = (torch.from_numpy(a.copy()) for a in arrays)
+    return (ImageData(name, train_x.unsqueeze(1), train_y.long(), 10),
+            ImageData(name, test_x.unsqueeze(1), test_y.long(), 10))
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """CIFAR's batches are pickles; allow only what they contain (dicts, lists, arrays)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a data file")
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return _ArrayUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
+
+
+def _cifar(name: str, root: Path, download: bool):
+    if name == "cifar10":
+        train_files = [f"data_batch_{i}" for i in range(1, 6)]
+        test_files, key, classes = ["test_batch"], "labels", 10
+    else:
+        train_files, test_files, key, classes = ["train"], ["test"], "fine_labels", 100
+
+    def present(folder):
+        return all((folder / f).exists() for f in train_files + test_files)
+
+    folder = _ensure(name, root, present, download)
+
+    def read(files):
+        images, labels = [], []
+        for f in files:
+            batch = _unpickle(folder / f)
+            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.extend(batch[key])
+        return ImageData(name, torch.from_numpy(np.concatenate(images)),
+                         torch.tensor(labels, dtype=torch.long), classes)
+
+    return read(train_files), read(test_files)
+
+
+def _image_folder(path: Path, input_shape):
+    """Class-per-folder images, read once and resized to the network's input."""
+    from torchvision import datasets, transforms
+
+    if not path.is_dir():
+        raise DataError(f"imagefolder: {path} is not a folder of class folders")
+    channels, height, width = input_shape
+    mode = "L" if channels == 1 else "RGB"
+    transform = transforms.Compose([transforms.Lambda(lambda im: im.convert(mode)),
+                                    transforms.Resize((height, width)), transforms.PILToTensor()])
+    splits = []
+    for split in ("train", "test"):
+        folder = path / split if (path / split).is_dir() else path
+        try:
+            data = datasets.ImageFolder(str(folder), transform=transform)
+        except (FileNotFoundError, RuntimeError) as error:
+            raise DataError(f"imagefolder: {error}") from None
+        images = torch.stack([data[i][0] for i in range(len(data))])
+        labels = torch.tensor(data.targets, dtype=torch.long)
+        splits.append(ImageData(f"imagefolder:{path}", images, labels, len(data.classes)))
+    return splits[0], splits[1]
+
+
+# ---- batches -------------------------------------------------------------------------------
+
+class BatchPipeline:
+    """Turns a batch of stored images into the network's input, on the training device."""
+
+    def __init__(self, input_shape, mean, std, *, augment: bool, crop_padding: int = 4,
+                 flip: bool = True, channels_last: bool = False):
+        self.shape = tuple(input_shape)
+        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(std).view(1, -1, 1, 1)
+        self.augment = augment
+        self.crop_padding = crop_padding
+        self.flip = flip
+        self.channels_last = channels_last
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        x = images.float()
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if len(self.shape) == 1:
+            if x[0].numel() != self.shape[0]:
+                raise DataError(f"the network takes a vector of {self.shape[0]} features but the "
+                                f"images have {x[0].numel()} values ({'x'.join(map(str, x.shape[1:]))})")
+            return x.flatten(1)
+        channels, height, width = self.shape
+        if x.shape[1] != channels:
+            if x.shape[1] == 1:
+                x = x.expand(-1, channels, -1, -1)
+            elif channels == 1:
+                x = x.mean(dim=1, keepdim=True)
+            else:
+                raise DataError(f"the data has {x.shape[1]} channels and the network wants "
+                                f"{channels}")
+        if x.shape[2:] != (height, width):
+            x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+        if self.augment:
+            x = self._augment(x, generator)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _augment(self, x, generator):
+        n, _, h, w = x.shape
+        p = self.crop_padding
+        if p > 0:  # a random crop of the zero-padded image, one offset per image
+            padded = F.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (n, 1), generator=generator).to(x.device)
+            dx = torch.randint(0, 2 * p + 1, (n, 1), generator=generator).to(x.device)
+            rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
+            cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
+            samples = torch.arange(n, device=x.device)[:, None, None, None]
+            chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+            x = padded[samples, chans, rows, cols]
+        if self.flip:
+            flips = torch.rand(n, generator=generator) < 0.5
+            x = torch.where(flips.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
+        return x
+
+
+def batches(data: ImageData, batch_size: int, *, shuffle: bool, seed: int = 0,
+            drop_last: bool = False, rank: int = 0, world: int = 1, skip: int = 0):
+    """(images, labels) batches in a deterministic order for (seed, epoch), split across
+    `world` processes; `skip` leaves out the first batches (resuming mid-epoch)."""
+    n = len(data)
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    else:
+        order = torch.arange(n)
+    if world > 1:
+        per_rank = n // world
+        order = order[rank * per_rank:(rank + 1) * per_rank] if drop_last else order[rank::world]
+    count = len(order) // batch_size if drop_last else -(-len(order) // batch_size)
+    for b in range(skip, count):
+        index = order[b * batch_size:(b + 1) * batch_size]
+        yield data.images[index], data.labels[index]
+
+
+def batch_count(data: ImageData, batch_size: int, drop_last: bool, world: int = 1) -> int:
+    n = len(data) // world if world > 1 else len(data)
+    return n // batch_size if drop_last else -(-n // batch_size)

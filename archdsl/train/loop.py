@@ -1,0 +1,461 @@
+"""Training and evaluation: `archdsl train` and `archdsl eval`.
+
+One linear loop, in sections: set-up (device, data, model, optimiser), resume, then per
+epoch: train with a progress bar, validate, log (console, CSV/JSON, TensorBoard, curves PNG),
+checkpoint (`last.pt` always, `best.pt` on the best validation top-1). The loss trains on
+logits: a trailing softmax of the spec is left out of the training model and folded into the
+cross-entropy. Side outputs (GoogLeNet's auxiliary heads) add their loss with weight 0.3.
+
+Resuming continues exactly: the batch order of an epoch is a function of (seed, epoch), and
+the checkpoint holds the model, optimiser, scaler and random number generators, and the
+batch within the epoch it was taken at (SIGINT and SIGTERM save one before stopping).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint
+from .data import BatchPipeline, DataError, Splits, batch_count, batches, load_splits
+
+
+class TrainingStopped(Exception):
+    """Training ended early (diverged, interrupted); the message says what was kept."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class TrainConfig:
+    data: str = "digits"
+    data_dir: str = "data"
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | step | onecycle | constant
+    warmup_epochs: float = 0.0
+    step_epochs: int = 30
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    clip_grad: float | None = None
+    aux_weight: float = 0.3
+    val_split: float = 0.1
+    augment: bool | None = None  # None: the data set's default
+    flip: bool | None = None
+    device: str = "auto"
+    amp: str | None = None  # bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    save_every: int = 0  # also checkpoint every N steps (0: at the end of each epoch only)
+    fake_size: int = 4096
+    offline: bool = False  # never download data sets
+    limit_steps: int = 0  # stop after N steps in total (tests, smoke runs)
+    progress: bool = True
+    tensorboard: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# Data sets whose images may be mirrored (digits and letters may not).
+FLIPPABLE = ("cifar10", "cifar100", "fake")
+
+
+@dataclass
+class RunInfo:
+    """What a checkpoint must carry to rebuild the network without the original files."""
+
+    spec_files: dict  # path relative to the spec's folder -> text
+    spec_name: str  # the root file's relative path
+    network: str
+    args: dict  # --set values, as text
+    input_shape: list | None
+    history: list = field(default_factory=list)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DataError("--device cuda: no CUDA device is available here")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, amp: str | None):
+    if amp is None:
+        return nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning rate at `step`, as a fraction of --lr."""
+    total = max(config.epochs * steps_per_epoch, 1)
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    if config.schedule == "onecycle":
+        peak = max(int(0.3 * total), 1)
+        if step < peak:
+            return 0.04 + 0.96 * step / peak
+        progress = (step - peak) / max(total - peak, 1)
+        return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * progress))
+    if step < warmup:
+        return (step + 1) / warmup
+    if config.schedule == "cosine":
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    if config.schedule == "step":
+        return config.gamma ** (step // (config.step_epochs * steps_per_epoch))
+    return 1.0
+
+
+def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
+    # no weight decay on biases and normalisation parameters (one-dimensional tensors)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                           nesterov=config.nesterov and config.momentum > 0)
+
+
+def split_outputs(out):
+    """The main output and the side outputs (a tuple in training mode when there are any)."""
+    if isinstance(out, (tuple, list)):
+        return out[0], list(out[1:])
+    return out, []
+
+
+def accuracy_counts(logits, labels) -> tuple[int, int]:
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    hits = top == labels.view(-1, 1)
+    return int(hits[:, :1].sum()), int(hits.any(dim=1).sum())
+
+
+@torch.no_grad()
+def evaluate(model, data, pipeline, config, device) -> dict:
+    model.eval()
+    loss_sum, top1, top5, count = 0.0, 0, 0, 0
+    for images, labels in batches(data, config.batch_size * 2, shuffle=False):
+        x = pipeline(images.to(device, non_blocking=True))
+        y = labels.to(device, non_blocking=True)
+        with autocast(device, config.amp):
+            logits, _ = split_outputs(model(x))
+        logits = logits.float()
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        c1, c5 = accuracy_counts(logits, y)
+        top1 += c1
+        top5 += c5
+        count += len(y)
+    return {"loss": loss_sum / max(count, 1), "top1": top1 / max(count, 1),
+            "top5": top5 / max(count, 1)}
+
+
+def new_run_dir(base: Path) -> Path:
+    """A fresh run directory: never overwrite an earlier run's work."""
+    run, n = base, 1
+    while run.exists():
+        n += 1
+        run = base.with_name(f"{base.name}-{n}")
+    run.mkdir(parents=True)
+    return run
+
+
+class _Signals:
+    """SIGINT/SIGTERM during training: finish the step, save, then stop."""
+
+    def __init__(self):
+        self.received = None
+
+    def __enter__(self):
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+# ---- logging -------------------------------------------------------------------------------
+
+class RunLog:
+    """metrics.csv, metrics.json, curves.png and TensorBoard events in the run directory."""
+
+    COLUMNS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
+               "images_per_s", "seconds"]
+
+    def __init__(self, run: Path, history: list, tensorboard: bool):
+        self.run = run
+        self.history = history
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run / "tensorboard"))
+            except ImportError:
+                print("note: tensorboard is not installed; no event files are written",
+                      file=sys.stderr)
+
+    def epoch(self, row: dict) -> None:
+        self.history.append(row)
+        with open(self.run / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, self.COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.history)
+        (self.run / "metrics.json").write_text(json.dumps(self.history, indent=2))
+        if self.writer is not None:
+            for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
+                        "images_per_s"):
+                if row.get(key) is not None:
+                    self.writer.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
+            self.writer.flush()
+        self.plot()
+
+    def plot(self) -> None:
+        """Accuracy and loss curves, as seed 002 draws them."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [r["epoch"] for r in self.history]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        left.plot(epochs, [r["train_top1"] for r in self.history], label="Training Accuracy")
+        if any(r.get("val_top1") is not None for r in self.history):
+            left.plot(epochs, [r.get("val_top1") for r in self.history], label="Validation Accuracy")
+        left.set_title("Training and Validation Accuracy")
+        left.set_xlabel("epoch")
+        left.legend()
+        right.plot(epochs, [r["train_loss"] for r in self.history], label="Training Loss")
+        if any(r.get("val_loss") is not None for r in self.history):
+            right.plot(epochs, [r.get("val_loss") for r in self.history], label="Validation Loss")
+        right.set_title("Training and Validation Loss")
+        right.set_xlabel("epoch")
+        right.legend()
+        fig.tight_layout()
+        fig.savefig(self.run / "curves.png", dpi=100)
+        plt.close(fig)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ---- the loop ------------------------------------------------------------------------------
+
+def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | None = None,
+          log=print) -> dict:
+    """Train `net` (an archdsl Network); returns the final metrics."""
+    # -- set-up --------------------------------------------------------------------------
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    splits: Splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
+                                 val_split=config.val_split, seed=config.seed,
+                                 fake_size=config.fake_size, download=not config.offline)
+    classes = net.output_shapes["output"][0]
+    if splits.train.classes > classes:
+        raise DataError(f"{config.data} has {splits.train.classes} classes but the network "
+                        f"outputs {classes}; set it with --set classes={splits.train.classes}")
+    augment = config.augment if config.augment is not None else config.data != "fake"
+    flip = config.flip if config.flip is not None else config.data.split(":")[0] in FLIPPABLE \
+        or config.data.startswith("imagefolder:")
+    height = net.input_shape[1] if len(net.input_shape) == 3 else 0
+    train_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=augment,
+                               crop_padding=max(height // 8, 1) if height else 0, flip=flip,
+                               channels_last=config.channels_last)
+    eval_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False,
+                              channels_last=config.channels_last)
+
+    model = net.build(logits=True).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(config, model)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    forward = torch.compile(model) if config.compile else model
+    steps_per_epoch = batch_count(splits.train, config.batch_size, drop_last=True)
+    if steps_per_epoch == 0:
+        raise DataError(f"--batch-size {config.batch_size} is larger than the training set "
+                        f"({len(splits.train)} images)")
+    augment_rng = torch.Generator()
+    start_epoch, skip, best = 0, 0, -1.0
+
+    # -- resume --------------------------------------------------------------------------
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scaler.load_state_dict(resume["scaler"])
+        checkpoint.restore_rng(resume["rng"], augment_rng)
+        start_epoch, skip, best = resume["epoch"], resume["batch"], resume["best"]
+        log(f"resuming {info.network} at epoch {start_epoch + 1}, batch {skip}")
+
+    logbook = RunLog(run, info.history, config.tensorboard)
+    state = {"epoch": start_epoch, "batch": skip, "best": best}
+
+    def save(name: str) -> None:
+        checkpoint.save(run / name, {
+            "spec_files": info.spec_files, "spec_name": info.spec_name,
+            "network": info.network, "args": info.args, "input_shape": info.input_shape,
+            "config": asdict(config), "history": info.history, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "rng": checkpoint.rng_state(augment_rng), **state})
+
+    # -- epochs --------------------------------------------------------------------------
+    total_steps = 0
+    with _Signals() as signals:
+        for epoch in range(start_epoch, config.epochs):
+            model.train()
+            if skip == 0:
+                augment_rng.manual_seed(config.seed * 1000 + epoch)
+            order_seed = config.seed * 1000 + epoch
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
+            seen, started = 0, time.perf_counter()
+            if skip and resume is not None and "partial" in resume:  # the epoch's sums so far
+                loss_sum += resume["partial"]["loss_sum"]
+                correct += resume["partial"]["correct"]
+                seen = resume["partial"]["seen"]
+            bar = _progress(config, steps_per_epoch, skip, epoch)
+            for b, (images, labels) in enumerate(
+                    batches(splits.train, config.batch_size, shuffle=True, seed=order_seed,
+                            drop_last=True, skip=skip), start=skip):
+                step = epoch * steps_per_epoch + b
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * lr_factor(config, step, steps_per_epoch)
+                x = train_pipe(images.to(device, non_blocking=True), augment_rng)
+                y = labels.to(device, non_blocking=True)
+                with autocast(device, config.amp):
+                    logits, side = split_outputs(forward(x))
+                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                    for extra in side:
+                        loss = loss + config.aux_weight * F.cross_entropy(
+                            extra, y, label_smoothing=config.label_smoothing)
+                if not torch.isfinite(loss):
+                    raise TrainingStopped(
+                        f"the loss became {float(loss.detach())} at epoch {epoch + 1}, batch {b}; training "
+                        f"stopped. The last good checkpoint is {run / 'last.pt'}. Try a lower "
+                        f"--lr (now {config.lr}), --clip-grad, or no --amp fp16.", 4)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if config.clip_grad:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+                scaler.step(optimizer)
+                scaler.update()
+
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+                total_steps += 1
+                state.update(epoch=epoch, batch=b + 1, partial={
+                    "loss_sum": loss_sum.detach().cpu(), "correct": correct.detach().cpu(),
+                    "seen": seen})
+                if bar is not None:
+                    bar.update(1)
+                    if b % 10 == 0:
+                        elapsed = time.perf_counter() - started
+                        bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}",
+                                        acc=f"{float(correct) / seen:.2%}",
+                                        img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+                if config.save_every and (step + 1) % config.save_every == 0:
+                    save("last.pt")
+                if signals.received is not None:
+                    save("last.pt")
+                    name = "SIGINT" if signals.received == signal.SIGINT else "SIGTERM"
+                    raise TrainingStopped(
+                        f"{name}: stopped at epoch {epoch + 1}, batch {b + 1}; saved "
+                        f"{run / 'last.pt'}. Continue with: archdsl train --resume {run}",
+                        130 if signals.received == signal.SIGINT else 143)
+                if config.limit_steps and total_steps >= config.limit_steps:
+                    break
+            if bar is not None:
+                bar.close()
+            seconds = time.perf_counter() - started
+            skip = 0
+
+            # -- validate, log, checkpoint -----------------------------------------------
+            val = evaluate(forward, splits.val, eval_pipe, config, device) if splits.val else None
+            row = {"epoch": epoch + 1, "train_loss": float(loss_sum) / max(seen, 1),
+                   "train_top1": float(correct) / max(seen, 1),
+                   "val_loss": val and val["loss"], "val_top1": val and val["top1"],
+                   "val_top5": val and val["top5"],
+                   "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen / max(seconds, 1e-9),
+                   "seconds": seconds}
+            logbook.epoch(row)
+            log(_epoch_line(row, config.epochs))
+            state.update(epoch=epoch + 1, batch=0)
+            state.pop("partial", None)
+            score = val["top1"] if val else row["train_top1"]
+            if score > state["best"]:
+                state["best"] = score
+                save("best.pt")
+            save("last.pt")
+            if config.limit_steps and total_steps >= config.limit_steps:
+                break
+
+    # -- test ----------------------------------------------------------------------------
+    best_state = checkpoint.load(run / "best.pt")["model"]
+    final = evaluate(forward, splits.test, eval_pipe, config, device)
+    model.load_state_dict(best_state)
+    best_test = evaluate(forward, splits.test, eval_pipe, config, device)
+    logbook.close()
+    result = {"network": info.network, "data": config.data, "epochs": state["epoch"],
+              "test_top1": final["top1"], "test_top5": final["top5"], "test_loss": final["loss"],
+              "best_val_top1": state["best"], "best_test_top1": best_test["top1"],
+              "run": str(run)}
+    (run / "result.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _progress(config, total, done, epoch):
+    if not config.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{config.epochs}",
+                leave=False, dynamic_ncols=True, file=sys.stderr,
+                disable=None)  # no bar when stderr is not a terminal (logs, CI)
+
+
+def _epoch_line(row: dict, epochs: int) -> str:
+    text = (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} "
+            f"acc {row['train_top1']:.2%}")
+    if row.get("val_loss") is not None:
+        text += (f"  val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2%} "
+                 f"top-5 {row['val_top5']:.2%}")
+    return text + f"  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"

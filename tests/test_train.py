@@ -1,0 +1,163 @@
+"""`archdsl train` and `archdsl eval`: learning, checkpoints, exact resume, data formats."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from archdsl.cli import main
+from conftest import SPECS
+
+LENET = [str(SPECS / "lenet.arch"), "lenet5", "--set", "act=relu"]
+QUIET = ["--no-progress", "--no-tensorboard"]
+
+
+def train(capsys, tmp_path, *options, name="run"):
+    status = main(["train", *LENET, "--out", str(tmp_path / name), *QUIET, *options])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_a_short_run_learns(capsys, tmp_path):
+    status, out, err = train(capsys, tmp_path, "--epochs", "6")
+    assert status == 0, err
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["test_top1"] > 0.85  # chance is 0.10
+    assert "test top-1" in out
+    run = tmp_path / "run"
+    for name in ("last.pt", "best.pt", "metrics.csv", "metrics.json", "curves.png",
+                 "options.json", "network.json", "lenet.arch"):
+        assert (run / name).exists(), name
+    history = json.loads((run / "metrics.json").read_text())
+    assert [row["epoch"] for row in history] == list(range(1, 7))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_runs_are_never_overwritten(capsys, tmp_path):
+    for _ in range(2):
+        assert train(capsys, tmp_path, "--epochs", "1", "--limit-steps", "2")[0] == 0
+    assert (tmp_path / "run").is_dir() and (tmp_path / "run-2").is_dir()
+
+
+def test_checkpoints_load_with_weights_only(capsys, tmp_path):
+    train(capsys, tmp_path, "--epochs", "1", "--limit-steps", "3")
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["network"] == "lenet5" and "conv1.weight" in state["model"]
+    assert state["args"] == {"act": "relu"} and "lenet.arch" in state["spec_files"]
+
+
+def test_eval_a_checkpoint(capsys, tmp_path):
+    train(capsys, tmp_path, "--epochs", "3")
+    capsys.readouterr()
+    status = main(["eval", str(tmp_path / "run" / "best.pt")])
+    out = capsys.readouterr().out
+    assert status == 0 and "top-1" in out and "top-5 error" in out
+
+
+def test_nan_loss_stops_with_a_clear_message(capsys, tmp_path):
+    status, _, err = train(capsys, tmp_path, "--epochs", "2", "--lr", "1e30")
+    assert status == 4
+    assert "the loss became" in err and "--lr" in err and "Traceback" not in err
+
+
+def _train_process(tmp_path, name, *options):
+    cmd = [sys.executable, "-m", "archdsl", "train", *LENET, "--out", str(tmp_path / name),
+           *QUIET, "--epochs", "4", "--save-every", "7", *options]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _final_state(run):
+    state = torch.load(run / "last.pt", weights_only=True)
+    history = [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")}
+               for row in state["history"]]
+    return state["model"], history
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_an_interrupted_run_resumes_exactly(tmp_path, how):
+    reference = _train_process(tmp_path, "reference")
+    victim = _train_process(tmp_path, "victim")
+    checkpoint = tmp_path / "victim" / "last.pt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert victim.poll() is None, "the run ended before it could be interrupted"
+    victim.send_signal(getattr(signal, how))
+    victim.communicate(timeout=60)
+    assert victim.returncode == (-signal.SIGKILL if how == "SIGKILL" else 130)
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["epoch"] < 4  # stopped before the end
+    resumed = subprocess.run([sys.executable, "-m", "archdsl", "train", "--resume",
+                              str(tmp_path / "victim"), "--no-progress"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert reference.wait(timeout=300) == 0
+    weights, history = _final_state(tmp_path / "victim")
+    ref_weights, ref_history = _final_state(tmp_path / "reference")
+    assert history == ref_history
+    for key, value in ref_weights.items():
+        assert torch.equal(value, weights[key]), key
+
+
+def write_fake_cifar10(root, per_batch=40):
+    """A small CIFAR-10 in its real on-disk format: pickled dicts of uint8 arrays."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, per_batch).tolist()
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"batch_label": name, "labels": labels, "data": data}, f)
+
+
+def test_cifar10_in_its_standard_format(capsys, tmp_path):
+    write_fake_cifar10(tmp_path / "data")
+    status = main(["train", str(SPECS / "lenet.arch"), "lenet5_cifar10", "--data", "cifar10",
+                   "--data-dir", str(tmp_path / "data"), "--offline", "--epochs", "1",
+                   "--batch-size", "32", "--out", str(tmp_path / "run"), *QUIET])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["data"] == "cifar10"
+
+
+def test_a_missing_data_set_says_where_to_put_it(capsys, tmp_path):
+    status = main(["train", str(SPECS / "lenet.arch"), "lenet5_cifar10", "--data", "cifar10",
+                   "--data-dir", str(tmp_path), "--offline", "--out", str(tmp_path / "run"),
+                   *QUIET])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "cifar-10-batches-py" in err and "cifar-10-python.tar.gz" in err
+
+
+def test_data_pickles_cannot_run_code(tmp_path):
+    from archdsl.train.data import _unpickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil"
+    path.write_bytes(pickle.dumps({"data": Evil()}))
+    with pytest.raises(pickle.UnpicklingError):
+        _unpickle(path)
+
+
+def test_more_classes_than_outputs_is_refused(capsys, tmp_path):
+    status = main(["train", *LENET, "--set", "classes=5", "--out", str(tmp_path / "r"), *QUIET])
+    assert status == 2 and "--set classes=10" in capsys.readouterr().err
+
+
+def test_fake_data_for_throughput(capsys, tmp_path):
+    status = main(["train", str(SPECS / "resnet.arch"), "resnet18", "--set", "classes=10",
+                   "--input", "3x32x32", "--data", "fake", "--fake-size", "256",
+                   "--epochs", "1", "--batch-size", "64", "--out", str(tmp_path / "r"), *QUIET])
+    assert status == 0, capsys.readouterr().err
