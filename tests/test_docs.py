@@ -45,3 +45,20 @@ def test_the_naming_example_of_the_language_guide():
     vgg = archdsl.load(SPECS / "vgg.arch").network("vgg16")
     names = [n for n, _ in vgg.graph.layers()]
     assert "conv13" in names and "maxpool5" in names and "conv14" not in names
+
+
+def test_the_readme_python_example():
+    text = (ROOT / "README.md").read_text()
+    net = archdsl.load(SPECS / "resnet.arch").network("resnet50", classes=10)
+    assert f"# {(net.params_trainable, net.macs, net.output_shapes)}" in text
+    assert "25,557,032 trainable parameters and 4.09 G MACs" in text
+    full = archdsl.load(SPECS / "resnet.arch").network("resnet50")
+    assert full.params_trainable == 25_557_032 and round(full.macs / 1e9, 2) == 4.09
+
+
+def test_the_readme_quickstart_is_two_make_targets_and_ci_calls_the_test_one():
+    text = (ROOT / "README.md").read_text()
+    assert "    make demo\n" in text and "    make test\n" in text
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert "demo: setup" in makefile and "test: setup" in makefile

@@ -9,7 +9,9 @@ ordinary calls, so later stages never see it.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,10 +62,28 @@ class _ArchIndenter(Indenter):
                 raise _IndentError(token, "unindent does not match any outer indentation level")
 
 
+def _cache_file() -> str | bool:
+    """Where the built parser is cached: the user's own cache folder (Lark checks the
+    grammar's hash when it loads it), or nowhere if that folder cannot be written."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "archdsl")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK):
+        return False
+    return os.path.join(folder, f"grammar-{sys.version_info[0]}{sys.version_info[1]}.lark-cache")
+
+
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    return Lark(GRAMMAR_PATH.read_text(), parser="lalr", postlex=_ArchIndenter(),
-                propagate_positions=True, maybe_placeholders=True, start=["start", "expr"])
+    options = dict(parser="lalr", postlex=_ArchIndenter(), propagate_positions=True,
+                   maybe_placeholders=True, start=["start", "expr"])
+    try:
+        return Lark(GRAMMAR_PATH.read_text(), cache=_cache_file(), **options)
+    except Exception:  # an unreadable or stale cache must never stop a parse
+        return Lark(GRAMMAR_PATH.read_text(), **options)
 
 
 # ---- public entry points -------------------------------------------------------------------

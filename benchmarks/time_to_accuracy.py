@@ -1,0 +1,54 @@
+"""Time to accuracy: LeNet-5 on the bundled digits data set, the README's main command.
+
+    .venv/bin/python benchmarks/time_to_accuracy.py [--write]
+
+Trains with the README's settings for several seeds and reports, per seed, the whole process's
+wall time (start-up and data included) and the test top-1 accuracy. Target: >= 98% test top-1
+in well under a minute on a 2-core CPU.
+"""
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ARCHDSL, ROOT, machine, write_section
+import subprocess
+
+SEEDS = [0, 1, 2, 3, 4]
+
+
+def main():
+    rows = []
+    for seed in SEEDS:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = ARCHDSL + ["train", "specs/lenet.arch", "lenet5", "--set", "act=relu",
+                             "--data", "digits", "--epochs", "50", "--seed", str(seed),
+                             "--out", f"{tmp}/run", "--no-progress"]
+            start = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            seconds = time.perf_counter() - start
+            if done.returncode != 0:
+                raise SystemExit(done.stderr)
+            result = json.loads(Path(tmp, "run", "result.json").read_text())
+        rows.append((seed, seconds, result["test_top1"], result["best_test_top1"]))
+        print(f"seed {seed}: {seconds:.1f} s, test top-1 {result['test_top1']:.2%}", flush=True)
+    table = ["| seed | wall time (whole process) | test top-1 (final) | test top-1 (best-val checkpoint) |",
+             "|---|---|---|---|"]
+    table += [f"| {s} | {t:.1f} s | {a:.2%} | {b:.2%} |" for s, t, a, b in rows]
+    worst = min(r[2] for r in rows)
+    slowest = max(r[1] for r in rows)
+    text = "\n".join([
+        f"Machine: {machine()}; device: CPU.",
+        "Command: `archdsl train specs/lenet.arch lenet5 --set act=relu --data digits --epochs 50` "
+        "(the README's main command).", "", *table, "",
+        f"Worst seed: {worst:.2%} test top-1; slowest: {slowest:.1f} s. "
+        f"Target (>= 98% in well under a minute): {'met' if worst >= 0.98 and slowest < 60 else 'missed'}."])
+    print(text)
+    if "--write" in sys.argv:
+        write_section("time-to-accuracy", text)
+
+
+if __name__ == "__main__":
+    main()
