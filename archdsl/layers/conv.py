@@ -80,12 +80,31 @@ def _conv_common():
     )
 
 
-@register
-class Conv(LayerKind):
-    name = "conv"
-    aliases = ("conv2d",)
+class _Convolution(LayerKind):
+    """What the three convolutions share: padding handling, and FLOPs from MACs."""
+
     family = "conv"
     accepts_act = True
+
+    def window(self, a, x):
+        return window_shape(self.name, x, a["kernel"], a["stride"], a["dilation"],
+                            resolve_padding(a["pad"], a["kernel"], a["dilation"]))
+
+    def flops(self, a, x, y):
+        # a multiply-add is 2 FLOPs; the bias adds one per output element
+        return 2 * self.macs(a, x, y) + (y[0] * y[1] * y[2] if a["bias"] else 0)
+
+    def module(self, cls, a, **kwargs):
+        padding, pre = torch_padding(resolve_padding(a["pad"], a["kernel"], a["dilation"]))
+        return TorchModule(cls, dict(kernel_size=a["kernel"], stride=a["stride"],
+                                     padding=padding, dilation=a["dilation"], **kwargs),
+                           pre=tuple(("pad", p, 0.0) for p in pre))
+
+
+@register
+class Conv(_Convolution):
+    name = "conv"
+    aliases = ("conv2d",)
     doc = ("2-D convolution (torch.nn.Conv2d). `conv(64, 3, stride=2, pad=same)`; the kernel may "
            "be non-square (`1x7`). Table notation `conv3-64` is conv(64, 3, pad=same).")
     params = (
@@ -104,8 +123,7 @@ class Conv(LayerKind):
                 f"`groups={g}` must divide both the input channels ({c}) and the output "
                 f"channels ({a['out']})", help="choose a `groups` that divides both", arg="groups",
                 code="E0405")
-        ho, wo = window_shape(self.name, x, a["kernel"], a["stride"], a["dilation"],
-                              resolve_padding(a["pad"], a["kernel"], a["dilation"]))
+        ho, wo = self.window(a, x)
         return (a["out"], ho, wo)
 
     def params_count(self, a, x):
@@ -117,16 +135,9 @@ class Conv(LayerKind):
         kh, kw = a["kernel"]
         return y[0] * y[1] * y[2] * (x[0] // a["groups"]) * kh * kw
 
-    def flops(self, a, x, y):
-        # a multiply-add is 2 FLOPs; the bias adds one per output element
-        return 2 * self.macs(a, x, y) + (y[0] * y[1] * y[2] if a["bias"] else 0)
-
     def torch(self, a, x, y):
-        padding, pre = torch_padding(resolve_padding(a["pad"], a["kernel"], a["dilation"]))
-        return TorchModule("torch.nn.Conv2d", dict(
-            in_channels=x[0], out_channels=a["out"], kernel_size=a["kernel"], stride=a["stride"],
-            padding=padding, dilation=a["dilation"], groups=a["groups"], bias=a["bias"]),
-            pre=tuple(("pad", p, 0.0) for p in pre))
+        return self.module("torch.nn.Conv2d", a, in_channels=x[0], out_channels=a["out"],
+                           groups=a["groups"], bias=a["bias"])
 
     def describe(self, a):
         text = f"conv {_kernel_text(a['kernel'])}, {a['out']}{_stride_text(a['stride'])}"
@@ -138,10 +149,8 @@ class Conv(LayerKind):
 
 
 @register
-class DepthwiseConv(LayerKind):
+class DepthwiseConv(_Convolution):
     name = "dwconv"
-    family = "conv"
-    accepts_act = True
     doc = ("Depthwise 2-D convolution: one filter per input channel (`mult` filters with a "
            "depth multiplier), as Keras' DepthwiseConv2D; in PyTorch a Conv2d with groups=C.")
     params = (
@@ -153,8 +162,7 @@ class DepthwiseConv(LayerKind):
 
     def shape(self, a, x):
         c, _, _ = spatial(self.name, x)
-        ho, wo = window_shape(self.name, x, a["kernel"], a["stride"], a["dilation"],
-                              resolve_padding(a["pad"], a["kernel"], a["dilation"]))
+        ho, wo = self.window(a, x)
         return (c * a["mult"], ho, wo)
 
     def params_count(self, a, x):
@@ -166,15 +174,9 @@ class DepthwiseConv(LayerKind):
         kh, kw = a["kernel"]
         return y[0] * y[1] * y[2] * kh * kw
 
-    def flops(self, a, x, y):
-        return 2 * self.macs(a, x, y) + (y[0] * y[1] * y[2] if a["bias"] else 0)
-
     def torch(self, a, x, y):
-        padding, pre = torch_padding(resolve_padding(a["pad"], a["kernel"], a["dilation"]))
-        return TorchModule("torch.nn.Conv2d", dict(
-            in_channels=x[0], out_channels=y[0], kernel_size=a["kernel"], stride=a["stride"],
-            padding=padding, dilation=a["dilation"], groups=x[0], bias=a["bias"]),
-            pre=tuple(("pad", p, 0.0) for p in pre))
+        return self.module("torch.nn.Conv2d", a, in_channels=x[0], out_channels=y[0],
+                           groups=x[0], bias=a["bias"])
 
     def describe(self, a):
         text = f"dwconv {_kernel_text(a['kernel'])}{_stride_text(a['stride'])}"
@@ -182,10 +184,8 @@ class DepthwiseConv(LayerKind):
 
 
 @register
-class SeparableConv(LayerKind):
+class SeparableConv(_Convolution):
     name = "sepconv"
-    family = "conv"
-    accepts_act = True
     doc = ("Depthwise-separable convolution as Keras' SeparableConv2D: a depthwise convolution "
            "(no bias) followed by a 1x1 pointwise convolution with the bias. Stride, padding "
            "and dilation apply to the depthwise part.")
@@ -199,8 +199,7 @@ class SeparableConv(LayerKind):
 
     def shape(self, a, x):
         spatial(self.name, x)
-        ho, wo = window_shape(self.name, x, a["kernel"], a["stride"], a["dilation"],
-                              resolve_padding(a["pad"], a["kernel"], a["dilation"]))
+        ho, wo = self.window(a, x)
         return (a["out"], ho, wo)
 
     def params_count(self, a, x):
@@ -214,15 +213,10 @@ class SeparableConv(LayerKind):
         pixels = y[1] * y[2]
         return pixels * mid * kh * kw + pixels * mid * y[0]
 
-    def flops(self, a, x, y):
-        return 2 * self.macs(a, x, y) + (y[0] * y[1] * y[2] if a["bias"] else 0)
-
     def torch(self, a, x, y):
-        padding, pre = torch_padding(resolve_padding(a["pad"], a["kernel"], a["dilation"]))
-        return TorchModule("archdsl.backends.torch_modules.SeparableConv2d", dict(
-            in_channels=x[0], out_channels=a["out"], kernel_size=a["kernel"], stride=a["stride"],
-            padding=padding, dilation=a["dilation"], depth_multiplier=a["mult"], bias=a["bias"]),
-            pre=tuple(("pad", p, 0.0) for p in pre))
+        return self.module("archdsl.backends.torch_modules.SeparableConv2d", a,
+                           in_channels=x[0], out_channels=a["out"],
+                           depth_multiplier=a["mult"], bias=a["bias"])
 
     def describe(self, a):
         return f"sepconv {_kernel_text(a['kernel'])}, {a['out']}{_stride_text(a['stride'])}"

@@ -128,15 +128,18 @@ class Padding(ArgType):
     def accept(self, value):
         if value in ("same", "valid"):
             return value
-        if _is_int(value):
-            value = (value, value)
-        if (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(_is_int(v) for v in value)):
-            if min(value) < 0:
-                raise ArgumentError(f"padding cannot be negative, got {describe_value(value)}",
-                                    code="E0304")
-            return tuple(value)
-        raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+        return _paddings(value, (value, value) if _is_int(value) else value, 2, self.description)
+
+
+def _paddings(given, sides, count: int, description: str) -> tuple:
+    """`sides` as a tuple of `count` non-negative ints, or an error about `given`."""
+    if (isinstance(sides, (list, tuple)) and len(sides) == count
+            and all(_is_int(v) for v in sides)):
+        if min(sides) < 0:
+            raise ArgumentError(f"padding cannot be negative, got {describe_value(given)}",
+                                code="E0304")
+        return tuple(sides)
+    raise ArgumentError(f"expected {description}, got {describe_value(given)}")
 
 
 class Pads4(ArgType):
@@ -146,17 +149,12 @@ class Pads4(ArgType):
     description = "a padding such as 1, [1, 2] or [left, right, top, bottom]"
 
     def accept(self, value):
+        sides = value
         if _is_int(value):
-            value = [value] * 4
+            sides = [value] * 4
         elif isinstance(value, (list, tuple)) and len(value) == 2:
-            value = [value[1], value[1], value[0], value[0]]
-        if (isinstance(value, (list, tuple)) and len(value) == 4
-                and all(_is_int(v) for v in value)):
-            if min(value) < 0:
-                raise ArgumentError(f"padding cannot be negative, got {describe_value(value)}",
-                                    code="E0304")
-            return tuple(value)
-        raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+            sides = [value[1], value[1], value[0], value[0]]
+        return _paddings(value, sides, 4, self.description)
 
 
 class Choice(ArgType):
