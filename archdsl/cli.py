@@ -173,7 +173,36 @@ def cmd_compile(args) -> int:
     print(model.code, end="")
     print(f"compiled {net.name}: {net.params_total:,} params; forward pass on "
           f"{'x'.join(map(str, shape))} gives {'x'.join(map(str, got))}", file=sys.stderr)
+    if args.torchvision:
+        return compare_with_torchvision(net, args.torchvision)
     return EXIT_OK
+
+
+def compare_with_torchvision(net, spec: str) -> int:
+    """`compile --torchvision NAME[:key=value,...]`: copy torchvision's weights in, compare."""
+    import torch
+
+    from .backends.weights import WeightsError, copy_state, torchvision_model
+
+    name, _, options = spec.partition(":")
+    kwargs = {}
+    for item in filter(None, options.split(",")):
+        key, _, value = item.partition("=")
+        kwargs[key] = {"true": True, "false": False}.get(value.lower(), value)
+    try:
+        reference = torchvision_model(name, **kwargs).eval()
+        model = net.build(logits=True).eval()
+        transfer = copy_state(model, reference)
+    except (WeightsError, TypeError) as error:
+        print(f"archdsl compile: {name}: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        diff = float((model(x) - reference(x)).abs().max())
+    verdict = "agree" if diff <= 1e-4 else "DIFFER"
+    print(f"torchvision's {name}: all {len(transfer)} tensors fit; outputs on a random batch "
+          f"{verdict} (max |difference| {diff:.2e})", file=sys.stderr)
+    return EXIT_OK if diff <= 1e-4 else EXIT_SPEC
 
 
 def cmd_draw(args) -> int:
@@ -250,6 +279,27 @@ def cmd_eval(args) -> int:
     return run_eval(args)
 
 
+def cmd_zoo(args) -> int:
+    from . import zoo
+
+    paths = args.paths or [str(Path(__file__).resolve().parent.parent / "specs")]
+    files = spec_files(paths)
+    if not files:
+        raise UsageError("no .arch files found in " + ", ".join(paths))
+    diagnostics = Diagnostics()
+    rows = zoo.collect(files, diagnostics)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif args.markdown:
+        print(zoo.markdown(rows), end="")
+    else:
+        print(zoo.table(rows))
+    if args.plot:
+        print(f"wrote {zoo.plot(rows, Path(args.plot))}", file=sys.stderr)
+    print_diagnostics(diagnostics)
+    return EXIT_SPEC if diagnostics else EXIT_OK
+
+
 # ---- the parser ----------------------------------------------------------------------------
 
 def _add_network_args(p):
@@ -280,6 +330,13 @@ def make_parser() -> argparse.ArgumentParser:
     _add_network_args(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=cmd_summary)
+
+    p = sub.add_parser("zoo", help="every network in specs: input, parameters, MACs, depth")
+    p.add_argument("paths", nargs="*", metavar="PATH", help=".arch files or folders (default: specs/)")
+    p.add_argument("--json", action="store_true", help="print a list of objects")
+    p.add_argument("--markdown", action="store_true", help="print the table of docs/zoo.md")
+    p.add_argument("--plot", metavar="FILE.png", help="draw MACs against parameters")
+    p.set_defaults(run=cmd_zoo)
 
     p = sub.add_parser("layers", help="list the layer kinds and their signatures")
     p.add_argument("--markdown", action="store_true", help="print docs/layers.md")
@@ -338,6 +395,9 @@ def make_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("runs")
     g.add_argument("--out", help="run directory (default runs/NETWORK-DATA; never overwritten)")
     g.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    g.add_argument("--init", metavar="WEIGHTS",
+                   help="start from these weights: torchvision:NAME (pretrained, downloaded), "
+                        "or an archdsl checkpoint")
     g.add_argument("--save-every", type=int, help="also checkpoint every N steps")
     g.add_argument("--limit-steps", type=int, help="stop after N steps (smoke tests)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -356,6 +416,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="build the PyTorch model, run it once, print its forward code")
     _add_network_args(p)
+    p.add_argument("--torchvision", metavar="NAME[:KEY=VALUE,...]",
+                   help="check weight compatibility with a torchvision model: copy its tensors "
+                        "in order and compare outputs (e.g. resnet50, googlenet:aux_logits=false)")
     p.set_defaults(run=cmd_compile)
     return parser
 

@@ -68,6 +68,11 @@ def summary_text(net) -> str:
         f"Non-trainable params: {t.params_nontrainable:,}",
         f"MACs: {t.macs:,} ({human(t.macs)}; multiply-adds of conv and linear weights)",
         f"FLOPs: {t.flops:,} ({human(t.flops)}; every operation, see docs/counting.md)",
+    ]
+    if t.macs_side:
+        out.append(f"Side outputs (training only): {t.macs_side:,} more MACs, "
+                   f"{t.flops_side:,} more FLOPs")
+    out += [
         "Outputs: " + ", ".join(f"{o} {show(s)}" for o, s in g.output_shapes().items()),
     ]
     return "\n".join(out)
@@ -84,6 +89,7 @@ def summary_json(net) -> dict:
             "output_shape": list(node["shape"]), "inputs": node["inputs"],
             "params": trainable + frozen, "params_trainable": trainable,
             "params_nontrainable": frozen, "macs": node["macs"], "flops": node["flops"],
+            "side_output_only": node["side_only"],
             "line": node["span"].line, "column": node["span"].col,
         })
     return {
@@ -93,5 +99,6 @@ def summary_json(net) -> dict:
         "outputs": {o: list(s) for o, s in g.output_shapes().items()},
         "params_total": t.params_total, "params_trainable": t.params_trainable,
         "params_nontrainable": t.params_nontrainable, "macs": t.macs, "flops": t.flops,
+        "macs_side_outputs": t.macs_side, "flops_side_outputs": t.flops_side,
         "layers": layers,
     }

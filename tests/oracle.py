@@ -55,9 +55,11 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True):
     if count_flops:
         assert flops == 2 * net.macs * batch, (flops, 2 * net.macs * batch)
 
-    if len(net.output_shapes) > 1:  # side outputs exist in training mode
+    if len(net.output_shapes) > 1:  # side outputs exist in training mode, and cost more
         model.train()
-        with torch.no_grad():
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             outs = model(x)
         assert [tuple(o.shape[1:]) for o in outs] == [tuple(s) for s in net.output_shapes.values()]
+        if count_flops:
+            assert counter.get_total_flops() == 2 * (net.macs + net.totals.macs_side) * batch
     return model

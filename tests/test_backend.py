@@ -1,10 +1,12 @@
 """The PyTorch backend: generated forward code, module names, side outputs, and equivalence
 with torchvision's own implementation when given its weights."""
 
+import pytest
 import torch
 import torchvision
 
 import archdsl
+from archdsl.backends.weights import WeightsError, copy_state, torchvision_model
 from conftest import SPECS
 
 SIDE = """
@@ -87,30 +89,43 @@ def test_asymmetric_padding_is_explicit(spec_text):
     assert "F.pad(x, (1, 2, 1, 2), value=0.0)" in model.code
 
 
-def copy_in_order(model, reference):
-    """torchvision's tensors into an archdsl model, matched in order, shapes checked."""
-    ours, theirs = model.state_dict(), reference.state_dict()
-    assert len(ours) == len(theirs)
-    for (k, a), (k2, b) in zip(ours.items(), theirs.items()):
-        assert a.shape == b.shape, (k, k2)
-    model.load_state_dict(dict(zip(ours, theirs.values())))
+WITH_TORCHVISION_WEIGHTS = [
+    ("alexnet.arch", "alexnet_torchvision", "alexnet", {}),
+    ("vgg.arch", "vgg16", "vgg16", {}),
+    ("resnet.arch", "resnet50", "resnet50", {}),
+    ("densenet.arch", "densenet121", "densenet121", {}),
+    ("googlenet.arch", "googlenet_torchvision_noaux", "googlenet",
+     {"aux_logits": False, "init_weights": True}),
+    ("efficientnet.arch", "efficientnet_b0", "efficientnet_b0", {}),
+]
 
 
-def test_resnet18_with_torchvision_weights_gives_torchvision_outputs():
+@pytest.mark.parametrize("file,name,reference,kwargs", WITH_TORCHVISION_WEIGHTS,
+                         ids=[w[1] for w in WITH_TORCHVISION_WEIGHTS])
+def test_torchvision_weights_give_torchvision_outputs(file, name, reference, kwargs):
     torch.manual_seed(0)
-    model = archdsl.load(SPECS / "resnet.arch").network("resnet18").build().eval()
-    reference = torchvision.models.resnet18().eval()
-    copy_in_order(model, reference)
-    x = torch.randn(2, 3, 224, 224)
+    net = archdsl.load(SPECS / file).network(name)
+    model = net.build(logits=True).eval()
+    tv = torchvision_model(reference, **kwargs).eval()
+    transfer = copy_state(model, tv)
+    assert len(transfer) == len(tv.state_dict())
+    x = torch.randn(2, *net.input_shape)
     with torch.no_grad():
-        assert (model(x) - reference(x)).abs().max() <= 1e-5
+        assert (model(x) - tv(x)).abs().max() <= 1e-4
 
 
-def test_vgg16_with_torchvision_weights_gives_torchvision_outputs():
-    torch.manual_seed(0)
-    model = archdsl.load(SPECS / "vgg.arch").network("vgg16").build(logits=True).eval()
-    reference = torchvision.models.vgg16().eval()
-    copy_in_order(model, reference)
-    x = torch.randn(1, 3, 224, 224)
-    with torch.no_grad():
-        assert (model(x) - reference(x)).abs().max() <= 1e-4
+def test_mismatched_structures_are_named():
+    model = archdsl.load(SPECS / "resnet.arch").network("resnet18").build()
+    with pytest.raises(WeightsError) as info:
+        copy_state(model, torchvision.models.resnet34())
+    message = str(info.value)
+    assert "the structures differ" in message
+    assert "`conv3_x.0.add.0.conv_bn1.conv.weight` 128x64x3x3" in message
+    assert "`layer1.2.conv1.weight` 64x64x3x3" in message
+
+
+def test_compile_checks_compatibility_from_the_command_line(capsys):
+    from archdsl.cli import main
+
+    status = main(["compile", str(SPECS / "resnet.arch"), "resnet18", "--torchvision", "resnet18"])
+    assert status == 0 and "all 122 tensors fit" in capsys.readouterr().err

@@ -62,3 +62,23 @@ def test_the_readme_quickstart_is_two_make_targets_and_ci_calls_the_test_one():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     makefile = (ROOT / "Makefile").read_text()
     assert "demo: setup" in makefile and "test: setup" in makefile
+
+
+def test_zoo_table_is_current(capsys, monkeypatch):
+    from archdsl.cli import main
+
+    monkeypatch.chdir(SPECS)
+    assert main(["zoo", ".", "--markdown"]) == 0
+    table = capsys.readouterr().out
+    text = (DOCS / "zoo.md").read_text()
+    current = text.split("<!-- zoo-table:start -->\n")[1].split("<!-- zoo-table:end -->")[0]
+    assert current == table, "regenerate: cd specs && archdsl zoo . --markdown"
+
+
+def test_zoo_notes_quote_computed_figures():
+    text = (DOCS / "zoo.md").read_text()
+    net = archdsl.load(SPECS / "hybrids.arch").network("alexnet_vgg")
+    convs = sum(sum(n["params"]) for _, n in net.graph.layers() if n["kind"] == "conv")
+    dense = sum(sum(n["params"]) for _, n in net.graph.layers() if n["kind"] == "linear")
+    assert f"convolutions {convs:,}, dense layers {dense:,}" in text
+    assert f"BatchNorm {net.params_nontrainable:,} trainable" in text

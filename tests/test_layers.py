@@ -54,6 +54,7 @@ EXAMPLES = {
         ("8x14x14", "avgpool(3, stride=2, ceil=true)"),
     ],
     "gap": [("8x7x5", "gap")],
+    "adaptive_avgpool": [("8x14x14", "adaptive_avgpool(4)"), ("8x13x7", "adaptive_avgpool(6x3)")],
     "gmp": [("8x7x5", "gmp")],
     "flatten": [("8x7x5", "flatten")],
     "zeropad": [("3x8x8", "zeropad(1)"), ("3x8x8", "zeropad([1, 2])"), ("3x8x8", "zeropad([0, 1, 2, 3])")],

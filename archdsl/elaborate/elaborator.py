@@ -191,8 +191,9 @@ class Elaborator:
         x = self._add(None, "input", {}, [], tuple(shape), body[0].span)
         x = self.body(body[1:], scope, x)
         if x is not POISON:
-            self.outputs["output"] = self._add(None, "output", {}, [x], x.shape,
-                                               definition.name_span, output_name="output")
+            main = self._add(None, "output", {}, [x], x.shape, definition.name_span,
+                             output_name="output")
+            self.outputs = {"output": main, **self.outputs}  # the main output first
         if x is POISON or len(self.diagnostics) > self.errors_before:
             return None
         return build_graph(name, definition, where.path, parameters, root, self.nodes,

@@ -123,3 +123,43 @@ class GlobalMaxPool(GlobalAvgPool):
 
     def describe(self, a):
         return "global maxpool"
+
+
+def _adaptive_windows(size: int, out: int) -> int:
+    """Total window length over the outputs of PyTorch's adaptive pooling along one axis
+    (window i spans floor(i*size/out) to ceil((i+1)*size/out))."""
+    return sum(-(-(i + 1) * size // out) - (i * size // out) for i in range(out))
+
+
+@register
+class AdaptiveAvgPool(LayerKind):
+    name = "adaptive_avgpool"
+    family = "pool"
+    doc = ("Average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d): "
+           "`adaptive_avgpool(4)` gives Cx4x4 whatever the input's size, as torchvision's "
+           "GoogLeNet auxiliary heads and AlexNet do.")
+    params = (Param("size", Pair(), doc="output height and width: 4, or 6x6"),)
+
+    def shape(self, a, x):
+        c, h, w = spatial(self.name, x)
+        oh, ow = a["size"]
+        if oh > h or ow > w:
+            raise ShapeError(f"`adaptive_avgpool` to {oh}x{ow} needs an input at least that "
+                             f"large, got {h}x{w}", arg="size", code="E0403")
+        return (c, oh, ow)
+
+    def params_count(self, a, x):
+        return 0, 0
+
+    def macs(self, a, x, y):
+        return 0
+
+    def flops(self, a, x, y):
+        # one add per window tap (windows may overlap), exactly as PyTorch computes them
+        return x[0] * _adaptive_windows(x[1], y[1]) * _adaptive_windows(x[2], y[2])
+
+    def torch(self, a, x, y):
+        return TorchModule("torch.nn.AdaptiveAvgPool2d", dict(output_size=a["size"]))
+
+    def describe(self, a):
+        return f"adaptive avgpool {a['size'][0]}x{a['size'][1]}"

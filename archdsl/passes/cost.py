@@ -3,6 +3,10 @@
 Every layer states its own counts in the registry; this pass applies them at the network's
 real input size and records them on each node (`params`, `macs`, `flops`). No weights are
 allocated and torch is not imported. Conventions: docs/counting.md.
+
+Parameters count every layer. MACs and FLOPs count an inference pass — the layers the main
+output needs; the heads that only side outputs need (GoogLeNet's auxiliary classifiers) run
+in training only and are counted apart (`macs_side`, `flops_side`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ class Totals:
     params_nontrainable: int
     macs: int
     flops: int
+    macs_side: int = 0
+    flops_side: int = 0
 
     @property
     def params_total(self) -> int:
@@ -32,16 +38,22 @@ def layer_inputs(graph: LayerGraph, node: dict):
 
 def count(graph: LayerGraph) -> Totals:
     """Count every layer of the graph, recording per-node figures; returns the totals."""
-    trainable = nontrainable = macs = flops = 0
-    for _, node in graph.layers():
+    import networkx as nx
+
+    main = nx.ancestors(graph.graph, graph.outputs["output"])
+    trainable = nontrainable = 0
+    macs = {True: 0, False: 0}
+    flops = {True: 0, False: 0}
+    for name, node in graph.layers():
         layer, args = node["layer"], node["args"]
         x = layer_inputs(graph, node)
         t, n = layer.params_count(args, x)
         node["params"] = (t, n)
         node["macs"] = layer.macs(args, x, node["shape"])
         node["flops"] = layer.flops(args, x, node["shape"])
+        node["side_only"] = name not in main
         trainable += t
         nontrainable += n
-        macs += node["macs"]
-        flops += node["flops"]
-    return Totals(trainable, nontrainable, macs, flops)
+        macs[name in main] += node["macs"]
+        flops[name in main] += node["flops"]
+    return Totals(trainable, nontrainable, macs[True], flops[True], macs[False], flops[False])

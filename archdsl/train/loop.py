@@ -68,6 +68,7 @@ class TrainConfig:
     fake_size: int = 4096
     offline: bool = False  # never download data sets
     limit_steps: int = 0  # stop after N steps in total (tests, smoke runs)
+    init: str | None = None  # torchvision:NAME or a checkpoint to start from
     progress: bool = True
     tensorboard: bool = True
 
@@ -277,6 +278,20 @@ class RunLog:
             self.writer.close()
 
 
+def initialise(model, source: str) -> str:
+    """--init: torchvision's pretrained weights, or another run's checkpoint, copied in order."""
+    from ..backends.weights import WeightsError, copy_state, load_torchvision
+
+    try:
+        if source.startswith("torchvision:"):
+            transfer = load_torchvision(model, source.split(":", 1)[1], pretrained=True)
+        else:
+            transfer = copy_state(model, checkpoint.load(Path(source))["model"])
+    except (WeightsError, checkpoint.CheckpointError) as error:
+        raise DataError(f"--init {source}: {error}") from None
+    return f"initialised from {source} ({len(transfer)} tensors)"
+
+
 # ---- the loop ------------------------------------------------------------------------------
 
 def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | None = None,
@@ -302,7 +317,10 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     eval_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False,
                               channels_last=config.channels_last)
 
-    model = net.build(logits=True).to(device)
+    model = net.build(logits=True)
+    if config.init and resume is None:
+        log(initialise(model, config.init))
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
