@@ -200,3 +200,14 @@ def load(path_or_text: str | Path) -> Spec:
     if program.diagnostics or unit is None:
         raise SpecError(list(program.diagnostics))
     return Spec(program, unit)
+
+
+def load_all(paths, diagnostics: Diagnostics) -> list[Spec]:
+    """Load several spec files; a file with errors adds them to `diagnostics` and is skipped."""
+    specs = []
+    for path in paths:
+        try:
+            specs.append(load(Path(path)))
+        except SpecError as error:
+            diagnostics.extend(error.diagnostics)
+    return specs

@@ -111,19 +111,14 @@ def spec_files(paths: list[str]) -> list[Path]:
 # ---- commands ------------------------------------------------------------------------------
 
 def cmd_check(args) -> int:
-    from .api import load
+    from .api import load_all
 
     files = spec_files(args.paths)
     if not files:
         raise UsageError("no .arch files found in " + ", ".join(args.paths))
     diagnostics = Diagnostics()
     checked = 0
-    for path in files:
-        try:
-            spec = load(path)
-        except SpecError as error:
-            diagnostics.extend(error.diagnostics)
-            continue
+    for spec in load_all(files, diagnostics):
         concrete = spec.concrete_networks()
         for name in concrete:
             if spec.elaborate(name, diagnostics=diagnostics) is not None:

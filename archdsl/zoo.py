@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .diagnostics import Diagnostics, SpecError
+from .diagnostics import Diagnostics
 from .layers.registry import show
 from .report import human
 
@@ -25,15 +25,11 @@ def depth(graph) -> int:
 
 
 def collect(files: list[Path], diagnostics: Diagnostics) -> list[dict]:
-    from .api import load
+    from .api import load_all
 
     rows = []
-    for path in files:
-        try:
-            spec = load(path)
-        except SpecError as error:
-            diagnostics.extend(error.diagnostics)
-            continue
+    for spec in load_all(files, diagnostics):
+        path = spec.path
         for name in spec.concrete_networks():
             net = spec.elaborate(name, diagnostics=diagnostics)
             if net is None:
