@@ -2,7 +2,7 @@
 #   make demo   check the zoo, compile LeNet-5, draw it, train it on the bundled digits data
 #   make test   run the whole test suite
 
-.PHONY: setup demo test
+.PHONY: setup demo test gallery
 VENV := .venv/bin
 DEMO := specs/lenet.arch lenet5 --set act=relu
 
@@ -19,3 +19,6 @@ demo: setup
 
 test: setup
 	$(VENV)/python -m pytest -q
+
+gallery: setup
+	$(VENV)/python scripts/gallery.py

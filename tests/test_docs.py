@@ -82,3 +82,12 @@ def test_zoo_notes_quote_computed_figures():
     dense = sum(sum(n["params"]) for _, n in net.graph.layers() if n["kind"] == "linear")
     assert f"convolutions {convs:,}, dense layers {dense:,}" in text
     assert f"BatchNorm {net.params_nontrainable:,} trainable" in text
+
+
+def test_gallery_shows_every_network():
+    text = (DOCS / "gallery.md").read_text()
+    for path in sorted(SPECS.glob("*.arch")):
+        for name in archdsl.load(path).concrete_networks():
+            assert f"`{name}`" in text or f"### {name}\n" in text, name
+    for image in re.findall(r"\]\((gallery/[^)]+\.svg)\)", text):
+        assert (DOCS / image).stat().st_size > 1000, image

@@ -110,25 +110,32 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
         group.macs += node["macs"]
         represent[name] = "group/" + entry.path
 
-    # which cluster each drawn node sits in
-    placed = defaultdict(list)  # cluster path (tuple of entries) -> node ids
+    # which cluster each drawn node sits in, in the network's order (a collapsed frame at
+    # the place of its first layer)
+    placed = defaultdict(list)  # cluster path (tuple of entries) -> [(node id, attributes)]
     families = set()
     for name, node in g.graph.nodes(data=True):
-        if node["kind"] == "identity" or represent[name] != name:
+        if node["kind"] == "identity":
             continue
-        attrs = _node_attrs(g, name, node)
-        families.add(node["layer"].family if node["layer"] is not None else None)
-        scope = node["scope"] if depth is None else node["scope"][:depth - 1]
-        placed[scope].append((name, attrs))
-    for key, group in groups.items():
+        if represent[name] == name:
+            attrs = _node_attrs(g, name, node)
+            families.add(node["layer"].family if node["layer"] is not None else None)
+            scope = node["scope"] if depth is None else node["scope"][:depth - 1]
+            placed[scope].append((name, attrs))
+            continue
+        group = groups[represent[name][len("group/"):]]
+        if group.members[0] != name:
+            continue
         last = _group_output(g, group, represent)
-        attrs = {"label": _label(group.entry.title,
-                                 show(g[last]["shape"]),
+        title = group.entry.title
+        if len(group.members) == 1:  # a frame of one layer: keep the layer's notation
+            title = f"{title} · {describe(g[group.members[0]])}"
+        attrs = {"label": _label(title, show(g[last]["shape"]),
                                  _params_text(*group.params),
                                  f"{human(group.macs)} MACs" if group.macs else ""),
                  "fillcolor": FAMILY_COLOURS["block"], "style": "rounded,filled,bold"}
         families.add("block")
-        placed[g[group.members[0]]["scope"][:depth - 1]].append(("group/" + key, attrs))
+        placed[node["scope"][:depth - 1]].append((represent[name], attrs))
 
     _emit_clusters(dot, placed)
 
@@ -197,6 +204,11 @@ def _emit_clusters(dot, placed) -> None:
         for entry, sub in level.items():
             if entry is None:
                 continue
+            if list(sub) == [None] and len(sub[None]) == 1 and entry.kind != "output":
+                # a frame around a single layer: its title goes into the layer's label
+                name, attrs = sub[None][0]
+                graph.node(name, **{**attrs, "label": _titled(entry.title, attrs["label"])})
+                continue
             with graph.subgraph(name="cluster_" + (entry.path or "root")) as c:
                 c.attr(label=entry.title, style="rounded,dashed" if entry.kind == "branch"
                        else "rounded", color=CLUSTER_COLOURS.get(entry.kind, "#999999"),
@@ -204,6 +216,12 @@ def _emit_clusters(dot, placed) -> None:
                 emit(c, sub)
 
     emit(dot, tree)
+
+
+def _titled(title: str, label: str) -> str:
+    """An HTML label with a small title line above it."""
+    inner = label[1:-1] if label.startswith("<") else html.escape(label)
+    return f'<<font point-size="8" color="#555555">{html.escape(title)}</font><br/>{inner}>'
 
 
 def _legend(dot, families) -> None:

@@ -475,7 +475,8 @@ class Elaborator:
                        list(block.bound) + args, scope, span)
         self.chain.append((block.name, span))
         try:
-            with self.frame_of("block", block.name, span, _call_title(block, scope)):
+            title = _call_title(block, scope, list(block.bound) + args)
+            with self.frame_of("block", block.name, span, title):
                 return self.body(block.definition.body, scope, x)
         finally:
             self.chain.pop()
@@ -520,11 +521,15 @@ def _safe_lookup(scope, name):
         return None
 
 
-def _call_title(block: BlockValue, scope: Scope) -> str:
-    """The call with its argument values (`bottleneck(c=128, s=2)`), for cluster titles."""
+def _call_title(block: BlockValue, scope: Scope, args: list[BoundArg]) -> str:
+    """The call with the values of the arguments it was given (`bottleneck(c=128, s=2)`;
+    defaults left out), for cluster titles."""
     from ..report import value_text
 
-    args = ", ".join(f"{p.name}={value_text(scope.names[p.name])}"
-                     for p in block.definition.params)
-    title = f"{block.name}({args})" if args else block.name
+    params = [p.name for p in block.definition.params]
+    given = set(params[:sum(1 for a in args if a.name is None)])
+    given |= {a.name for a in args if a.name is not None}
+    shown = ", ".join(f"{name}={value_text(scope.names[name])}" for name in params
+                      if name in given)
+    title = f"{block.name}({shown})" if shown else block.name
     return title if len(title) <= 60 else title[:57] + "..."
