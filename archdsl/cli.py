@@ -387,6 +387,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--channels-last", action="store_true", default=None,
                    help="NHWC memory format (faster convolutions on GPUs)")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--nproc", type=int, metavar="N",
+                   help="train on N processes on this machine (DDP through torchrun; one per "
+                        "GPU, or CPU workers); --batch-size is per process")
     g = p.add_argument_group("runs")
     g.add_argument("--out", help="run directory (default runs/NETWORK-DATA; never overwritten)")
     g.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
@@ -424,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0) and EXIT_USAGE
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     try:
         return args.run(args)

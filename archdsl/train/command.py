@@ -45,7 +45,40 @@ def config_from_args(args) -> TrainConfig:
     return config
 
 
+def relaunch(args, argv: list[str]) -> int:
+    """--nproc N: run this same command under torchrun with N processes on this machine."""
+    import subprocess
+
+    rest, skip = [], False
+    for i, item in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if item == "--nproc":
+            skip = True
+            continue
+        if item.startswith("--nproc="):
+            continue
+        rest.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={args.nproc}", "-m", "archdsl", *rest]
+    print("running: " + " ".join(command[2:]), file=sys.stderr)
+    return subprocess.call(command)
+
+
 def run_train(args, elaborate_one, print_diagnostics) -> int:
+    from .distributed import launched_by_torchrun, start
+
+    if args.nproc and args.nproc > 1 and not launched_by_torchrun():
+        return relaunch(args, args.argv)
+    processes = start(args.device or "auto")
+    try:
+        return _run_train(args, elaborate_one, print_diagnostics, processes)
+    finally:
+        processes.close()
+
+
+def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
     resume = None
     if args.resume:
         try:
@@ -83,23 +116,30 @@ def run_train(args, elaborate_one, print_diagnostics) -> int:
         info = RunInfo(files, root, net.name, sets,
                        list(net.input_shape) if args.input else None)
         base = Path(args.out) if args.out else Path("runs") / f"{net.name}-{config.data.split(':')[0]}"
-        run = new_run_dir(base)
-        (run / Path(root).name).write_text(files[root])
-        (run / "options.json").write_text(json.dumps(
-            {"spec": args.file, "network": net.name, "set": sets, "input": args.input,
-             **asdict(config)}, indent=2))
-        (run / "network.json").write_text(json.dumps(net.to_json(), indent=2))
-    print(f"training {net.name} ({net.params_total:,} params) on {config.data} "
-          f"for {config.epochs} epochs; run directory {run}", file=sys.stderr)
+        run = None
+        if processes.main:  # one run directory, chosen by rank 0
+            run = new_run_dir(base)
+            (run / Path(root).name).write_text(files[root])
+            (run / "options.json").write_text(json.dumps(
+                {"spec": args.file, "network": net.name, "set": sets, "input": args.input,
+                 "processes": processes.world, **asdict(config)}, indent=2))
+            (run / "network.json").write_text(json.dumps(net.to_json(), indent=2))
+        run = Path(processes.share(str(run) if run else None))
+    if processes.main:
+        on = f" on {processes.world} processes" if processes.active else ""
+        print(f"training {net.name} ({net.params_total:,} params) on {config.data} "
+              f"for {config.epochs} epochs{on}; run directory {run}", file=sys.stderr)
     try:
         result = train(net, info, config, run, resume,
-                       log=lambda line: print(line, file=sys.stderr))
+                       log=lambda line: print(line, file=sys.stderr), processes=processes)
     except DataError as error:
         print(f"archdsl train: error: {error}", file=sys.stderr)
         return 2
     except TrainingStopped as stop:
         print(f"archdsl train: {stop}", file=sys.stderr)
         return stop.status
+    if not processes.main:
+        return 0
     print(f"done: {result['network']} on {result['data']}, {result['epochs']} epochs: "
           f"test top-1 {result['test_top1']:.2%}, top-5 {result['test_top5']:.2%} "
           f"(best checkpoint: val top-1 {result['best_val_top1']:.2%}, test top-1 "

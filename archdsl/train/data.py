@@ -340,9 +340,9 @@ def batches(data: ImageData, batch_size: int, *, shuffle: bool, seed: int = 0,
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     else:
         order = torch.arange(n)
-    if world > 1:
-        per_rank = n // world
-        order = order[rank * per_rank:(rank + 1) * per_rank] if drop_last else order[rank::world]
+    if world > 1:  # interleaved, as DistributedSampler: step b's batches across processes
+        usable = (n // world) * world if drop_last else n  # make up one global batch
+        order = order[:usable][rank::world]
     count = len(order) // batch_size if drop_last else -(-len(order) // batch_size)
     for b in range(skip, count):
         index = order[b * batch_size:(b + 1) * batch_size]

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint
+from .distributed import Processes, device_for
 from .data import BatchPipeline, DataError, Splits, batch_count, batches, load_splits
 
 
@@ -158,10 +159,12 @@ def accuracy_counts(logits, labels) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def evaluate(model, data, pipeline, config, device) -> dict:
+def evaluate(model, data, pipeline, config, device, processes: Processes = Processes()) -> dict:
+    """Loss, top-1 and top-5 over `data` (each process takes its shard; the sums are shared)."""
     model.eval()
     loss_sum, top1, top5, count = 0.0, 0, 0, 0
-    for images, labels in batches(data, config.batch_size * 2, shuffle=False):
+    for images, labels in batches(data, config.batch_size * 2, shuffle=False,
+                                  rank=processes.rank, world=processes.world):
         x = pipeline(images.to(device, non_blocking=True))
         y = labels.to(device, non_blocking=True)
         with autocast(device, config.amp):
@@ -172,6 +175,7 @@ def evaluate(model, data, pipeline, config, device) -> dict:
         top1 += c1
         top5 += c5
         count += len(y)
+    loss_sum, top1, top5, count = processes.sum([loss_sum, top1, top5, count], device)
     return {"loss": loss_sum / max(count, 1), "top1": top1 / max(count, 1),
             "top5": top5 / max(count, 1)}
 
@@ -295,11 +299,15 @@ def initialise(model, source: str) -> str:
 # ---- the loop ------------------------------------------------------------------------------
 
 def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | None = None,
-          log=print) -> dict:
-    """Train `net` (an archdsl Network); returns the final metrics."""
+          log=print, processes: Processes = Processes()) -> dict:
+    """Train `net` (an archdsl Network); returns the final metrics. With several processes
+    (torchrun), each trains on its shard and rank 0 alone writes `run`."""
     # -- set-up --------------------------------------------------------------------------
     torch.manual_seed(config.seed)
-    device = pick_device(config.device)
+    device = pick_device(config.device) if not processes.active else \
+        device_for(processes, config.device)
+    if not processes.main:
+        log = _silent
     splits: Splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
                                  val_split=config.val_split, seed=config.seed,
                                  fake_size=config.fake_size, download=not config.offline)
@@ -326,7 +334,15 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     optimizer = make_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     forward = torch.compile(model) if config.compile else model
-    steps_per_epoch = batch_count(splits.train, config.batch_size, drop_last=True)
+    if processes.active:  # gradients averaged across processes; batches are per process
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                      else None)
+        forward = torch.compile(ddp) if config.compile else ddp
+        torch.manual_seed(config.seed * 7919 + processes.rank)  # own dropout masks per process
+    steps_per_epoch = batch_count(splits.train, config.batch_size, drop_last=True,
+                                  world=processes.world)
     if steps_per_epoch == 0:
         raise DataError(f"--batch-size {config.batch_size} is larger than the training set "
                         f"({len(splits.train)} images)")
@@ -342,10 +358,12 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         start_epoch, skip, best = resume["epoch"], resume["batch"], resume["best"]
         log(f"resuming {info.network} at epoch {start_epoch + 1}, batch {skip}")
 
-    logbook = RunLog(run, info.history, config.tensorboard)
+    logbook = RunLog(run, info.history, config.tensorboard and processes.main)
     state = {"epoch": start_epoch, "batch": skip, "best": best}
 
     def save(name: str) -> None:
+        if not processes.main:
+            return
         checkpoint.save(run / name, {
             "spec_files": info.spec_files, "spec_name": info.spec_name,
             "network": info.network, "args": info.args, "input_shape": info.input_shape,
@@ -359,7 +377,8 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         for epoch in range(start_epoch, config.epochs):
             model.train()
             if skip == 0:
-                augment_rng.manual_seed(config.seed * 1000 + epoch)
+                augment_rng.manual_seed((config.seed * 1000 + epoch) * processes.world
+                                        + processes.rank)
             order_seed = config.seed * 1000 + epoch
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
@@ -368,10 +387,11 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 loss_sum += resume["partial"]["loss_sum"]
                 correct += resume["partial"]["correct"]
                 seen = resume["partial"]["seen"]
-            bar = _progress(config, steps_per_epoch, skip, epoch)
+            bar = _progress(config, steps_per_epoch, skip, epoch) if processes.main else None
             for b, (images, labels) in enumerate(
                     batches(splits.train, config.batch_size, shuffle=True, seed=order_seed,
-                            drop_last=True, skip=skip), start=skip):
+                            drop_last=True, skip=skip, rank=processes.rank,
+                            world=processes.world), start=skip):
                 step = epoch * steps_per_epoch + b
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * lr_factor(config, step, steps_per_epoch)
@@ -427,14 +447,19 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             skip = 0
 
             # -- validate, log, checkpoint -----------------------------------------------
-            val = evaluate(forward, splits.val, eval_pipe, config, device) if splits.val else None
-            row = {"epoch": epoch + 1, "train_loss": float(loss_sum) / max(seen, 1),
-                   "train_top1": float(correct) / max(seen, 1),
+            val = evaluate(model, splits.val, eval_pipe, config, device, processes) \
+                if splits.val else None
+            total_loss, total_correct, total_seen = processes.sum(
+                [float(loss_sum), float(correct), seen], device)
+            row = {"epoch": epoch + 1, "train_loss": total_loss / max(total_seen, 1),
+                   "train_top1": total_correct / max(total_seen, 1),
                    "val_loss": val and val["loss"], "val_top1": val and val["top1"],
                    "val_top5": val and val["top5"],
-                   "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen / max(seconds, 1e-9),
+                   "lr": optimizer.param_groups[0]["lr"],
+                   "images_per_s": total_seen / max(seconds, 1e-9),
                    "seconds": seconds}
-            logbook.epoch(row)
+            if processes.main:
+                logbook.epoch(row)
             log(_epoch_line(row, config.epochs))
             state.update(epoch=epoch + 1, batch=0)
             state.pop("partial", None)
@@ -447,17 +472,23 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 break
 
     # -- test ----------------------------------------------------------------------------
+    processes.barrier()  # rank 0 has written best.pt
     best_state = checkpoint.load(run / "best.pt")["model"]
-    final = evaluate(forward, splits.test, eval_pipe, config, device)
+    final = evaluate(model, splits.test, eval_pipe, config, device, processes)
     model.load_state_dict(best_state)
-    best_test = evaluate(forward, splits.test, eval_pipe, config, device)
+    best_test = evaluate(model, splits.test, eval_pipe, config, device, processes)
     logbook.close()
     result = {"network": info.network, "data": config.data, "epochs": state["epoch"],
               "test_top1": final["top1"], "test_top5": final["top5"], "test_loss": final["loss"],
               "best_val_top1": state["best"], "best_test_top1": best_test["top1"],
               "run": str(run)}
-    (run / "result.json").write_text(json.dumps(result, indent=2))
+    if processes.main:
+        (run / "result.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _silent(*args, **kwargs) -> None:
+    """The log of processes other than rank 0."""
 
 
 def _progress(config, total, done, epoch):
