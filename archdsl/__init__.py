@@ -10,10 +10,11 @@ Importing archdsl does not import torch; only building a module does.
 """
 
 from . import layers  # noqa: F401  (registers the layer kinds)
-from .api import Network, Spec, load
+from .api import (Network, SavedModel, Spec, UnknownModel, create_model, list_models, load,
+                  zoo_network)
 from .backends.weights import WeightsError, copy_state, load_torchvision
 from .diagnostics import Diagnostic, SpecError
 
-__all__ = ["Diagnostic", "Network", "Spec", "SpecError", "WeightsError", "copy_state", "load",
-           "load_torchvision"]
+__all__ = ["Diagnostic", "Network", "SavedModel", "Spec", "SpecError", "UnknownModel", "WeightsError",
+           "copy_state", "create_model", "list_models", "load", "load_torchvision", "zoo_network"]
 __version__ = "0.1.0"

@@ -27,9 +27,13 @@ from .syntax.parser import parse_expr
 class Network:
     """One elaborated network: its layer graph and its counts."""
 
-    def __init__(self, graph: LayerGraph, totals: Totals):
+    def __init__(self, graph: LayerGraph, totals: Totals, spec: "Spec | None" = None,
+                 arguments: dict | None = None, input_override=None):
         self.graph = graph
         self.totals = totals
+        self.spec = spec  # where it came from, and what it was given
+        self.arguments = arguments or {}
+        self.input_override = input_override
 
     def __repr__(self) -> str:
         return (f"<Network {self.name}: input {'x'.join(map(str, self.input_shape))}, "
@@ -102,6 +106,18 @@ class Network:
 
         return build(self.graph, **options)
 
+    def to_source(self) -> str:
+        """Standalone PyTorch source for this network (needs only torch to run)."""
+        from .backends.source import to_source
+
+        return to_source(self)
+
+    def export(self, path, model=None):
+        """Write .py, .onnx or .pt (by extension); `model` supplies the weights."""
+        from .backends.export import export
+
+        return export(self, path, model)
+
 
 class Spec:
     """A loaded spec file and the files it uses."""
@@ -164,7 +180,19 @@ class Spec:
                                    list(input_shape) if input_shape else None)
         if graph is None:
             return None
-        return Network(graph, count(graph))
+        return Network(graph, count(graph), self, dict(args or {}),
+                       list(input_shape) if input_shape else None)
+
+    def files(self) -> tuple[dict, str]:
+        """The texts of this spec and every file it uses, by path relative to their common
+        folder, and the root file's path among them."""
+        import os
+
+        common = Path(os.path.commonpath([str(k.parent) for k in self.program.units]))
+        root = next(k for k, u in self.program.units.items() if u is self.unit)
+        texts = {str(k.relative_to(common)): u.module.source.text
+                 for k, u in self.program.units.items()}
+        return texts, str(root.relative_to(common))
 
     def network(self, name: str | None = None, *, input_shape=None, **args) -> Network:
         """Like `elaborate`, but raises SpecError (with every diagnostic) on errors."""
@@ -185,8 +213,50 @@ class Spec:
         return elaborator.evaluator.eval(expr, Scope(self.unit))
 
 
+class SavedModel:
+    """A network saved with its weights (`compile -o model.pt`, or a training checkpoint)."""
+
+    def __init__(self, spec: Spec, network: Network, state_dict: dict):
+        self.spec = spec
+        self.network = network
+        self.state_dict = state_dict
+
+    def build(self, **options):
+        """The module, with the saved weights."""
+        model = self.network.build(**options)
+        model.load_state_dict(self.state_dict)
+        return model
+
+
+def spec_from_files(files: dict, root: str) -> Spec:
+    """A spec from texts kept in a checkpoint (paths relative to a common folder)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for rel, text in files.items():
+            target = Path(folder, rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        return load(Path(folder, root))
+
+
+def load_saved(path: str | Path) -> SavedModel:
+    from .train import checkpoint
+
+    try:
+        state = checkpoint.load(Path(path))
+    except checkpoint.CheckpointError as error:
+        raise SpecError(Diagnostic("E0206", str(error))) from None
+    spec = spec_from_files(state["spec_files"], state["spec_name"])
+    net = spec.network(state["network"], input_shape=state["input_shape"], **state["args"])
+    return SavedModel(spec, net, state["model"])
+
+
 def load(path_or_text: str | Path) -> Spec:
-    """Load a spec from a .arch file, or from spec text. Raises SpecError on errors."""
+    """Load a spec from a .arch file, or from spec text. Raises SpecError on errors.
+    A .pt file (from `compile -o` or training) gives a SavedModel instead."""
+    if str(path_or_text).endswith(".pt") and "\n" not in str(path_or_text):
+        return load_saved(path_or_text)
     program = Program()
     text = str(path_or_text)
     if isinstance(path_or_text, Path) or ("\n" not in text and text.endswith(".arch")):
@@ -211,3 +281,47 @@ def load_all(paths, diagnostics: Diagnostics) -> list[Spec]:
         except SpecError as error:
             diagnostics.extend(error.diagnostics)
     return specs
+
+
+# ---- the bundled zoo -----------------------------------------------------------------------
+
+ZOO = Path(__file__).resolve().parent / "specs"
+
+
+class UnknownModel(ValueError):
+    pass
+
+
+_zoo_index: dict[str, Path] | None = None
+
+
+def list_models() -> list[str]:
+    """The networks of the bundled zoo that can be built as they are."""
+    return sorted(_index())
+
+
+def _index() -> dict[str, Path]:
+    global _zoo_index
+    if _zoo_index is None:
+        _zoo_index = {}
+        for path in sorted(ZOO.glob("*.arch")):
+            for name in load(path).concrete_networks():
+                _zoo_index.setdefault(name, path)
+    return _zoo_index
+
+
+def zoo_network(name: str, *, input_shape=None, **args) -> Network:
+    """A network of the bundled zoo, elaborated: `zoo_network("resnet50", classes=10)`."""
+    from .diagnostics import did_you_mean
+
+    index = _index()
+    if name not in index:
+        hint = did_you_mean(name, index) or "archdsl.list_models() lists them"
+        raise UnknownModel(f"the zoo has no network `{name}`; {hint}")
+    return load(index[name]).network(name, input_shape=input_shape, **args)
+
+
+def create_model(name: str, *, input_shape=None, logits: bool = False, **args):
+    """A torch.nn.Module from the bundled zoo, like timm.create_model:
+    `create_model("resnet50", classes=10)`. logits=True leaves out a final softmax."""
+    return zoo_network(name, input_shape=input_shape, **args).build(logits=logits)

@@ -158,6 +158,16 @@ def cmd_compile(args) -> int:
     import torch
 
     model = net.build().eval()
+    if args.weights:
+        from .backends.weights import WeightsError
+        from .train.loop import initialise
+        from .train.data import DataError
+
+        try:
+            print(initialise(model, args.weights), file=sys.stderr)
+        except (DataError, WeightsError) as error:
+            print(f"archdsl compile: {error}", file=sys.stderr)
+            return EXIT_USAGE
     shape = tuple(net.input_shape)
     with torch.no_grad():
         out = model(torch.zeros((1, *shape)))
@@ -165,7 +175,16 @@ def cmd_compile(args) -> int:
     expected = tuple(net.output_shapes["output"])
     if got != expected:
         raise RuntimeError(f"compiled model gives {got}, the spec says {expected}")
-    print(model.code, end="")
+    if args.output:
+        from .backends.export import ExportError
+
+        try:
+            print(f"wrote {net.export(args.output, model)}")
+        except ExportError as error:
+            print(f"archdsl compile: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        print(model.code, end="")
     print(f"compiled {net.name}: {net.params_total:,} params; forward pass on "
           f"{'x'.join(map(str, shape))} gives {'x'.join(map(str, got))}", file=sys.stderr)
     if args.torchvision:
@@ -277,7 +296,9 @@ def cmd_eval(args) -> int:
 def cmd_zoo(args) -> int:
     from . import zoo
 
-    paths = args.paths or [str(Path(__file__).resolve().parent.parent / "specs")]
+    from .api import ZOO
+
+    paths = args.paths or [str(ZOO)]
     files = spec_files(paths)
     if not files:
         raise UsageError("no .arch files found in " + ", ".join(paths))
@@ -327,7 +348,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_summary)
 
     p = sub.add_parser("zoo", help="every network in specs: input, parameters, MACs, depth")
-    p.add_argument("paths", nargs="*", metavar="PATH", help=".arch files or folders (default: specs/)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help=".arch files or folders (default: the bundled zoo)")
     p.add_argument("--json", action="store_true", help="print a list of objects")
     p.add_argument("--markdown", action="store_true", help="print the table of docs/zoo.md")
     p.add_argument("--plot", metavar="FILE.png", help="draw MACs against parameters")
@@ -412,8 +433,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never download the data set")
     p.set_defaults(run=cmd_eval)
 
-    p = sub.add_parser("compile", help="build the PyTorch model, run it once, print its forward code")
+    p = sub.add_parser("compile", help="build the PyTorch model and run it once; print its "
+                                       "forward code, or write it as .py, .onnx or .pt")
     _add_network_args(p)
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="write OUT: .py (standalone PyTorch source), .onnx, or .pt (weights and "
+                        "spec, read back by archdsl.load)")
+    p.add_argument("--weights", metavar="WEIGHTS",
+                   help="the weights to write: torchvision:NAME (pretrained) or a checkpoint")
     p.add_argument("--torchvision", metavar="NAME[:KEY=VALUE,...]",
                    help="check weight compatibility with a torchvision model: copy its tensors "
                         "in order and compare outputs (e.g. resnet50, googlenet:aux_logits=false)")

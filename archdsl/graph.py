@@ -32,14 +32,31 @@ class ScopeEntry:
     title: str
 
 
+@dataclass
+class FrameRecord:
+    """A frame of the spec (label, block call, merge, branch, output) as the graph keeps it:
+    what made it, and its contents in order — ("frame", path) and ("node", name) items.
+    `block` and `block_args` name the block call it stands for (its own, or one it absorbed
+    by naming rule 2), if any."""
+
+    path: str
+    kind: str
+    title: str
+    block: str | None
+    block_args: dict
+    children: list
+    call: str = ""  # the block call's title (`bottleneck(c=128, s=2)`), if any
+
+
 class LayerGraph:
     def __init__(self, name: str, file: str, parameters: dict, graph: nx.DiGraph,
-                 outputs: dict[str, str]):
+                 outputs: dict[str, str], frames: dict[str, FrameRecord] | None = None):
         self.name = name
         self.file = file
         self.parameters = parameters
         self.graph = graph
         self.outputs = outputs  # output name -> node name; "output" is the main one first
+        self.frames = frames or {}  # path -> FrameRecord; "" is the network itself
 
     def __repr__(self) -> str:
         return f"<LayerGraph {self.name}: {len(self.graph)} nodes, input {self.input_shape}>"

@@ -18,6 +18,7 @@ The same generator serves the PyTorch module builder and the standalone source e
 from __future__ import annotations
 
 import keyword
+from dataclasses import dataclass
 
 from ..graph import LayerGraph
 from ..layers.registry import TorchFunction, TorchModule, show
@@ -31,6 +32,8 @@ _MODULE_ATTRIBUTES = {
     "extra_repr", "get_submodule", "get_parameter", "get_buffer", "share_memory", "dump_patches",
     "call_super_init", "compile", "ipu", "xpu", "mtia", "register_module", "set_extra_state",
     "get_extra_state", "code", "graph", "input_shape", "output_names", "network_name",
+    # nn.ModuleDict's methods (the exported source keeps containers in ModuleDicts)
+    "keys", "items", "values", "update", "pop", "clear",
 }
 
 
@@ -67,78 +70,94 @@ def _pre(steps, var: str) -> str:
     return var
 
 
+@dataclass
+class Op:
+    """One line of a forward pass: the value `key` computed from `inputs` by `expression`
+    (a function of the inputs' variable names), or an alias of its input when expression is
+    None. `side_only`: needed by side outputs alone, so computed in training mode only."""
+
+    key: str
+    inputs: list[str]
+    expression: object
+    shape: str
+    side_only: bool = False
+
+
+def emit(ops: list[Op], input_key: str, results: list[str], side_results: list[str] = (),
+         side_outputs: str = "train", argument: str = "x") -> list[str]:
+    """The body of a forward function (indented by 4), ending with its return."""
+    value_of: dict[str, str] = {input_key: input_key}
+    for op in ops:
+        value_of[op.key] = value_of[op.inputs[0]] if op.expression is None else op.key
+    computed = [op for op in ops if op.expression is not None]
+    last_use: dict[str, int] = {}
+    for i, op in enumerate(computed):
+        for key in op.inputs:
+            last_use[value_of[key]] = i
+    for key in [*results, *side_results]:
+        last_use[value_of[key]] = len(computed)
+
+    variables = _Variables()
+    var_of = {input_key: variables.take(argument)}
+    lines = []
+    in_training_block = False
+    for i, op in enumerate(computed):
+        inputs = [var_of[value_of[k]] for k in op.inputs]
+        for key in {value_of[k] for k in op.inputs}:
+            if last_use.get(key) == i:
+                variables.release(var_of[key])
+        target = variables.take(inputs[0] if inputs and inputs[0] in variables.free else None)
+        var_of[op.key] = target
+        side = op.side_only and side_outputs == "train"
+        if side != in_training_block:
+            in_training_block = side
+            if side:
+                lines.append("    if self.training:")
+        indent = "        " if in_training_block else "    "
+        statement = f"{indent}{target} = {op.expression(inputs)}"
+        lines.append(f"{statement:<72} # {op.shape}")
+    main = [var_of[value_of[k]] for k in results]
+    side = [var_of[value_of[k]] for k in side_results]
+    if side and side_outputs == "train":
+        lines.append("    if self.training:")
+        lines.append(f"        return {', '.join(main + side)}")
+        lines.append(f"    return {', '.join(main)}")
+    else:
+        lines.append(f"    return {', '.join(main + side)}")
+    return lines
+
+
 def forward_source(graph: LayerGraph, *, logits: bool = False,
                    side_outputs: str = "train") -> str:
-    """The source of `forward(self, x)`.
+    """The source of `forward(self, x)` for a whole network, modules at their hierarchical
+    names under `self`.
 
     logits: leave out a softmax that is the last layer before the main output (training fuses
     it into the loss). side_outputs: "train" (only in training mode), "always" or "never".
     """
     g = graph.graph
-    names = list(g.nodes)
     main_output = graph.outputs["output"]
-    side = {out: node for out, node in graph.outputs.items() if out != "output"}
+    side = [node for out, node in graph.outputs.items() if out != "output"]
     if side_outputs == "never":
-        side = {}
-
-    # values: identity layers (and a dropped softmax) are aliases of their input
-    value_of: dict[str, str] = {}
-    dropped_softmax = None
+        side = []
     last = g.nodes[main_output]["inputs"][0]
-    if logits and g.nodes[last]["kind"] == "softmax" and g.out_degree(last) == 1:
-        dropped_softmax = last
-    for n in names:
-        node = g.nodes[n]
-        is_alias = node["kind"] == "identity" or n == dropped_softmax
-        value_of[n] = value_of[node["inputs"][0]] if is_alias else n
-
-    # which nodes only side outputs need: computed inside `if self.training:`
-    needed_by_main = _ancestors(g, main_output) | {main_output}
+    dropped_softmax = last if (logits and g.nodes[last]["kind"] == "softmax"
+                               and g.out_degree(last) == 1) else None
+    needed_by_main = _ancestors(g, main_output)
     needed = set(needed_by_main)
-    for node in side.values():
-        needed |= _ancestors(g, node) | {node}
-    side_only = needed - needed_by_main if side_outputs == "train" else set()
-
-    order = [n for n in names if n in needed and g.nodes[n]["kind"] not in ("input", "output")
-             and value_of[n] == n]
-    last_use: dict[str, int] = {}
-    for i, n in enumerate(order):
-        for inp in g.nodes[n]["inputs"]:
-            last_use[value_of[inp]] = i
-    for node in [main_output, *side.values()]:
-        last_use[value_of[g.nodes[node]["inputs"][0]]] = len(order)
-
-    variables = _Variables()
-    var_of = {"input": variables.take("x")}
-    lines = [f"def forward(self, x):", f"    # x: {show(graph.input_shape)}"]
-    in_training_block = False
-    for i, n in enumerate(order):
-        node = g.nodes[n]
-        inputs = [var_of[value_of[inp]] for inp in node["inputs"]]
-        for inp in {value_of[v] for v in node["inputs"]}:
-            if last_use.get(inp) == i:
-                variables.release(var_of[inp])
-        target = variables.take(inputs[0] if inputs[0] in variables.free else None)
-        var_of[n] = target
-        expression = _call(graph, n, inputs)
-        if (n in side_only) != in_training_block:
-            in_training_block = n in side_only
-            if in_training_block:
-                lines.append("    if self.training:")
-        indent = "        " if in_training_block else "    "
-        statement = f"{indent}{target} = {expression}"
-        lines.append(f"{statement:<72} # {show(node['shape'])}")
-    results = [var_of[value_of[g.nodes[main_output]["inputs"][0]]]]
-    side_results = [var_of[value_of[g.nodes[node]["inputs"][0]]] for node in side.values()]
-    if side_results and side_outputs == "train":
-        lines.append("    if self.training:")
-        lines.append(f"        return {', '.join(results + side_results)}")
-        lines.append(f"    return {results[0]}")
-    elif side_results:
-        lines.append(f"    return {', '.join(results + side_results)}")
-    else:
-        lines.append(f"    return {results[0]}")
-    return "\n".join(lines) + "\n"
+    for node in side:
+        needed |= _ancestors(g, node)
+    ops = []
+    for name, node in g.nodes(data=True):
+        if name not in needed or node["kind"] in ("input", "output"):
+            continue
+        alias = node["kind"] == "identity" or name == dropped_softmax
+        ops.append(Op(name, node["inputs"],
+                      None if alias else (lambda inputs, name=name: _call(graph, name, inputs)),
+                      show(node["shape"]), side_only=name not in needed_by_main))
+    body = emit(ops, "input", [g.nodes[main_output]["inputs"][0]],
+                [g.nodes[n]["inputs"][0] for n in side], side_outputs)
+    return "\n".join([f"def forward(self, x):", f"    # x: {show(graph.input_shape)}", *body]) + "\n"
 
 
 def _call(graph: LayerGraph, name: str, inputs: list[str]) -> str:

@@ -48,6 +48,7 @@ class Frame:
     node: "Node | None" = None  # a merge's join node, an output's node
     title: str = ""  # how diagrams title the cluster: `bottleneck(128, s=2)`
     absorbed: list = field(default_factory=list)  # frames merged into this one (naming.py)
+    block_args: dict = field(default_factory=dict)  # a block call's parameter values
 
 
 @dataclass(eq=False)
@@ -476,7 +477,8 @@ class Elaborator:
         self.chain.append((block.name, span))
         try:
             title = _call_title(block, scope, list(block.bound) + args)
-            with self.frame_of("block", block.name, span, title):
+            with self.frame_of("block", block.name, span, title) as frame:
+                frame.block_args = {p.name: scope.names[p.name] for p in block.definition.params}
                 return self.body(block.definition.body, scope, x)
         finally:
             self.chain.pop()

@@ -23,7 +23,7 @@ from collections import Counter
 
 import networkx as nx
 
-from ..graph import LayerGraph, ScopeEntry
+from ..graph import FrameRecord, LayerGraph, ScopeEntry
 
 
 def build_graph(name, definition, path, parameters, root, nodes, outputs) -> LayerGraph:
@@ -42,7 +42,32 @@ def build_graph(name, definition, path, parameters, root, nodes, outputs) -> Lay
         for i in node.inputs:
             g.add_edge(i.name, node.name)
     return LayerGraph(name, path, parameters, g,
-                      {out: node.name for out, node in outputs.items()})
+                      {out: node.name for out, node in outputs.items()}, _frames(root))
+
+
+def _frames(root) -> dict:
+    """Every frame by path, with its contents in order (for the source exporter)."""
+    records = {}
+
+    def visit(frame, path):
+        block, args, call = None, {}, ""
+        for f in [frame, *frame.absorbed]:
+            if f.kind == "block":
+                block, args, call = f.name, f.block_args, f.title
+                break
+        children = []
+        for item in frame.children:
+            if _is_frame(item):
+                child = _frame_path(item)
+                if child:
+                    visit(item, child)
+                    children.append(("frame", child))
+            else:
+                children.append(("node", item.name))
+        records[path] = FrameRecord(path, frame.kind, frame.title, block, args, children, call)
+
+    visit(root, "")
+    return records
 
 
 def _is_frame(item) -> bool:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,26 +13,11 @@ from .data import DataError
 from .loop import RunInfo, TrainConfig, TrainingStopped, evaluate, new_run_dir, pick_device, train
 
 
-def spec_files(spec) -> tuple[dict, str]:
-    """The texts of a spec and every file it uses, relative to their common folder."""
-    paths = {key: unit for key, unit in spec.program.units.items()}
-    common = Path(os.path.commonpath([str(k.parent) for k in paths]))
-    root = next(k for k, u in paths.items() if u is spec.unit)
-    texts = {str(k.relative_to(common)): u.module.source.text for k, u in paths.items()}
-    return texts, str(root.relative_to(common))
-
-
 def network_from_files(files: dict, root: str, name: str, args: dict, input_shape):
     """Rebuild a network from the spec texts a checkpoint carries."""
-    from ..api import load
+    from ..api import spec_from_files
 
-    with tempfile.TemporaryDirectory() as folder:
-        for rel, text in files.items():
-            path = Path(folder, rel)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        spec = load(Path(folder, root))
-        return spec.network(name, input_shape=input_shape, **args)
+    return spec_from_files(files, root).network(name, input_shape=input_shape, **args)
 
 
 def config_from_args(args) -> TrainConfig:
@@ -111,7 +94,7 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         config.tensorboard = not args.no_tensorboard
         from ..api import load
 
-        files, root = spec_files(load(Path(args.file)))
+        files, root = load(Path(args.file)).files()
         sets = dict(s.split("=", 1) for s in (args.set or []))
         info = RunInfo(files, root, net.name, sets,
                        list(net.input_shape) if args.input else None)

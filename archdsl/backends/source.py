@@ -1,0 +1,518 @@
+"""Layer graph → standalone PyTorch source (`archdsl compile FILE NETWORK -o model.py`).
+
+The file imports only torch and reads like hand-written PyTorch:
+
+- one `nn.Module` class per block kind of the spec (`ConvBn`, `Bottleneck`, ...); when calls
+  of a block build different structures (a bottleneck with a projection shortcut and one
+  without) each structure gets its own class (`Bottleneck`, `Bottleneck_2`);
+- a class used by several calls takes constructor arguments for what differs between them.
+  Each is written as an expression of the block's own parameters (`c`, `4 * c`, `k // 2`,
+  `in_channels`) when that expression gives the right value in every call, and as a plain
+  argument otherwise — the code is exact by construction, never a guess;
+- the network class composes them under the spec's labels and block names, the same module
+  paths as the archdsl-compiled model, so its state_dict loads unchanged; labels, merges and
+  branches that are not block calls become `nn.ModuleDict` containers;
+- every `forward` is straight-line, with the output shape as a comment on each line (in a
+  class used several times, the shapes of its first use).
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import re
+import textwrap
+
+from .. import __version__
+from ..graph import LayerGraph
+from ..layers.registry import TorchFunction, TorchModule, show
+from .codegen import Op, emit, module_path, torch_op
+from .codegen import _pre as pre_ops
+
+OWN_MODULES = "archdsl.backends.torch_modules."
+
+
+def to_source(net) -> str:
+    return _Exporter(net).source()
+
+
+# ---- small helpers -------------------------------------------------------------------------
+
+def camel(name: str) -> str:
+    text = "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\W]+", name) if part)
+    return text if text.isidentifier() and not keyword.iskeyword(text) else f"Block{text}"
+
+
+def literal(value) -> str:
+    if isinstance(value, float):
+        return repr(value) if value == value and abs(value) != float("inf") else f'float("{value}")'
+    return repr(value)
+
+
+def _attribute(base: str, segment: str) -> str:
+    if segment.isidentifier() and not keyword.iskeyword(segment):
+        return f"{base}.{segment}"
+    return f'getattr({base}, "{segment}")'
+
+
+def access(relative: list[str]) -> str:
+    """Module access inside a class: an attribute, then keys of ModuleDict containers."""
+    expr = _attribute("self", relative[0])
+    for segment in relative[1:]:
+        expr += f'["{segment}"]'
+    return expr
+
+
+def _defaults(cls) -> dict:
+    """A class's constructor parameters in order, with their defaults (or `inspect.Parameter.
+    empty`)."""
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return {}
+    return {k: p.default for k, p in signature.parameters.items() if k != "self"}
+
+
+def _short(cls_path: str) -> str:
+    if cls_path.startswith("torch.nn."):
+        return "nn." + cls_path[len("torch.nn."):]
+    return cls_path.rsplit(".", 1)[1]
+
+
+# ---- the exporter --------------------------------------------------------------------------
+
+class _Instance:
+    """One call of a block that becomes an instance of a generated class."""
+
+    def __init__(self, path: str, frame, input_key: str, output_key: str, in_channels: int):
+        self.path = path
+        self.frame = frame
+        self.input_key = input_key
+        self.output_key = output_key
+        self.in_channels = in_channels
+        self.cls: _Class | None = None
+        self.values: list = []  # the values at the class's template positions
+        self.targets: list = []  # what each position feeds (a keyword or parameter name)
+
+
+class _Class:
+    def __init__(self, name: str, block: str, instances: list[_Instance]):
+        self.name = name
+        self.block = block
+        self.instances = instances
+        self.parameters: list[str] = []  # constructor parameters
+        self.expressions: list[str] = []  # per template position
+        self.extra: dict[int, str] = {}  # template position -> its own constructor parameter
+        self.candidates: dict[str, list] = {}  # parameter -> its value in each call
+
+
+class _Exporter:
+    def __init__(self, net):
+        self.net = net
+        self.graph: LayerGraph = net.graph
+        self.g = net.graph.graph
+        self.frames = net.graph.frames
+        self.members: dict[str, set] = {}
+        for path in self.frames:
+            self._collect(path)
+        self.instances = {path: inst for path in self.frames
+                          if (inst := self._instance(path)) is not None}
+        self.classes: list[_Class] = []
+        self.helpers: set[str] = set()
+        self._group()
+
+    # -- the frame tree ------------------------------------------------------------------
+
+    def _collect(self, path: str) -> set:
+        if path in self.members:
+            return self.members[path]
+        nodes = set()
+        for kind, item in self.frames[path].children:
+            nodes |= self._collect(item) if kind == "frame" else {item}
+        if path and path in self.g and self.g.nodes[path]["layer"] is not None:
+            nodes.add(path)  # a merge's join node carries its frame's name
+        self.members[path] = nodes
+        return nodes
+
+    def _post_order(self, path: str) -> list[str]:
+        order = []
+        for kind, item in self.frames[path].children:
+            if kind == "frame":
+                order += self._post_order(item)
+        return order + [path]
+
+    def _instance(self, path: str) -> _Instance | None:
+        """A frame that stands for a block call with one input and one output becomes an
+        instance of a generated class; anything else is inlined into its parent."""
+        frame = self.frames[path]
+        members = self.members[path]
+        if not path or frame.block is None or not members:
+            return None
+        if any(self.frames[p].kind == "output" for p in self.frames if p.startswith(path + ".")):
+            return None
+        inputs = {i for n in members for i in self.g.nodes[n]["inputs"] if i not in members}
+        outputs = {n for n in members if any(s not in members for s in self.g.successors(n))}
+        if len(inputs) != 1 or len(outputs) != 1:
+            return None
+        (source,), (result,) = inputs, outputs
+        return _Instance(path, frame, source, result, self.g.nodes[source]["shape"][0])
+
+    # -- the ops of a class body ---------------------------------------------------------
+
+    def _walk(self, path: str, prefix: str):
+        """The items of a class body: ("node", name) and ("instance", path) in order."""
+        for kind, item in self.frames[path].children:
+            if kind == "node":
+                yield ("node", item)
+            elif item in self.instances:
+                yield ("instance", item)
+            else:
+                yield from self._walk(item, prefix)
+        if path and path in self.g and self.g.nodes[path]["layer"] is not None:
+            yield ("node", path)  # a merge's join node, after its branches
+
+    def _relative(self, name: str, base: str) -> list[str]:
+        tail = name[len(base) + 1:] if base else name
+        return module_path(tail)
+
+    def _ops(self, base: str) -> list[Op]:
+        ops = []
+        for kind, item in self._walk(base, base):
+            if kind == "instance":
+                inst = self.instances[item]
+                call = access(self._relative(item, base))
+                ops.append(Op(inst.output_key, [inst.input_key],
+                              lambda v, call=call: f"{call}({v[0]})",
+                              show(self.g.nodes[inst.output_key]["shape"])))
+                continue
+            node = self.g.nodes[item]
+            if node["kind"] in ("input", "output"):
+                continue
+            op = torch_op(self.graph, item)
+            shape = show(node["shape"])
+            if node["kind"] == "identity":
+                ops.append(Op(item, node["inputs"], None, shape))
+            elif isinstance(op, TorchModule):
+                call = access(self._relative(item, base))
+                ops.append(Op(item, node["inputs"],
+                              lambda v, call=call, op=op: f"{call}({pre_ops(op.pre, v[0])})", shape))
+            else:
+                ops.append(Op(item, node["inputs"],
+                              lambda v, op=op: _function(op, v), shape))
+        return ops
+
+    # -- __init__: the modules, as a template with values --------------------------------
+
+    def _init_items(self, base: str) -> list:
+        """The attributes a class body creates, in registration order: ("module", name, op)
+        or ("instance", name, _Instance); containers are implied by the names."""
+        items = []
+        for kind, item in self.frames[base].children:
+            items += self._init_item(kind, item)
+        if base and base in self.g and self.g.nodes[base]["layer"] is not None:
+            items += self._init_item("node", base)
+        return items
+
+    def _init_item(self, kind: str, item: str) -> list:
+        if kind == "node":
+            if self.g.nodes[item]["layer"] is None:
+                return []
+            op = torch_op(self.graph, item)
+            return [("module", item, op)] if isinstance(op, TorchModule) else []
+        if item in self.instances:
+            return [("instance", item, self.instances[item])]
+        return self._init_items(item)
+
+    def _height(self, path: str, memo: dict) -> int:
+        if path not in memo:
+            nested = [self._height(name, memo) for kind, name, _ in self._init_items(path)
+                      if kind == "instance"]
+            memo[path] = 1 + max(nested) if nested else 0
+        return memo[path]
+
+    # -- classes -------------------------------------------------------------------------
+
+    def _group(self) -> None:
+        """Calls with the same block and the same structure share a class. Blocks that contain
+        no other block are grouped first, so a structure can name its nested calls' classes,
+        and a class's values can include the arguments of its nested calls."""
+        order = [p for p in self._post_order("") if p in self.instances]
+        memo: dict = {}
+        heights = {p: self._height(p, memo) for p in order}
+        by_block: dict[str, list] = {}
+        for level in sorted(set(heights.values())):
+            created = []
+            for path in (p for p in order if heights[p] == level):
+                inst = self.instances[path]
+                items = self._init_items(path)
+                key = (tuple((k, tuple(self._relative(n, path)),
+                              (x.cls, tuple(x.kwargs), x.pre) if k == "module" else x.cls.name)
+                             for k, n, x in items),
+                       re.sub(r"\s+# .*", "", "\n".join(
+                           emit(self._ops(path), inst.input_key, [inst.output_key]))))
+                inst.values, inst.targets = [], []
+                for kind, _, payload in items:
+                    if kind == "module":
+                        inst.values += list(payload.kwargs.values())
+                        inst.targets += list(payload.kwargs)
+                    else:
+                        inst.values += self._argument_values(payload)
+                        inst.targets += payload.cls.parameters
+                groups = by_block.setdefault(inst.frame.block, [])
+                match = next((cls for k, cls in groups if k == key), None)
+                if match is None:
+                    name = camel(inst.frame.block) + (f"_{len(groups) + 1}" if groups else "")
+                    match = _Class(name, inst.frame.block, [])
+                    groups.append((key, match))
+                    created.append(match)
+                    self.classes.append(match)
+                match.instances.append(inst)
+                inst.cls = match
+            for cls in created:
+                self._parameterise(cls)
+
+    def _parameterise(self, cls: _Class) -> None:
+        """An expression per template position: a literal where every call agrees, else an
+        expression of the block's parameters that reproduces every call's value, else a
+        constructor parameter of its own."""
+        first = cls.instances[0]
+        candidates = {}
+        for name in first.frame.block_args:
+            vector = [inst.frame.block_args.get(name) for inst in cls.instances]
+            if all(isinstance(v, (int, float, bool)) or v is None for v in vector):
+                candidates[name] = vector
+        candidates["in_channels"] = [inst.in_channels for inst in cls.instances]
+        used = set()
+        extras: dict[str, list] = {}  # parameters of their own, by the name of what they feed
+        for i in range(len(first.values)):
+            vector = [inst.values[i] for inst in cls.instances]
+            expr = _explain(vector, candidates) or _explain(vector, extras, literals=False)
+            if expr is None:
+                expr = _fresh(first.targets[i], set(candidates) | set(extras))
+                extras[expr] = vector
+                cls.extra[i] = expr
+            cls.expressions.append(expr)
+            used |= {name for name in candidates if re.search(rf"\b{name}\b", expr)}
+        cls.parameters = [p for p in [*first.frame.block_args, "in_channels"] if p in used]
+        cls.candidates = {**candidates, **extras}
+        cls.parameters += list(extras)
+
+    def _argument_values(self, inst: _Instance) -> list:
+        """The values a call passes to its class's constructor, in parameter order."""
+        index = inst.cls.instances.index(inst)
+        return [inst.cls.candidates[p][index] for p in inst.cls.parameters]
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _constructor(self, op: TorchModule, expressions: list[str] | None) -> str:
+        if op.cls.startswith(OWN_MODULES):
+            self.helpers.add(op.cls)
+        defaults = {}
+        try:
+            from .torch_module import resolve_class
+
+            defaults = _defaults(resolve_class(op.cls))
+        except Exception:
+            pass
+        parts = []
+        for i, (key, value) in enumerate(op.kwargs.items()):
+            expr = expressions[i] if expressions else _value(value)
+            if _is_literal(expr) and key in defaults and _same(defaults[key], value):
+                continue  # PyTorch's default: leave it out
+            parts.append((key, f"{key}={expr}"))
+        order = list(defaults) if defaults else []
+        parts.sort(key=lambda p: order.index(p[0]) if p[0] in order else -1)
+        return f"{_short(op.cls)}({', '.join(text for _, text in parts)})"
+
+    def _init_lines(self, base: str, cls: _Class | None) -> list[str]:
+        """`self.x = ...` lines; containers as nested nn.ModuleDict literals. In a shared
+        class (`cls`), values come from the class's expressions; at the top level, literals."""
+        cursor = 0
+        tree: dict = {}
+        for kind, name, payload in self._init_items(base):
+            rel = self._relative(name, base)
+            level = tree
+            for segment in rel[:-1]:
+                level = level.setdefault(segment, {})
+            if kind == "module":
+                n = len(payload.kwargs)
+                exprs = cls.expressions[cursor:cursor + n] if cls else None
+                cursor += n
+                level[rel[-1]] = self._constructor(payload, exprs)
+            else:
+                n = len(payload.cls.parameters)
+                if cls:
+                    exprs = cls.expressions[cursor:cursor + n]
+                else:
+                    exprs = [literal(v) for v in self._argument_values(payload)]
+                cursor += n
+                args = ", ".join(f"{p}={e}" for p, e in zip(payload.cls.parameters, exprs))
+                level[rel[-1]] = f"{payload.cls.name}({args})"
+
+        def render(value, indent):
+            if isinstance(value, str):
+                return value
+            pad = " " * (indent + 4)
+            entries = [f'{pad}"{k}": {render(v, indent + 4)},' for k, v in value.items()]
+            return "nn.ModuleDict({\n" + "\n".join(entries) + "\n" + " " * indent + "})"
+
+        lines = []
+        for segment, value in tree.items():
+            if segment.isidentifier() and not keyword.iskeyword(segment):
+                lines.append(f"        self.{segment} = {render(value, 8)}")
+            else:
+                lines.append(f'        self.add_module("{segment}", {render(value, 8)})')
+        return lines
+
+    def _class_source(self, cls: _Class) -> list[str]:
+        first = cls.instances[0]
+        uses = ", ".join(i.path for i in cls.instances[:3]) + (
+            f" and {len(cls.instances) - 3} more" if len(cls.instances) > 3 else "")
+        used = f"Used at {uses}." + (" Shapes in comments are those of the first."
+                                     if len(cls.instances) > 1 else "")
+        doc = (f'    """Block `{cls.block}`, as {first.frame.call or cls.block}.\n\n'
+               + textwrap.fill(used, 92, initial_indent="    ", subsequent_indent="    "))
+        lines = [f"class {cls.name}(nn.Module):", doc + '"""', "",
+                 f"    def __init__(self{''.join(', ' + p for p in cls.parameters)}):",
+                 "        super().__init__()"]
+        lines += self._init_lines(first.path, cls)
+        lines += ["", "    def forward(self, x):",
+                  *_indent(emit(self._ops(first.path), first.input_key, [first.output_key]))]
+        return lines
+
+    def source(self) -> str:
+        g = self.graph
+        args = ", ".join(f"{k}={_arg_text(v)}" for k, v in g.parameters.items())
+        t = self.net.totals
+        body = []
+        for cls in self.classes:
+            body += self._class_source(cls) + ["", ""]
+        name = camel(g.name)
+        side = [n for o, n in g.outputs.items() if o != "output"]
+        network = [f"class {name}(nn.Module):",
+                   f'    """`{g.name}`: input {show(g.input_shape)}; outputs '
+                   + ", ".join(f"{o} {show(s)}" for o, s in g.output_shapes().items()) + '."""',
+                   "", "    def __init__(self):", "        super().__init__()"]
+        network += self._init_lines("", None)
+        ops = self._ops("")
+        needed = _needed(self.g, g.outputs["output"])
+        for op in ops:
+            op.side_only = op.key not in needed
+        network += ["", "    def forward(self, x):", f"        # x: {show(g.input_shape)}",
+                    *_indent(emit(ops, "input", [self.g.nodes[g.outputs["output"]]["inputs"][0]],
+                                  [self.g.nodes[n]["inputs"][0] for n in side]))]
+        helpers = [inspect.getsource(_own(path)) for path in sorted(self.helpers)]
+        header = [
+            f'"""The network `{g.name}` of {g.file}, as plain PyTorch.', "",
+            f"    {g.name}({args})" if args else f"    {g.name}", "",
+            f"Generated by archdsl {__version__}. {t.params_total:,} parameters "
+            f"({t.params_trainable:,} trainable),",
+            f"{t.macs:,} MACs per image. It needs only PyTorch; a state_dict of the",
+            "archdsl-compiled model loads into it unchanged. Side outputs, if any, are",
+            'returned after the main output in training mode only."""', "",
+            "import torch", "import torch.nn.functional as F", "from torch import nn", "", "", ""]
+        footer = ["", "", 'if __name__ == "__main__":',
+                  f"    model = {name}().eval()",
+                  f"    x = torch.randn(1, {', '.join(map(str, g.input_shape))})",
+                  "    with torch.no_grad():",
+                  "        print(model(x).shape)"]
+        code = "\n".join(header) + "".join(h + "\n\n" for h in helpers) + "\n".join(body + network + footer) + "\n"
+        return re.sub(r"\n{4,}", "\n\n\n", code)
+
+
+# ---- values and expressions ----------------------------------------------------------------
+
+def _indent(lines: list[str]) -> list[str]:
+    return ["    " + line for line in lines]
+
+
+def _function(op: TorchFunction, inputs: list[str]) -> str:
+    if "{x}" in op.template:
+        return op.template.replace("{x}", inputs[0])
+    return op.template.format(*inputs)
+
+
+def _value(value) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] \
+            and isinstance(value[0], int):
+        return literal(value[0])  # PyTorch takes one int for a square size
+    if isinstance(value, tuple):
+        return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return literal(value)
+
+
+def _is_literal(expr: str) -> bool:
+    import ast
+
+    try:
+        ast.literal_eval(expr)
+        return True
+    except (ValueError, SyntaxError):
+        return False
+
+
+def _same(default, value) -> bool:
+    if isinstance(value, tuple) and len(set(value)) == 1 and default == value[0]:
+        return True
+    return type(default) is type(value) and default == value or (
+        isinstance(default, (int, float)) and not isinstance(default, bool)
+        and isinstance(value, (int, float)) and not isinstance(value, bool) and default == value)
+
+
+def _fresh(target: str, taken: set) -> str:
+    name = target if target.isidentifier() and not keyword.iskeyword(target) else "value"
+    n = 2
+    base = name
+    while name in taken or name == "self":
+        name = f"{base}_{n}"
+        n += 1
+    return name
+
+
+def _explain(vector: list, candidates: dict, literals: bool = True) -> str | None:
+    """An expression that gives `vector` (one value per call): a literal, or a parameter."""
+    if literals and all(v == vector[0] and type(v) is type(vector[0]) for v in vector):
+        return _value(vector[0])
+    if not literals:
+        for name, values in candidates.items():
+            if vector == values:
+                return name
+        return None
+    if all(isinstance(v, tuple) for v in vector) and len({len(v) for v in vector}) == 1:
+        parts = [_explain([v[j] for v in vector], candidates) for j in range(len(vector[0]))]
+        if any(p is None for p in parts):
+            return None
+        if len(set(parts)) == 1:
+            return parts[0]  # PyTorch takes one int for a square size
+        return "(" + ", ".join(parts) + ")"
+    for name, values in candidates.items():
+        if vector == values and all(type(a) is type(b) for a, b in zip(vector, values)):
+            return name
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in vector)
+    for name, values in candidates.items():
+        if not ints or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            continue
+        for k in range(2, 9):
+            if vector == [k * v for v in values]:
+                return f"{k} * {name}"
+            if vector == [v // k for v in values]:
+                return f"{name} // {k}"
+    return None
+
+
+def _arg_text(value) -> str:
+    from ..report import value_text
+
+    return value_text(value)
+
+
+def _own(path: str):
+    from .torch_module import resolve_class
+
+    return resolve_class(path)
+
+
+def _needed(g, node) -> set:
+    import networkx as nx
+
+    return nx.ancestors(g, node)

@@ -1,0 +1,186 @@
+"""Exports: standalone PyTorch source for every network (run without archdsl), .pt, ONNX."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import archdsl
+from archdsl.backends.source import camel, to_source
+from conftest import SPECS
+
+NETWORKS = [(f.name, n) for f in sorted(SPECS.glob("*.arch")) for n in archdsl.load(f).concrete_networks()]
+
+FILL = '''
+import torch
+def fill(model):
+    """The same weights on both sides: each tensor from a generator seeded by its position."""
+    with torch.no_grad():
+        for i, (key, tensor) in enumerate(sorted(model.state_dict().items())):
+            if tensor.is_floating_point():
+                g = torch.Generator().manual_seed(i)
+                tensor.copy_(torch.rand(tensor.shape, generator=g) * 0.2 - 0.1
+                             if "running_var" not in key else torch.rand(tensor.shape, generator=g) + 0.5)
+    return model
+'''
+namespace = {}
+exec(FILL, namespace)
+fill = namespace["fill"]
+
+RUNNER = FILL + '''
+import importlib.util, json, sys
+sys.modules["archdsl"] = None  # archdsl must not be importable here
+folder = sys.argv[1]
+report = {}
+for name, shape in json.load(open(folder + "/networks.json")):
+    spec = importlib.util.spec_from_file_location(name, f"{folder}/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = fill(module.MODEL().eval())
+    torch.manual_seed(0)
+    x = torch.randn(1, *shape)
+    with torch.no_grad():
+        torch.save(model(x), f"{folder}/{name}.out")
+    report[name] = sorted(model.state_dict())
+json.dump(report, open(folder + "/keys.json", "w"))
+'''
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Every network of the zoo written as .py, then run in one fresh interpreter."""
+    folder = tmp_path_factory.mktemp("exported")
+    listing = []
+    for file, name in NETWORKS:
+        net = archdsl.load(SPECS / file).network(name)
+        source = to_source(net) + f"\nMODEL = {camel(name)}\n"
+        (folder / f"{name}.py").write_text(source)
+        listing.append((name, list(net.input_shape)))
+    (folder / "networks.json").write_text(json.dumps(listing))
+    (folder / "runner.py").write_text(RUNNER)
+    done = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), str(folder)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder, json.loads((folder / "keys.json").read_text())
+
+
+@pytest.mark.parametrize("file,name", NETWORKS, ids=[n for _, n in NETWORKS])
+def test_exported_source_gives_the_same_outputs_without_archdsl(exported, file, name):
+    folder, keys = exported
+    net = archdsl.load(SPECS / file).network(name)
+    model = fill(net.build().eval())
+    assert keys[name] == sorted(model.state_dict())  # the same state_dict keys
+    torch.manual_seed(0)
+    x = torch.randn(1, *net.input_shape)
+    with torch.no_grad():
+        expected = model(x)
+    got = torch.load(folder / f"{name}.out", weights_only=True)
+    assert torch.equal(got, expected), (got - expected).abs().max()
+
+
+def test_a_saved_state_dict_loads_unchanged(tmp_path):
+    net = archdsl.load(SPECS / "googlenet.arch").network("googlenet")
+    model = net.build()
+    path = tmp_path / "googlenet.py"
+    path.write_text(to_source(net))
+    namespace = {"__name__": "exported"}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    exported_model = namespace["Googlenet"]()
+    exported_model.load_state_dict(model.state_dict())  # strict: every key, every shape
+    model.train(), exported_model.train()
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 224, 224)
+    torch.manual_seed(2)
+    a = model(x)
+    torch.manual_seed(2)
+    b = exported_model(x)
+    assert len(a) == len(b) == 3 and all(torch.equal(p, q) for p, q in zip(a, b))
+
+
+def test_the_source_reads_like_pytorch():
+    source = to_source(archdsl.load(SPECS / "resnet.arch").network("resnet50"))
+    assert source.startswith('"""The network `resnet50` of ')
+    assert "import torch\n" in source and "archdsl" not in source.split('"""', 2)[2]
+    assert "class ConvBn(nn.Module):" in source and "class Bottleneck(nn.Module):" in source
+    assert "padding=k // 2" in source  # an expression of the block's own parameters
+    assert "class Resnet50(nn.Module):" in source and "self.conv2_x = Stage(" in source
+    assert "# 256x56x56" in source
+    for line in source.splitlines():
+        assert not line.strip().startswith(("for ", "while ")), line
+
+
+ONNX_SET = [("vgg.arch", "vgg16"), ("resnet.arch", "resnet50"), ("googlenet.arch", "googlenet"),
+            ("densenet.arch", "densenet121"), ("efficientnet.arch", "efficientnet_b0"),
+            ("xception.arch", "xception")]
+
+
+@pytest.mark.parametrize("file,name", ONNX_SET, ids=[n for _, n in ONNX_SET])
+def test_onnx_export_checks_and_matches_pytorch(tmp_path, file, name):
+    import onnxruntime
+
+    net = archdsl.load(SPECS / file).network(name)
+    model = net.build(side_outputs="always").eval()
+    path = net.export(tmp_path / f"{name}.onnx", model)  # passes onnx.checker
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert session.get_inputs()[0].shape[0] == "batch"  # dynamic batch dimension
+    assert [o.name for o in session.get_outputs()] == list(net.output_shapes)
+    torch.manual_seed(0)
+    x = torch.randn(3, *net.input_shape)  # another batch size than the export's
+    with torch.no_grad():
+        expected = model(x)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    got = session.run(None, {"input": x.numpy()})
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert abs(torch.from_numpy(a) - b).max() <= 1e-4
+
+
+def test_pt_round_trip_keeps_weights_and_arguments(tmp_path):
+    net = archdsl.load(SPECS / "resnet.arch").network("resnet18", classes=10, input_shape=[3, 64, 64])
+    model = fill(net.build().eval())
+    path = net.export(tmp_path / "r18.pt", model)
+    saved = archdsl.load(path)
+    assert isinstance(saved, archdsl.SavedModel)
+    assert saved.network.output_shapes["output"] == (10,) and saved.network.input_shape == (3, 64, 64)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(saved.build().eval()(x), model(x))
+    loaded = torch.load(path, weights_only=True)
+    assert "resnet.arch" in loaded["spec_files"]
+
+
+def test_compile_writes_every_format(tmp_path, capsys):
+    from archdsl.cli import main
+
+    for ext in ("py", "onnx", "pt"):
+        out = tmp_path / f"lenet.{ext}"
+        assert main(["compile", str(SPECS / "lenet.arch"), "lenet5", "-o", str(out)]) == 0
+        assert out.stat().st_size > 1000
+    assert main(["compile", str(SPECS / "lenet.arch"), "lenet5", "-o", str(tmp_path / "x.h5")]) == 2
+    assert "must be .py, .onnx or .pt" in capsys.readouterr().err
+
+
+def test_compile_exports_trained_weights(tmp_path, capsys):
+    from archdsl.cli import main
+
+    net = archdsl.load(SPECS / "lenet.arch").network("lenet5")
+    trained = fill(net.build())
+    net.export(tmp_path / "trained.pt", trained)
+    assert main(["compile", str(SPECS / "lenet.arch"), "lenet5", "--weights",
+                 str(tmp_path / "trained.pt"), "-o", str(tmp_path / "again.pt")]) == 0
+    again = torch.load(tmp_path / "again.pt", weights_only=True)["model"]
+    for key, value in trained.state_dict().items():
+        assert torch.equal(again[key], value)
+
+
+def test_create_model_over_the_bundled_zoo():
+    model = archdsl.create_model("resnet50", classes=10)
+    assert sum(p.numel() for p in model.parameters()) == 23_528_522
+    assert "efficientnet_b7" in archdsl.list_models() and len(archdsl.list_models()) >= 50
+    with pytest.raises(archdsl.UnknownModel, match="did you mean `resnet50`"):
+        archdsl.create_model("resnet05")
+    source = archdsl.zoo_network("lenet5").to_source()
+    assert "class Lenet5(nn.Module):" in source
