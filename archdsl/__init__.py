@@ -14,7 +14,10 @@ from .api import (Network, SavedModel, Spec, UnknownModel, create_model, list_mo
                   zoo_network)
 from .backends.weights import WeightsError, copy_state, load_torchvision
 from .diagnostics import Diagnostic, SpecError
+from .layers import register as register_layer
+from .layers import unregister as unregister_layer
 
 __all__ = ["Diagnostic", "Network", "SavedModel", "Spec", "SpecError", "UnknownModel", "WeightsError",
-           "copy_state", "create_model", "list_models", "load", "load_torchvision", "zoo_network"]
+           "copy_state", "create_model", "list_models", "load", "load_torchvision",
+           "register_layer", "unregister_layer", "zoo_network"]
 __version__ = "0.1.0"

@@ -316,6 +316,43 @@ def cmd_zoo(args) -> int:
     return EXIT_SPEC if diagnostics else EXIT_OK
 
 
+def cmd_fmt(args) -> int:
+    from .elaborate.program import read_spec_text
+    from .syntax.format import FormatError, format_text
+
+    diagnostics = Diagnostics()
+    unformatted = []
+    for path in spec_files(args.paths):
+        try:
+            text = read_spec_text(path)
+            formatted = format_text(text, str(path))
+        except SpecError as error:
+            diagnostics.extend(error.diagnostics)
+            continue
+        except FormatError as error:
+            raise RuntimeError(str(error)) from None
+        if formatted != text:
+            unformatted.append(path)
+        if args.check:
+            continue
+        if args.write:
+            if formatted != text:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(formatted)
+                tmp.replace(path)
+        else:
+            print(formatted, end="")
+    print_diagnostics(diagnostics)
+    if args.check:
+        for path in unformatted:
+            print(f"would reformat {path}")
+        return EXIT_SPEC if unformatted or diagnostics else EXIT_OK
+    if args.write:
+        for path in unformatted:
+            print(f"reformatted {path}", file=sys.stderr)
+    return EXIT_SPEC if diagnostics else EXIT_OK
+
+
 # ---- the parser ----------------------------------------------------------------------------
 
 def _add_network_args(p):
@@ -328,6 +365,32 @@ def _add_network_args(p):
                    help="how to print errors (json: for editors)")
 
 
+def load_plugins(plugins: list[str]) -> None:
+    """--plugin: import Python modules (by name or .py path) that register layer kinds. Only
+    the command line can do this; a spec never runs Python."""
+    import importlib
+    import importlib.util
+
+    from .layers import LayerDeclarationError
+
+    for plugin in plugins or []:
+        try:
+            if plugin.endswith(".py"):
+                path = Path(plugin)
+                if not path.is_file():
+                    raise UsageError(f"--plugin: no such file: {plugin}")
+                spec = importlib.util.spec_from_file_location(f"archdsl_plugin_{path.stem}", path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(plugin)
+        except LayerDeclarationError as error:
+            raise UsageError(f"--plugin {plugin}: {error}") from None
+        except ImportError as error:
+            raise UsageError(f"--plugin {plugin}: cannot import it ({error})") from None
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="archdsl",
@@ -336,6 +399,16 @@ def make_parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 ok, 1 errors in a spec, 2 wrong command line, 3 internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", metavar="MODULE",
+                        help="import a Python module (a name or a .py file) that registers "
+                             "layer kinds (docs/custom_layers.md); repeatable")
+    add_parser = sub.add_parser
+
+    def with_common(name, **kwargs):
+        return add_parser(name, parents=[common], **kwargs)
+
+    sub.add_parser = with_common
 
     p = sub.add_parser("check", help="parse, elaborate and shape-check every network")
     p.add_argument("paths", nargs="+", metavar="PATH", help=".arch files or folders")
@@ -353,6 +426,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="print the table of docs/zoo.md")
     p.add_argument("--plot", metavar="FILE.png", help="draw MACs against parameters")
     p.set_defaults(run=cmd_zoo)
+
+    p = sub.add_parser("fmt", help="print specs in the canonical layout (comments kept)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help=".arch files or folders")
+    p.add_argument("--check", action="store_true",
+                   help="print nothing but the files that would change; exit 1 if any")
+    p.add_argument("-w", "--write", action="store_true", help="rewrite the files in place")
+    p.set_defaults(run=cmd_fmt)
 
     p = sub.add_parser("layers", help="list the layer kinds and their signatures")
     p.add_argument("--markdown", action="store_true", help="print docs/layers.md")
@@ -457,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     try:
+        load_plugins(getattr(args, "plugin", None))
         return args.run(args)
     except UsageError as error:
         print(f"archdsl {args.command}: error: {error}", file=sys.stderr)

@@ -91,3 +91,12 @@ def test_gallery_shows_every_network():
             assert f"`{name}`" in text or f"### {name}\n" in text, name
     for image in re.findall(r"\]\((gallery/[^)]+\.svg)\)", text):
         assert (DOCS / image).stat().st_size > 1000, image
+
+
+def test_the_api_guide_figures():
+    text = (DOCS / "api.md").read_text()
+    net = archdsl.load(SPECS / "resnet.arch").network("resnet50", classes=10)
+    assert (f"{net.params:,} / {net.params_trainable:,} / {net.params_nontrainable:,}") in text
+    for name in ("load", "list_models", "zoo_network", "create_model", "copy_state",
+                 "load_torchvision", "register_layer", "unregister_layer"):
+        assert hasattr(archdsl, name) and f"archdsl.{name}" in text, name

@@ -30,6 +30,7 @@ FAMILY_NAMES = {
     "activation": "activation", "pool": "pooling", "regularization": "dropout",
     "structure": "reshaping", "block": "collapsed block",
 }
+OTHER = "#f3f3f3"  # families of layers from plugins
 CLUSTER_COLOURS = {"label": "#7f8c8d", "block": "#95a5a6", "merge": "#bdc3c7",
                    "branch": "#d5dbdb", "output": "#c0392b"}
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -176,7 +177,7 @@ def _node_attrs(g, name, node) -> dict:
         return {"label": _label(kind, show(node["shape"])), "shape": "box", "style": "filled",
                 "fillcolor": "#ffffff", "penwidth": "2"}
     return {"label": _label(describe(node), show(node["shape"]), _params_text(*node["params"])),
-            "fillcolor": FAMILY_COLOURS.get(layer.family, "#ffffff"), "tooltip": name}
+            "fillcolor": FAMILY_COLOURS.get(layer.family, OTHER), "tooltip": name}
 
 
 def _group_output(g, group, represent) -> str:
@@ -228,8 +229,8 @@ def _legend(dot, families) -> None:
     if not families:
         return
     rows = "".join(
-        f'<tr><td bgcolor="{FAMILY_COLOURS[f]}" width="14"> </td>'
-        f'<td align="left"><font point-size="9">{html.escape(FAMILY_NAMES[f])}</font></td></tr>'
+        f'<tr><td bgcolor="{FAMILY_COLOURS.get(f, OTHER)}" width="14"> </td>'
+        f'<td align="left"><font point-size="9">{html.escape(FAMILY_NAMES.get(f, f))}</font></td></tr>'
         for f in sorted(families))
     dot.node("legend", label=f'<<table border="0" cellspacing="2" cellpadding="2">{rows}</table>>',
              shape="box", style="rounded", color="#bbbbbb")

@@ -305,8 +305,8 @@ class _Exporter:
     # -- writing -------------------------------------------------------------------------
 
     def _constructor(self, op: TorchModule, expressions: list[str] | None) -> str:
-        if op.cls.startswith(OWN_MODULES):
-            self.helpers.add(op.cls)
+        if not op.cls.startswith("torch.nn."):
+            self.helpers.add(op.cls)  # archdsl's own or a plugin's module: copied in
         defaults = {}
         try:
             from .torch_module import resolve_class

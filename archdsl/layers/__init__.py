@@ -1,6 +1,9 @@
 """The layer kinds archdsl knows. Importing this package registers them all."""
 
 from . import activation, conv, linear, merge, norm, pool, structure  # noqa: F401  (registration)
-from .registry import LAYERS, LayerKind, Param, ShapeError, TorchFunction, TorchModule, lookup
+from . import types
+from .registry import (LAYERS, LayerDeclarationError, LayerKind, Param, ShapeError, TorchFunction,
+                       TorchModule, lookup, numel, register, spatial, unregister)
 
-__all__ = ["LAYERS", "LayerKind", "Param", "ShapeError", "TorchFunction", "TorchModule", "lookup"]
+__all__ = ["LAYERS", "LayerDeclarationError", "LayerKind", "Param", "ShapeError", "TorchFunction",
+           "TorchModule", "lookup", "numel", "register", "spatial", "types", "unregister"]

@@ -138,15 +138,30 @@ _ALIASES: dict[str, LayerKind] = {}
 FACTS = ("shape", "params_count", "macs", "flops", "torch")
 
 
+class LayerDeclarationError(TypeError):
+    """A layer kind declared wrongly (by archdsl or by a plugin)."""
+
+
 def register(cls):
-    """Class decorator: declare a layer kind."""
+    """Class decorator: declare a layer kind. The same for archdsl's own layers and for
+    layers from user code (`archdsl.register_layer`): every fact must be stated, every
+    parameter typed, every name new."""
+    if not (isinstance(cls, type) and issubclass(cls, LayerKind)):
+        raise LayerDeclarationError("a layer kind is a subclass of archdsl.layers.LayerKind")
     kind = cls()
+    if not (isinstance(kind.name, str) and kind.name.isidentifier()):
+        raise LayerDeclarationError(f"layer name {kind.name!r} must be an identifier")
     missing = [f for f in FACTS if getattr(cls, f) is getattr(LayerKind, f)]
     if missing:
-        raise TypeError(f"layer `{kind.name}` does not state: {', '.join(missing)}")
+        raise LayerDeclarationError(f"layer `{kind.name}` does not state: {', '.join(missing)}")
+    for p in kind.params:
+        if not isinstance(p, Param) or not isinstance(p.type, ArgType):
+            raise LayerDeclarationError(f"layer `{kind.name}`: parameter {p!r} must be a Param "
+                                        "with an archdsl.layers.types type")
     for name in (kind.name, *kind.aliases):
         if name in _ALIASES:
-            raise TypeError(f"layer name `{name}` is declared twice")
+            raise LayerDeclarationError(f"layer name `{name}` is already declared")
+    for name in (kind.name, *kind.aliases):
         _ALIASES[name] = kind
     LAYERS[kind.name] = kind
     return cls
