@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -49,46 +48,87 @@ class FrameRecord:
 
 
 class LayerGraph:
-    def __init__(self, name: str, file: str, parameters: dict, graph: nx.DiGraph,
+    """The layer graph. Node records are kept in an ordered dict (`records`, topological
+    order); `graph` is the same nodes as a networkx.DiGraph, built on first use — sharing the
+    records' dicts — so the analyses that need no graph algorithm (check, summary) never
+    import networkx and start faster."""
+
+    def __init__(self, name: str, file: str, parameters: dict, records: dict[str, dict],
                  outputs: dict[str, str], frames: dict[str, FrameRecord] | None = None):
         self.name = name
         self.file = file
         self.parameters = parameters
-        self.graph = graph
+        self.records = records
         self.outputs = outputs  # output name -> node name; "output" is the main one first
         self.frames = frames or {}  # path -> FrameRecord; "" is the network itself
+        self._graph = None
 
     def __repr__(self) -> str:
-        return f"<LayerGraph {self.name}: {len(self.graph)} nodes, input {self.input_shape}>"
+        return f"<LayerGraph {self.name}: {len(self)} nodes, input {self.input_shape}>"
+
+    @property
+    def graph(self):
+        """The networkx.DiGraph: nodes by name (their attribute dicts are the records),
+        an edge from each input to its consumer."""
+        if self._graph is None:
+            import networkx as nx
+
+            g = nx.DiGraph()
+            for name, node in self.records.items():
+                g.add_node(name)
+                g._node[name] = node  # share the record: passes' results show in both
+            for name, node in self.records.items():
+                for i in node["inputs"]:
+                    g.add_edge(i, name)
+            self._graph = g
+        return self._graph
 
     # ---- reading ---------------------------------------------------------------------------
 
     def __iter__(self):
-        return iter(self.graph.nodes)
+        return iter(self.records)
 
     def __len__(self) -> int:
-        return len(self.graph)
+        return len(self.records)
+
+    def __contains__(self, name) -> bool:
+        return name in self.records
 
     def __getitem__(self, name: str) -> dict:
-        return self.graph.nodes[name]
+        return self.records[name]
+
+    def items(self):
+        return self.records.items()
 
     @property
     def input_shape(self) -> tuple:
-        return self.graph.nodes["input"]["shape"]
+        return self.records["input"]["shape"]
 
     def layers(self):
         """(name, node) for every layer, in topological order (no input or output nodes)."""
-        for name, node in self.graph.nodes(data=True):
+        for name, node in self.records.items():
             if node["layer"] is not None:
                 yield name, node
 
+    def ancestors(self, name: str) -> set[str]:
+        """Every node `name` depends on (not itself)."""
+        seen, stack = set(), list(self.records[name]["inputs"])
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(self.records[n]["inputs"])
+        return seen
+
     def output_shapes(self) -> dict[str, tuple]:
-        return {out: self.graph.nodes[node]["shape"] for out, node in self.outputs.items()}
+        return {out: self.records[node]["shape"] for out, node in self.outputs.items()}
 
     # ---- invariants ------------------------------------------------------------------------
 
     def lint(self) -> None:
         """Check the graph's invariants; an AssertionError here is archdsl's bug, not the user's."""
+        import networkx as nx
+
         g = self.graph
         assert nx.is_directed_acyclic_graph(g), "the layer graph has a cycle"
         order = {name: i for i, name in enumerate(g.nodes)}
@@ -113,7 +153,7 @@ class LayerGraph:
     def dump(self) -> str:
         """A deterministic text form, one node per line: for golden tests and debugging."""
         lines = [f"network {self.name}  # {self.file}"]
-        for name, node in self.graph.nodes(data=True):
+        for name, node in self.records.items():
             args = ", ".join(f"{k}={_show(v)}" for k, v in node["args"].items())
             inputs = ", ".join(node["inputs"])
             shape = "x".join(str(d) for d in node["shape"])

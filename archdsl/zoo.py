@@ -17,7 +17,7 @@ def depth(graph) -> int:
     """Weight layers on the longest path from the input to the main output: VGG-16 is 16,
     ResNet-50 is 50, GoogLeNet 22, DenseNet-121 121."""
     longest = {}
-    for name, node in graph.graph.nodes(data=True):
+    for name, node in graph.items():
         before = max((longest[i] for i in node["inputs"]), default=0)
         weighted = node["layer"] is not None and node["layer"].family in WEIGHTED
         longest[name] = before + (1 if weighted else 0)

@@ -1,34 +1,108 @@
-"""Analysis speed: `archdsl summary` and `archdsl check` as whole processes (torch is never
-imported by either).
+"""Analysis speed and memory: archdsl against torchinfo and fvcore on the same networks.
 
     .venv/bin/python benchmarks/analysis_speed.py [--write]
 
-Median of 5 runs. Targets: summary of any zoo network <= 0.3 s; check of the whole zoo <= 1 s.
-The comparison with torchinfo and fvcore belongs to the benchmarks issue.
+For each network: the whole process (start-up, import, analysis; median of several runs) and
+its peak memory (maximum resident set, from /usr/bin/time), and the analysis alone inside a
+warm process. archdsl reads the spec and counts without torch; torchinfo and fvcore build
+torchvision's model (allocating its weights) and run it. Also `archdsl check` over the zoo.
+Targets: summary <= 0.3 s and >= 15x faster than torchinfo as whole processes; archdsl's
+peak memory independent of the network's size; check of the zoo <= 1 s.
 """
 
+import statistics
+import subprocess
 import sys
+import time
 
-from common import ARCHDSL, machine, timed, write_section
+from common import ARCHDSL, ROOT, machine, write_section
 
-NETWORKS = [("vgg.arch", "vgg19"), ("resnet.arch", "resnet152"), ("alexnet.arch", "alexnet_cifar10"),
-            ("lenet.arch", "lenet5")]
+NETWORKS = [  # spec file, network, torchvision builder, input size
+    ("vgg.arch", "vgg19", "vgg19", 224),
+    ("resnet.arch", "resnet152", "resnet152", 224),
+    ("densenet.arch", "densenet201", "densenet201", 224),
+    ("efficientnet.arch", "efficientnet_b7", "efficientnet_b7", 600),
+    ("googlenet.arch", "googlenet_torchvision_noaux", "googlenet", 224),
+]
+PY = sys.executable
+
+
+def process(cmd, repeat):
+    """Median wall time (s) and peak resident memory (MB) of a command."""
+    times, peaks = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True,
+                              text=True, cwd=ROOT)
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise SystemExit(f"{cmd} failed:\n{done.stderr[-2000:]}")
+        peaks.append(int(done.stderr.strip().splitlines()[-1]) / 1024)
+    return statistics.median(times), max(peaks)
+
+
+def torchinfo_code(builder, size, timed):
+    build = (f"import torch, torchvision, torchinfo, time; t = time.perf_counter(); "
+             f"m = torchvision.models.{builder}(weights=None"
+             + (", aux_logits=False, init_weights=True" if builder == "googlenet" else "") + ").eval(); "
+             f"torchinfo.summary(m, input_size=(1, 3, {size}, {size}), verbose=0)")
+    return build + ("; print(time.perf_counter() - t)" if timed else "")
+
+
+def fvcore_code(builder, size, timed):
+    build = (f"import torch, torchvision, time; from fvcore.nn import FlopCountAnalysis; "
+             f"t = time.perf_counter(); m = torchvision.models.{builder}(weights=None"
+             + (", aux_logits=False, init_weights=True" if builder == "googlenet" else "") + ").eval(); "
+             f"f = FlopCountAnalysis(m, torch.randn(1, 3, {size}, {size})); "
+             f"f.unsupported_ops_warnings(False); f.uncalled_modules_warnings(False); f.total()")
+    return build + ("; print(time.perf_counter() - t)" if timed else "")
+
+
+def archdsl_code(file, name):
+    return (f"import time, archdsl; t = time.perf_counter(); "
+            f"n = archdsl.load('specs/{file}').network('{name}'); n.to_json(); "
+            f"print(time.perf_counter() - t)")
+
+
+def in_process(code):
+    """Seconds of the analysis alone, imports done (reported by the code itself)."""
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-2000:])
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def main():
     rows = []
-    for file, name in NETWORKS:
-        seconds, done = timed(ARCHDSL + ["summary", f"specs/{file}", name, "--json"])
-        layers = done.stdout.count('"name"')
-        rows.append((f"`summary {name}`", seconds, f"{layers} layers"))
-    seconds, done = timed(ARCHDSL + ["check", "specs"])
-    rows.append(("`check specs/`", seconds, done.stdout.strip()))
-    table = ["| command | median wall time | notes |", "|---|---|---|"]
-    table += [f"| {c} | {s * 1000:.0f} ms | {n} |" for c, s, n in rows]
-    worst_summary = max(s for c, s, _ in rows if "summary" in c)
-    text = "\n".join([f"Machine: {machine()}.", "", *table, "",
-                      f"Slowest summary {worst_summary * 1000:.0f} ms (target 300 ms); "
-                      f"check of the zoo {rows[-1][1] * 1000:.0f} ms (target 1,000 ms)."])
+    for file, name, builder, size in NETWORKS:
+        a_time, a_mem = process(ARCHDSL + ["summary", f"specs/{file}", name, "--json"], 7)
+        t_time, t_mem = process([PY, "-c", torchinfo_code(builder, size, False)], 3)
+        f_time, f_mem = process([PY, "-c", fvcore_code(builder, size, False)], 3)
+        a_in = statistics.median(in_process(archdsl_code(file, name)) for _ in range(3))
+        t_in = in_process(torchinfo_code(builder, size, True))
+        f_in = in_process(fvcore_code(builder, size, True))
+        rows.append((name, a_time, a_mem, t_time, t_mem, f_time, f_mem, a_in, t_in, f_in))
+        print(rows[-1], flush=True)
+    check, _ = process(ARCHDSL + ["check", "specs"], 5)
+    table = ["| network | archdsl summary (process) | torchinfo (process) | fvcore (process) | "
+             "speed-up vs torchinfo | archdsl / torchinfo / fvcore, analysis only |",
+             "|---|---|---|---|---|---|"]
+    for name, a, am, t, tm, f, fm, ai, ti, fi in rows:
+        table.append(f"| {name} | {a * 1000:.0f} ms, {am:.0f} MB | {t:.2f} s, {tm:.0f} MB | "
+                     f"{f:.2f} s, {fm:.0f} MB | {t / a:.1f}x | {ai * 1000:.0f} ms / "
+                     f"{ti * 1000:.0f} ms / {fi * 1000:.0f} ms |")
+    worst = max(r[1] for r in rows)
+    least = min(r[3] / r[1] for r in rows)
+    mems = [r[2] for r in rows]
+    text = "\n".join([
+        f"Machine: {machine()}. Whole processes: median of 7 (archdsl) or 3 runs; memory: "
+        "peak resident set.", "", *table, "",
+        f"`archdsl check specs/` (the whole zoo, 53 networks): {check * 1000:.0f} ms.", "",
+        f"Slowest archdsl summary {worst * 1000:.0f} ms (target 300 ms: "
+        f"{'met' if worst <= 0.3 else 'missed'}); smallest speed-up over torchinfo "
+        f"{least:.1f}x (target 15x: {'met' if least >= 15 else 'missed'}); archdsl's peak memory "
+        f"{min(mems):.0f}–{max(mems):.0f} MB whatever the network; check of the zoo "
+        f"{'met' if check <= 1 else 'missed'} (target 1 s)."])
     print(text)
     if "--write" in sys.argv:
         write_section("analysis-speed", text)

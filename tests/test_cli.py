@@ -129,7 +129,8 @@ def test_check_and_summary_do_not_import_torch():
     code = ("import sys; from archdsl.cli import main; "
             f"main(['check', {str(SPECS)!r}]); "
             f"main(['summary', {str(SPECS / 'vgg.arch')!r}, 'vgg16', '--json']); "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+            "assert 'torch' not in sys.modules, 'torch was imported'; "
+            "assert 'networkx' not in sys.modules, 'networkx was imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

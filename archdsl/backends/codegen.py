@@ -143,10 +143,10 @@ def forward_source(graph: LayerGraph, *, logits: bool = False,
     last = g.nodes[main_output]["inputs"][0]
     dropped_softmax = last if (logits and g.nodes[last]["kind"] == "softmax"
                                and g.out_degree(last) == 1) else None
-    needed_by_main = _ancestors(g, main_output)
+    needed_by_main = graph.ancestors(main_output)
     needed = set(needed_by_main)
     for node in side:
-        needed |= _ancestors(g, node)
+        needed |= graph.ancestors(node)
     ops = []
     for name, node in g.nodes(data=True):
         if name not in needed or node["kind"] in ("input", "output"):
@@ -169,12 +169,6 @@ def _call(graph: LayerGraph, name: str, inputs: list[str]) -> str:
     if "{x}" in op.template:
         return op.template.replace("{x}", inputs[0])
     return op.template.format(*inputs)
-
-
-def _ancestors(g, node) -> set[str]:
-    import networkx as nx
-
-    return nx.ancestors(g, node)
 
 
 class _Variables:

@@ -395,7 +395,7 @@ class _Exporter:
                    "", "    def __init__(self):", "        super().__init__()"]
         network += self._init_lines("", None)
         ops = self._ops("")
-        needed = _needed(self.g, g.outputs["output"])
+        needed = g.ancestors(g.outputs["output"])
         for op in ops:
             op.side_only = op.key not in needed
         network += ["", "    def forward(self, x):", f"        # x: {show(g.input_shape)}",
@@ -511,8 +511,3 @@ def _own(path: str):
 
     return resolve_class(path)
 
-
-def _needed(g, node) -> set:
-    import networkx as nx
-
-    return nx.ancestors(g, node)

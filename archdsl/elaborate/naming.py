@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import networkx as nx
-
 from ..graph import FrameRecord, LayerGraph, ScopeEntry
 
 
@@ -34,14 +32,12 @@ def build_graph(name, definition, path, parameters, root, nodes, outputs) -> Lay
             node.name = "input"
         elif node.kind == "output" and node.output_name == "output":
             node.name = "output"
-    g = nx.DiGraph()
-    for node in nodes:
-        g.add_node(node.name, kind=node.kind, layer=node.layer, args=node.args,
-                   inputs=[i.name for i in node.inputs], shape=node.shape, span=node.span,
-                   notation=node.notation, scope=_scope_of(node), output=node.output_name)
-        for i in node.inputs:
-            g.add_edge(i.name, node.name)
-    return LayerGraph(name, path, parameters, g,
+    records = {node.name: dict(kind=node.kind, layer=node.layer, args=node.args,
+                               inputs=[i.name for i in node.inputs], shape=node.shape,
+                               span=node.span, notation=node.notation, scope=_scope_of(node),
+                               output=node.output_name)
+               for node in nodes}
+    return LayerGraph(name, path, parameters, records,
                       {out: node.name for out, node in outputs.items()}, _frames(root))
 
 

@@ -38,9 +38,7 @@ def layer_inputs(graph: LayerGraph, node: dict):
 
 def count(graph: LayerGraph) -> Totals:
     """Count every layer of the graph, recording per-node figures; returns the totals."""
-    import networkx as nx
-
-    main = nx.ancestors(graph.graph, graph.outputs["output"])
+    main = graph.ancestors(graph.outputs["output"])
     trainable = nontrainable = 0
     macs = {True: 0, False: 0}
     flops = {True: 0, False: 0}

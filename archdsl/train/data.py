@@ -345,7 +345,7 @@ def batches(data: ImageData, batch_size: int, *, shuffle: bool, seed: int = 0,
         order = order[:usable][rank::world]
     count = len(order) // batch_size if drop_last else -(-len(order) // batch_size)
     for b in range(skip, count):
-        index = order[b * batch_size:(b + 1) * batch_size]
+        index = order[b * batch_size:(b + 1) * batch_size].to(data.images.device)
         yield data.images[index], data.labels[index]
 
 

@@ -325,6 +325,10 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     eval_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False,
                               channels_last=config.channels_last)
 
+    if device.type == "cuda":  # small data sets live on the GPU: no copy per batch
+        for split in (splits.train, splits.val, splits.test):
+            if split is not None and split.images.numel() * split.images.element_size() < 2**32:
+                split.images, split.labels = split.images.to(device), split.labels.to(device)
     model = net.build(logits=True)
     if config.init and resume is None:
         log(initialise(model, config.init))
@@ -403,11 +407,6 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                     for extra in side:
                         loss = loss + config.aux_weight * F.cross_entropy(
                             extra, y, label_smoothing=config.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise TrainingStopped(
-                        f"the loss became {float(loss.detach())} at epoch {epoch + 1}, batch {b}; training "
-                        f"stopped. The last good checkpoint is {run / 'last.pt'}. Try a lower "
-                        f"--lr (now {config.lr}), --clip-grad, or no --amp fp16.", 4)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if config.clip_grad:
@@ -423,6 +422,12 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 state.update(epoch=epoch, batch=b + 1, partial={
                     "loss_sum": loss_sum.detach().cpu(), "correct": correct.detach().cpu(),
                     "seen": seen})
+                # reading the loss waits for the device, so it is checked every 10 steps, and
+                # before anything is saved: a NaN never reaches a checkpoint
+                must_save = (config.save_every and (step + 1) % config.save_every == 0) \
+                    or signals.received is not None
+                if b % 10 == 0 or must_save:
+                    check_finite(loss_sum, epoch, b, run, config)
                 if bar is not None:
                     bar.update(1)
                     if b % 10 == 0:
@@ -443,6 +448,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                     break
             if bar is not None:
                 bar.close()
+            check_finite(loss_sum, epoch, steps_per_epoch, run, config)
             seconds = time.perf_counter() - started
             skip = 0
 
@@ -485,6 +491,14 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     if processes.main:
         (run / "result.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def check_finite(loss_sum, epoch: int, batch: int, run: Path, config) -> None:
+    if not torch.isfinite(loss_sum):
+        raise TrainingStopped(
+            f"the loss became {float(loss_sum)} by epoch {epoch + 1}, batch {batch}; training "
+            f"stopped. The last good checkpoint is {run / 'last.pt'}. Try a lower --lr (now "
+            f"{config.lr}), --clip-grad, or no --amp fp16.", 4)
 
 
 def _silent(*args, **kwargs) -> None:

@@ -1,0 +1,143 @@
+"""Compiled-model speed: archdsl's generated modules against torchvision's own, and graph
+breaks under torch.compile.
+
+    .venv/bin/python benchmarks/model_speed.py [--write] [--device cuda] [--batch 64] [--size 224]
+
+Forward (inference, no_grad) and forward+backward (training) throughput of ResNet-50, VGG-16,
+DenseNet-121, EfficientNet-B0 and GoogLeNet, archdsl's and torchvision's built side by side in
+one process with the same weights, timed interleaved (ABAB...) so drift affects both; eager
+and torch.compile. On a CPU the default is batch 8 at 112x112 to keep it short; on a GPU use
+--device cuda --batch 64 --size 224. Then the graph breaks of every zoo network under
+torch.compile (torch._dynamo.explain). Targets: ratio >= 0.97; 0 graph breaks.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+import torchvision
+
+import archdsl
+from archdsl.backends.weights import copy_state
+from common import ROOT, machine, write_section
+
+MODELS = [("resnet.arch", "resnet50", "resnet50", {}), ("vgg.arch", "vgg16", "vgg16", {}),
+          ("densenet.arch", "densenet121", "densenet121", {}),
+          ("efficientnet.arch", "efficientnet_b0", "efficientnet_b0", {}),
+          ("googlenet.arch", "googlenet_torchvision_noaux", "googlenet",
+           {"aux_logits": False, "init_weights": True})]
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def step(model, x, train):
+    if train:
+        out = model(x)
+        out.float().sum().backward()
+    else:
+        with torch.no_grad():
+            model(x)
+
+
+def timed(model, x, train, device, repeats):
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step(model, x, train)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def compare(file, name, reference, kwargs, args, device, compiled, train):
+    size = args.size
+    net = archdsl.load(ROOT / "specs" / file).network(name, input_shape=[3, size, size])
+    ours = net.build(logits=True).to(device)
+    theirs = torchvision.models.get_model(reference, weights=None, **kwargs).to(device)
+    copy_state(ours, theirs)
+    for m in (ours, theirs):
+        m.train(train)
+        if args.channels_last:
+            m.to(memory_format=torch.channels_last)
+    if compiled:
+        ours, theirs = torch.compile(ours), torch.compile(theirs)
+    x = torch.randn(args.batch, 3, size, size, device=device)
+    if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    for m in (ours, theirs):  # warm up (and compile)
+        for _ in range(2):
+            step(m, x, train)
+    a, b = [], []
+    for _ in range(args.rounds):  # interleaved
+        a.append(timed(ours, x, train, device, args.repeats))
+        b.append(timed(theirs, x, train, device, args.repeats))
+    images = args.batch * args.repeats
+    return images / statistics.median(a), images / statistics.median(b)
+
+
+def graph_breaks():
+    counts = {}
+    for path in sorted((ROOT / "specs").glob("*.arch")):
+        spec = archdsl.load(path)
+        for name in spec.concrete_networks():
+            net = spec.network(name)
+            shape = net.input_shape
+            if len(shape) == 3 and shape[1] > 64:  # smaller inputs explain faster; same graph
+                try:
+                    net = spec.network(name, input_shape=[shape[0], 64, 64])
+                except archdsl.SpecError:
+                    pass
+            model = net.build().eval()
+            torch._dynamo.reset()
+            explanation = torch._dynamo.explain(model)(torch.randn(2, *net.input_shape))
+            counts[name] = explanation.graph_break_count
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    rows = []
+    modes = [False] if args.no_compile else [False, True]
+    for file, name, reference, kwargs in MODELS:
+        for compiled in modes:
+            for train in (False, True):
+                ours, theirs = compare(file, name, reference, kwargs, args, device, compiled, train)
+                rows.append((name, "compiled" if compiled else "eager",
+                             "forward+backward" if train else "forward", ours, theirs))
+                print(rows[-1], flush=True)
+    breaks = graph_breaks()
+    total = sum(breaks.values())
+    device_name = torch.cuda.get_device_name() if device.type == "cuda" else machine()
+    table = ["| network | mode | pass | archdsl (img/s) | torchvision (img/s) | ratio |",
+             "|---|---|---|---:|---:|---:|"]
+    table += [f"| {n} | {m} | {p} | {a:.1f} | {b:.1f} | {a / b:.3f} |" for n, m, p, a, b in rows]
+    worst = min(a / b for *_, a, b in rows)
+    text = "\n".join([
+        f"Device: {device_name}; batch {args.batch} at {args.size}x{args.size}"
+        f"{', channels-last' if args.channels_last else ''}; median of {args.rounds} interleaved "
+        f"rounds of {args.repeats} passes, same weights in both.", "", *table, "",
+        f"Lowest ratio {worst:.3f} (target 0.97: {'met' if worst >= 0.97 else 'missed'}). "
+        f"Graph breaks under torch.compile over the {len(breaks)} networks of the zoo: {total}"
+        f"{'' if total else ' (target 0: met)'}."])
+    print(text)
+    if args.write:
+        write_section("model-speed-" + args.device, text)
+
+
+if __name__ == "__main__":
+    main()
