@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .diagnostics import Diagnostic, Diagnostics, Source, SpecError
-from .elaborate.elaborator import Elaborator
+from .elaborate.elaborator import Elaborator, WorkBudget
 from .elaborate.expressions import Scope
 from .elaborate.program import FileUnit, Program
 from .graph import LayerGraph
@@ -161,10 +161,12 @@ class Spec:
                 if d.name not in concrete and d.name not in bases and isinstance(d, ast.Network)}
 
     def elaborate(self, name: str | None = None, args: dict | None = None,
-                  input_shape=None, diagnostics: Diagnostics | None = None) -> Network | None:
-        """Elaborate and count one network; errors go to `diagnostics` and give None."""
+                  input_shape=None, diagnostics: Diagnostics | None = None,
+                  budget: WorkBudget | None = None) -> Network | None:
+        """Elaborate and count one network; errors go to `diagnostics` and give None. A
+        `budget` shared between calls bounds their elaboration work together."""
         diagnostics = diagnostics if diagnostics is not None else Diagnostics()
-        elaborator = Elaborator(diagnostics)
+        elaborator = Elaborator(diagnostics, budget)
         if name is None:
             concrete = self.concrete_networks()
             if not concrete:

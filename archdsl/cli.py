@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .diagnostics import Diagnostics, SpecError
+from .limits import RECURSION_LIMIT
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -112,6 +113,7 @@ def spec_files(paths: list[str]) -> list[Path]:
 
 def cmd_check(args) -> int:
     from .api import load_all
+    from .elaborate.elaborator import WorkBudget
 
     files = spec_files(args.paths)
     if not files:
@@ -119,9 +121,9 @@ def cmd_check(args) -> int:
     diagnostics = Diagnostics()
     checked = 0
     for spec in load_all(files, diagnostics):
-        concrete = spec.concrete_networks()
-        for name in concrete:
-            if spec.elaborate(name, diagnostics=diagnostics) is not None:
+        budget = WorkBudget()  # one per file: many networks cannot multiply the work allowed
+        for name in spec.concrete_networks():
+            if spec.elaborate(name, diagnostics=diagnostics, budget=budget) is not None:
                 checked += 1
         for name, needs in spec.templates_without_variants().items():
             print(f"note: {spec.path}: network `{name}` is not checked: it needs arguments "
@@ -535,7 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0) and EXIT_USAGE
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+    # the limits of archdsl/limits.py, not Python's default, decide what is nested too deeply
+    # (the formatter and the exporters walk syntax trees recursively too)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     try:
         load_plugins(getattr(args, "plugin", None))
         return args.run(args)

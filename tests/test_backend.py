@@ -129,3 +129,53 @@ def test_compile_checks_compatibility_from_the_command_line(capsys):
 
     status = main(["compile", str(SPECS / "resnet.arch"), "resnet18", "--torchvision", "resnet18"])
     assert status == 0 and "all 122 tensors fit" in capsys.readouterr().err
+
+
+IN_PLACE = """
+network n:
+    input 3x16x16
+    relu                                   # the caller's tensor: never overwritten
+    conv(8, 3, pad=same) relu              # in place
+    conv(8, 3, pad=same) sigmoid relu      # sigmoid's backward reads its output: not in place
+    add:
+        branch: conv(8, 3, pad=same) bn relu6   # in place
+        branch: relu                       # its input is read by the other branch too
+    relu                                   # after a merge: in place
+"""
+
+
+def _without_in_place(model):
+    import copy
+
+    reference = copy.deepcopy(model)
+    for module in reference.modules():
+        if getattr(module, "inplace", False):
+            module.inplace = False
+    return reference
+
+
+@pytest.mark.parametrize("source", ["spec", "resnet18", "googlenet", "densenet121"])
+def test_in_place_activations_change_no_value_or_gradient(source, spec_text):
+    net = (spec_text(IN_PLACE).network("n") if source == "spec"
+           else archdsl.zoo_network(source, input_shape=[3, 128, 128]))
+    torch.manual_seed(0)
+    model = net.build().train()
+    chosen = [name for name, m in model.named_modules() if getattr(m, "inplace", False)]
+    if source == "spec":
+        assert sorted(chosen) == sorted(["relu2", "add.0.relu6", "relu4"]), chosen
+    else:
+        assert chosen
+    reference = _without_in_place(model)
+    x = torch.randn(2, *net.input_shape)
+    original = x.clone()
+    outputs = []
+    for m in (model, reference):
+        torch.manual_seed(1)  # the same dropout masks
+        out = m(x)
+        out = out if isinstance(out, tuple) else (out,)
+        sum(o.double().sum() for o in out).backward()
+        outputs.append(out)
+    assert torch.equal(x, original)
+    assert all(torch.equal(a, b) for a, b in zip(*outputs))
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        assert torch.equal(p.grad, q.grad), name

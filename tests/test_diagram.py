@@ -117,3 +117,16 @@ def test_unknown_format_is_a_usage_error(tmp_path, capsys):
 def test_jupyter_shows_the_diagram():
     svg = load(SPECS / "lenet.arch", "lenet5")._repr_svg_()
     assert svg.lstrip().startswith("<?xml") and "conv 5x5, 6" in svg
+
+
+def test_too_many_boxes_are_refused_before_graphviz_runs(tmp_path, capsys):
+    from archdsl.backends.diagram import MAX_DIAGRAM_BOXES
+
+    spec = tmp_path / "long.arch"
+    spec.write_text(f"network n:\n    input 3x8x8\n    relu x {MAX_DIAGRAM_BOXES + 1}\n")
+    assert main(["draw", str(spec), "-o", str(tmp_path / "long.svg")]) == 2
+    err = capsys.readouterr().err
+    assert f"{MAX_DIAGRAM_BOXES + 1:,} boxes" in err and "--depth" in err
+    assert not (tmp_path / "long.svg").exists()
+    # DOT text has no such limit: it is only written
+    assert main(["draw", str(spec), "-o", str(tmp_path / "long.dot")]) == 0

@@ -59,6 +59,22 @@ def torch_op(graph: LayerGraph, name: str):
     return node["layer"].torch(node["args"], x, node["shape"])
 
 
+def in_place_layers(graph: LayerGraph) -> set[str]:
+    """The layers that may overwrite their input (see LayerKind.runs_in_place): a relu right
+    after a conv, bn, pool or merge whose output nothing else reads. Never the network's
+    input, which belongs to the caller."""
+    g = graph.graph
+    chosen = set()
+    for name, node in graph.layers():
+        if not node["layer"].runs_in_place:
+            continue
+        (source,) = node["inputs"]
+        producer = g.nodes[source]["layer"]
+        if producer is not None and producer.output_disposable and g.out_degree(source) == 1:
+            chosen.add(name)
+    return chosen
+
+
 def _pre(steps, var: str) -> str:
     for step in steps:
         if step[0] == "flatten":

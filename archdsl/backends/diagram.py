@@ -14,6 +14,7 @@ needs Graphviz's `dot` program.
 from __future__ import annotations
 
 import html
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -34,6 +35,12 @@ OTHER = "#f3f3f3"  # families of layers from plugins
 CLUSTER_COLOURS = {"label": "#7f8c8d", "block": "#95a5a6", "merge": "#bdc3c7",
                    "branch": "#d5dbdb", "output": "#c0392b"}
 FORMATS = ("svg", "png", "pdf", "dot")
+
+
+# Graphviz's layout time grows faster than linearly; 5,000 boxes take a few seconds, and
+# 100,000 crash `dot`. Beyond this the user is asked for a shallower --depth.
+MAX_DIAGRAM_BOXES = 5_000
+_NODE_STATEMENT = re.compile(r'^\t+(?:"[^"]*"|[\w.]+) \[')
 
 
 class DiagramError(Exception):
@@ -243,7 +250,17 @@ def render(net, path: str | Path, *, depth: int | None = None, rankdir: str = "T
     if fmt not in FORMATS:
         raise DiagramError(f"cannot draw to `{path.name}`: unknown format `.{fmt}`",
                            help="use .svg, .png, .pdf or .dot")
-    dot = to_dot(net, depth=depth, rankdir=rankdir)
+    layers = sum(1 for _ in net.graph.layers())
+    if depth is None and layers > MAX_DIAGRAM_BOXES and fmt != "dot":  # known without drawing
+        boxes = layers
+    else:
+        dot = to_dot(net, depth=depth, rankdir=rankdir)
+        boxes = sum(1 for line in dot.body if _NODE_STATEMENT.match(line))
+    if boxes > MAX_DIAGRAM_BOXES and fmt != "dot":
+        raise DiagramError(
+            f"the diagram would have {boxes:,} boxes; Graphviz lays out at most "
+            f"{MAX_DIAGRAM_BOXES:,} in reasonable time", help="draw fewer levels with --depth "
+            "(repeats of one block fold into one box), or write DOT text with -o NAME.dot")
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "dot":
         path.write_text(dot.source)
@@ -252,6 +269,10 @@ def render(net, path: str | Path, *, depth: int | None = None, rankdir: str = "T
 
     try:
         data = dot.pipe(format=fmt)
+    except graphviz.CalledProcessError as error:
+        raise DiagramError(f"Graphviz's `dot` failed ({error.returncode}) on this diagram",
+                           help="draw fewer levels with --depth, or write DOT text with -o "
+                                "NAME.dot") from None
     except graphviz.ExecutableNotFound:
         raise DiagramError(
             "Graphviz's `dot` program is not installed, so the diagram cannot be rendered",

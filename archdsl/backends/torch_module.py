@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib
 import itertools
 import linecache
+from dataclasses import replace
 
 import torch
 from torch import nn
 
 from ..graph import LayerGraph
 from ..layers.registry import TorchModule
-from .codegen import forward_source, module_path, torch_op
+from .codegen import forward_source, in_place_layers, module_path, torch_op
 
 _counter = itertools.count()
 
@@ -41,9 +42,12 @@ class ArchModule(nn.Module):
         self.input_shape = tuple(graph.input_shape)
         self.output_names = ["output"] + (
             [o for o in graph.outputs if o != "output"] if side_outputs != "never" else [])
+        in_place = in_place_layers(graph)
         for name, node in graph.layers():
             op = torch_op(graph, name)
             if isinstance(op, TorchModule):
+                if name in in_place:
+                    op = replace(op, kwargs={**op.kwargs, "inplace": True})
                 self._register(module_path(name), make_module(op))
         self.code = forward_source(graph, logits=logits, side_outputs=side_outputs)
         self._forward = _compile(self.code, graph.name)

@@ -23,19 +23,15 @@ from ..diagnostics import Diagnostic, Note, SpecError, Span, did_you_mean
 from ..graph import LayerGraph
 from ..layers import registry
 from ..layers.registry import LayerKind, ShapeError, numel, show
+from ..limits import (BLOCK_CALL_WORK, LAYER_WORK, MAX_BLOCK_DEPTH, MAX_ELEMENTS, MAX_NODES,
+                      MAX_PARAMS, MAX_WORK, deep_recursion)
 from ..syntax import ast
 from .binding import bind_arguments, bind_layer
-from .expressions import Evaluator, Scope
+from .expressions import FAILED, Evaluator, Scope
 from .naming import build_graph
 from .program import FileUnit
 from .values import (BlockValue, BoundArg, Builtin, FunctionValue, LayerValue, NetworkValue,
                      type_name)
-
-# Documented limits (docs/security.md): refused with a diagnostic, quickly.
-MAX_NODES = 100_000
-MAX_BLOCK_DEPTH = 100
-MAX_ELEMENTS = 2 ** 40  # per tensor, batch excluded
-MAX_PARAMS = 2 ** 40  # per layer
 
 
 @dataclass(eq=False)
@@ -83,9 +79,11 @@ class LimitExceeded(SpecError):
 
 
 class Elaborator:
-    def __init__(self, diagnostics):
+    def __init__(self, diagnostics, budget: "WorkBudget | None" = None):
         self.diagnostics = diagnostics
+        self.budget = budget if budget is not None else WorkBudget()
         self.evaluator = Evaluator(self)
+        self.chain: list[tuple[str, Span]] = []  # the block calls being elaborated
 
     # ---- the context the evaluator sees ----------------------------------------------------
 
@@ -97,16 +95,44 @@ class Elaborator:
             raise Abandon()
         return self.current.shape
 
+    def abandon(self):
+        raise Abandon()
+
+    def tick(self, span: Span, units: int = 1) -> None:
+        """Count elaboration work; a spec that needs too much is refused, so exponential
+        recursion or nested loops cannot keep archdsl busy."""
+        budget = self.budget
+        budget.spent += units
+        if budget.spent > budget.limit:
+            raise LimitExceeded(Diagnostic(
+                "E0507", f"elaborating this needs more than the {budget.limit:,} units of work "
+                "allowed (statements, layers, block and function calls)", span, self.notes(),
+                help="look for recursion that branches, or loops nested in loops"))
+
     def notes(self) -> list[Note]:
         """Where we are: the chain of block calls, innermost first."""
-        runs: list[list] = []  # consecutive identical calls (recursion) are shown once
+        runs: list[list] = []  # [name, innermost span, places, calls]
         for name, span in reversed(self.chain):
-            if runs and runs[-1][0] == (name, span):
-                runs[-1][1] += 1
+            if runs and runs[-1][1] == span:  # direct recursion: shown once
+                runs[-1][3] += 1
             else:
-                runs.append([(name, span), 1])
-        notes = [Note(f"in block `{name}`, called at {span}" + (f" ({n} times)" if n > 1 else ""))
-                 for (name, span), n in runs]
+                runs.append([name, span, {span}, 1])
+        if len(runs) > 3:  # recursion from several places (a tree): one note per block
+            merged: list[list] = []
+            for run in runs:
+                if merged and merged[-1][0] == run[0]:
+                    merged[-1][2] |= run[2]
+                    merged[-1][3] += run[3]
+                else:
+                    merged.append(run)
+            runs = merged
+        notes = []
+        for name, span, places, n in runs:
+            text = f"in block `{name}`, called at {span}"
+            if n > 1:
+                text += f" ({n} times)" if len(places) == 1 else \
+                    f" ({n} nested calls from {len(places)} places)"
+            notes.append(Note(text))
         if len(notes) > 6:
             notes = notes[:5] + [Note(f"... and {len(notes) - 5} more calls")]
         return notes
@@ -127,7 +153,8 @@ class Elaborator:
         self.steps_run = 0
         self.current = None
         try:
-            graph = self._network(unit, name, overrides or {}, input_override)
+            with deep_recursion():
+                graph = self._network(unit, name, overrides or {}, input_override)
         except Abandon:
             graph = None
         except SpecError as error:
@@ -246,6 +273,7 @@ class Elaborator:
         return x
 
     def statement(self, s: ast.Statement, scope: Scope, x):
+        self.tick(s.span)
         self.current = x
         try:
             return getattr(self, "_" + type(s).__name__)(s, scope, x)
@@ -266,7 +294,14 @@ class Elaborator:
                               "applied to")
 
     def _Let(self, s, scope, x):
-        scope.define(s.name, self.evaluator.eval(s.value, scope))
+        try:
+            value = self.evaluator.eval(s.value, scope)
+        except LimitExceeded:
+            raise
+        except SpecError as error:
+            self.diagnostics.extend(error.diagnostics)
+            value = FAILED  # uses of the name stop quietly instead of repeating the error
+        scope.define(s.name, value)
         return x
 
     def _If(self, s, scope, x):
@@ -353,6 +388,7 @@ class Elaborator:
     # ---- steps -----------------------------------------------------------------------------
 
     def step(self, s: ast.Step, scope: Scope, x):
+        self.tick(s.span)
         self.current = x
         try:
             return getattr(self, "_step_" + type(s).__name__)(s, scope, x)
@@ -471,6 +507,7 @@ class Elaborator:
                                                          f"{MAX_BLOCK_DEPTH} calls deep"),
                 span, help="make sure every recursion reaches a case that stops it")
         self.steps_run += 1
+        self.tick(span, BLOCK_CALL_WORK)
         scope = Scope(block.unit)
         bind_arguments(self.evaluator, "block", block.name, block.definition.params,
                        list(block.bound) + args, scope, span)
@@ -489,9 +526,11 @@ class Elaborator:
         return _FrameContext(self, kind, name, span, title)
 
     def _add(self, layer, kind, args, inputs, shape, span, notation=None, output_name=None):
-        if len(self.nodes) >= MAX_NODES:
+        if layer is not None and len(self.nodes) - 1 >= MAX_NODES:  # the input is no layer
             raise LimitExceeded(Diagnostic("E0507", f"the network has more than {MAX_NODES:,} "
                                            "layers", span, self.notes()))
+        if layer is not None:
+            self.tick(span, LAYER_WORK)
         node = Node(kind, layer, args, list(inputs), shape, span, self.frame, notation,
                     output_name)
         self.nodes.append(node)
@@ -499,6 +538,15 @@ class Elaborator:
         if kind != "output" and not (layer is not None and layer.is_merge):
             self.frame.children.append(node)
         return node
+
+
+class WorkBudget:
+    """The elaboration work one request may spend (see MAX_WORK); shared by the elaborations
+    of a request, so a file of many networks cannot multiply it."""
+
+    def __init__(self, limit: int = MAX_WORK):
+        self.limit = limit
+        self.spent = 0
 
 
 class _FrameContext:

@@ -12,13 +12,18 @@ import math
 
 from ..diagnostics import Diagnostic, SpecError, did_you_mean
 from ..layers import registry
+from ..limits import FUNCTION_CALL_WORK, MAX_CALL_DEPTH, MAX_INT, MAX_LIST
 from ..syntax import ast
 from .values import (BlockValue, BoundArg, Builtin, FunctionValue, LayerValue, NetworkValue,
                      TensorShape, type_name)
 
-MAX_INT = 2 ** 62
-MAX_LIST = 1_000_000
-MAX_CALL_DEPTH = 200
+
+
+class Failed:
+    """The value of a `let` whose expression failed (its error is already reported)."""
+
+
+FAILED = Failed()
 
 
 class BuiltinError(Exception):
@@ -182,12 +187,15 @@ class Evaluator:
 
     def _Name(self, e, scope):
         try:
-            return scope.lookup(e.id)
+            value = scope.lookup(e.id)
         except KeyError:
             help_text = did_you_mean(e.id, scope.visible())
             if e.id in ("True", "False", "None"):
                 help_text = f"write `{e.id.lower()}`"
             raise self.error("E0202", f"undefined name `{e.id}`", e.span, help=help_text) from None
+        if value is FAILED:  # its definition was reported already; say nothing more
+            self.context.abandon()
+        return value
 
     def _InShape(self, e, scope):
         return TensorShape(self.context.in_shape(e.span))
@@ -230,6 +238,9 @@ class Evaluator:
                 raise self.error("E0604", f"list too long (more than {MAX_LIST:,} items)", e.span)
             return left * max(right, 0)
         if op == "+" and isinstance(left, str) and isinstance(right, str):
+            if len(left) + len(right) > MAX_LIST:
+                raise self.error("E0604", f"string too long (more than {MAX_LIST:,} characters)",
+                                 e.span)
             return left + right
         self._operand(left, op, e.left.span)
         self._operand(right, op, e.right.span)
@@ -371,6 +382,9 @@ class Evaluator:
         args = [BoundArg(a.name, self.eval(a.value, scope), a.span) for a in e.args]
         local = Scope(func.unit)
         bind_arguments(self, "function", definition.name, definition.params, args, local, e.span)
+        tick = getattr(self.context, "tick", None)
+        if tick is not None:
+            tick(e.span, FUNCTION_CALL_WORK)
         if self.depth >= MAX_CALL_DEPTH:
             raise self.error("E0501", f"function `{definition.name}` recursed more than "
                              f"{MAX_CALL_DEPTH} times", e.span,

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Diagnostics, Note, SpecError
+from ..limits import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES
 from ..syntax import ast
 from ..syntax.parser import parse
 from .values import BlockValue, FunctionValue, NetworkValue
 
-MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 class FileUnit:
@@ -46,6 +46,7 @@ class Program:
         self.units: dict[Path, FileUnit] = {}
         self.diagnostics = Diagnostics()
         self._loading: list[Path] = []
+        self.total_bytes = 0
 
     def load_file(self, path: str | Path, shown_as: str | None = None) -> FileUnit | None:
         path = Path(path)
@@ -60,6 +61,17 @@ class Program:
         return self._load(key, text, path)
 
     def _load(self, key: Path, text: str, shown_as: str) -> FileUnit | None:
+        size = len(text.encode())
+        self.total_bytes += size
+        if size > MAX_FILE_BYTES:
+            self.diagnostics.add(_too_large(shown_as))
+            return None
+        if self.total_bytes > MAX_TOTAL_BYTES or len(self.units) >= MAX_FILES:
+            self.diagnostics.add(Diagnostic(
+                "E0507", f"{shown_as}: a spec and the files it uses may hold at most "
+                f"{MAX_TOTAL_BYTES // 1024} KiB in {MAX_FILES} files",
+                help="split the work into separate specs"))
+            return None
         try:
             module = parse(text, shown_as)
         except SpecError as error:
@@ -134,9 +146,8 @@ def read_spec_text(path: Path) -> str:
     """Read a spec file, refusing what is not a readable text file of sensible size."""
     try:
         size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SpecError(Diagnostic("E0206", f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB; "
-                                       "it is not a spec"))
+        if size > MAX_FILE_BYTES:  # refused before reading: it could be any size
+            raise SpecError(_too_large(path))
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(Diagnostic("E0206", f"cannot find `{path}`")) from None
@@ -146,6 +157,11 @@ def read_spec_text(path: Path) -> str:
         raise SpecError(Diagnostic("E0206", f"`{path}` is not UTF-8 text")) from None
     except OSError as error:
         raise SpecError(Diagnostic("E0206", f"cannot read `{path}`: {error.strerror}")) from None
+
+
+def _too_large(path) -> Diagnostic:
+    return Diagnostic("E0507", f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB, the limit "
+                      "for a spec file", help="move definitions into files brought in with `use`")
 
 
 def _display_path(path: Path) -> str:

@@ -37,14 +37,16 @@ class Activation(LayerKind):
         return self.name
 
 
-def _activation(name, torch_class, cost, doc, aliases=()):
+def _activation(name, torch_class, cost, doc, aliases=(), runs_in_place=False):
     cls = type(name.capitalize(), (Activation,), dict(
-        name=name, torch_class=torch_class, cost=cost, doc=doc, aliases=aliases))
+        name=name, torch_class=torch_class, cost=cost, doc=doc, aliases=aliases,
+        runs_in_place=runs_in_place))
     return register(cls)
 
 
-_activation("relu", "torch.nn.ReLU", 1, "max(x, 0).")
-_activation("relu6", "torch.nn.ReLU6", 2, "min(max(x, 0), 6), as in MobileNet.")
+_activation("relu", "torch.nn.ReLU", 1, "max(x, 0).", runs_in_place=True)
+_activation("relu6", "torch.nn.ReLU6", 2, "min(max(x, 0), 6), as in MobileNet.",
+            runs_in_place=True)
 _activation("gelu", "torch.nn.GELU", 8, "Gaussian error linear unit (erf form).")
 _activation("silu", "torch.nn.SiLU", 4, "x * sigmoid(x), also called swish (EfficientNet).",
             aliases=("swish",))
@@ -58,6 +60,7 @@ _activation("mish", "torch.nn.Mish", 6, "x * tanh(softplus(x)).")
 @register
 class LeakyRelu(Activation):
     name = "leakyrelu"
+    runs_in_place = True
     torch_class = "torch.nn.LeakyReLU"
     cost = 2
     doc = "max(x, 0) + slope * min(x, 0)."

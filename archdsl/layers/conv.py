@@ -82,6 +82,7 @@ def _conv_common():
 
 class _Convolution(LayerKind):
     """What the three convolutions share: padding handling, and FLOPs from MACs."""
+    output_disposable = True  # its backward does not read its output
 
     family = "conv"
     accepts_act = True

@@ -8,6 +8,7 @@ from .types import Bool, Int
 
 @register
 class Linear(LayerKind):
+    output_disposable = True  # its backward does not read its output
     name = "linear"
     aliases = ("fc", "FC", "dense")
     family = "linear"

@@ -7,6 +7,7 @@ from .registry import LayerKind, ShapeError, TorchFunction, numel, register, sho
 
 
 class Merge(LayerKind):
+    output_disposable = True  # its backward does not read its output
     is_merge = True
     family = "merge"
 

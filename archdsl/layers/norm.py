@@ -8,6 +8,7 @@ from .types import Bool, Float, Int
 
 @register
 class BatchNorm(LayerKind):
+    output_disposable = True  # its backward does not read its output
     name = "bn"
     aliases = ("batchnorm",)
     family = "norm"

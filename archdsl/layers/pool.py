@@ -8,6 +8,7 @@ from .types import Bool, Optional, Padding, Pair
 
 
 class WindowPool(LayerKind):
+    output_disposable = True  # its backward does not read its output
     family = "pool"
     doc_extra = ("The kernel defaults to 2 (Keras' default, and the tables' `maxpool`); the "
                  "stride defaults to the kernel; `ceil=true` is PyTorch's ceil_mode.")
@@ -86,6 +87,7 @@ class AvgPool(WindowPool):
 
 @register
 class GlobalAvgPool(LayerKind):
+    output_disposable = True  # its backward does not read its output
     name = "gap"
     aliases = ("global_avgpool",)
     family = "pool"
@@ -133,6 +135,7 @@ def _adaptive_windows(size: int, out: int) -> int:
 
 @register
 class AdaptiveAvgPool(LayerKind):
+    output_disposable = True  # its backward does not read its output
     name = "adaptive_avgpool"
     family = "pool"
     doc = ("Average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d): "

@@ -90,6 +90,13 @@ class LayerKind:
     is_merge: bool = False
     # `act=relu` on this layer appends an activation layer after it (Keras' `activation=`)
     accepts_act: bool = False
+    # Running in place, as torchvision's ReLU(inplace=True) does, saves a tensor's allocation
+    # and a pass over memory. A layer may run in place when PyTorch's module takes
+    # `inplace=True` and its backward needs only its output (relu); the compiler does so when
+    # the input is a fresh value that nothing else reads and whose producer's backward does
+    # not need it (`output_disposable`: convolutions, linear, bn, pools, merges).
+    runs_in_place: bool = False
+    output_disposable: bool = False
 
     def shape(self, a: dict, x) -> Shape:
         raise NotImplementedError

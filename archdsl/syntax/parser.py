@@ -20,13 +20,13 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.indenter import Indenter
 
 from ..diagnostics import Diagnostic, Source, Span, SpecError
+from ..limits import MAX_BRACKET_DEPTH, MAX_NESTING, deep_recursion
 from . import ast
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
 
 # Bodies nested deeper than this are refused (a guard against pathological input, and
 # against Python's recursion limit in the later, recursive stages).
-MAX_NESTING = 60
 
 
 class _IndentError(Exception):
@@ -51,7 +51,7 @@ class _ArchIndenter(Indenter):
         indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
         if indent > self.indent_level[-1]:
             self.indent_level.append(indent)
-            if len(self.indent_level) > MAX_NESTING:
+            if len(self.indent_level) - 1 > MAX_NESTING:  # [0] is the top level
                 raise _IndentError(token, f"bodies are nested more than {MAX_NESTING} levels deep")
             yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
         else:
@@ -95,10 +95,23 @@ def parse(text: str, path: str = "<string>") -> ast.Module:
     source = Source(path, text)
     _check_brackets(source)
     try:
-        tree = _lark().parse(text, start="start")
+        with deep_recursion():
+            tree = _lark().parse(text, start="start")
+            return ast.Module(source, _transform(_ToAst(source), tree))
     except (UnexpectedInput, _IndentError) as error:
         raise SpecError(_syntax_diagnostic(source, error)) from None
-    return ast.Module(source, _transform(_ToAst(source), tree))
+    except VisitError as error:  # Lark wraps what the transformer raises
+        if not isinstance(error.orig_exc, RecursionError):
+            raise
+        raise _too_deep(source) from None
+    except RecursionError:
+        raise _too_deep(source) from None
+
+
+def _too_deep(source: Source) -> SpecError:
+    return SpecError(Diagnostic(
+        "E0507", "an expression is nested too deeply to read (a chain of thousands of "
+        "operators)", Span(source, 1, 1, 1, 1), help="split long expressions with `let` or `def`"))
 
 
 def parse_expr(text: str, source: Source, line: int, col: int) -> ast.Expr:
@@ -139,6 +152,11 @@ def _check_brackets(source: Source) -> None:
                 break
             elif ch in _PAIRS:
                 stack.append((ch, number, col))
+                if len(stack) > MAX_BRACKET_DEPTH:
+                    raise SpecError(Diagnostic(
+                        "E0507", f"brackets nested more than {MAX_BRACKET_DEPTH} deep",
+                        Span(source, number, col, number, col + 1),
+                        help="name intermediate values with `let` or `def`"))
             elif ch in ")]}":
                 if not stack:
                     raise SpecError(Diagnostic(
@@ -229,6 +247,13 @@ def _syntax_diagnostic(source: Source, error) -> Diagnostic:
                           Span(source, line, col, line, col + 1),
                           help=f"expected {_describe_expected(expected)}" if expected else None)
     line, col = token.line, token.column
+    header = _open_header(source, line)
+    if header is not None and token.type != "_INDENT":
+        text = source.line(header)
+        colon = len(text.split("#")[0].rstrip())
+        return Diagnostic("E0102", f"`{text.strip()}` has no body", Span(source, header, colon,
+                          header, colon + 1), help="indent the lines of the body under it, or "
+                          "write one step after the colon")
     if token.type == "_NL":
         # the newline token starts at the end of the line that is unfinished
         end_col = col + 1
@@ -247,6 +272,16 @@ def _syntax_diagnostic(source: Source, error) -> Diagnostic:
         help_text = f"expected {_describe_expected(expected)}"
     return Diagnostic("E0102", message, Span(source, line, col, line, max(end_col, col + 1)),
                       help=help_text)
+
+
+def _open_header(source: Source, line: int) -> int | None:
+    """The line before `line` (blank lines and comments skipped) when it ends with a colon,
+    so that what comes next should have been its indented body."""
+    for number in range(line - 1, 0, -1):
+        code = source.line(number).split("#")[0].rstrip()
+        if code:
+            return number if code.endswith(":") else None
+    return None
 
 
 def _syntax_help(token: Token, expected: set[str], line_text: str) -> str | None:
