@@ -17,10 +17,12 @@ def running_stats(model) -> int:
                if name.endswith(("running_mean", "running_var")))
 
 
-def check_against_torch(net, batch: int = 2, count_flops: bool = True):
-    """Build `net`, run it on random input and assert every inferred fact. Returns the model."""
+def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: str = "cpu"):
+    """Build `net`, run it on random input and assert every inferred fact. Returns the model.
+    On device="meta" nothing is allocated or computed: shapes and counts only, quickly."""
     graph = net.graph
-    model = net.build().eval()
+    with torch.device(device):
+        model = net.build().eval()
     seen = {}
     hooks = []
     for name, node in graph.layers():
@@ -35,7 +37,7 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True):
             seen[name] = tuple(output.shape[1:])
 
         hooks.append(module.register_forward_hook(hook))
-    x = torch.randn(batch, *graph.input_shape)
+    x = torch.randn(batch, *graph.input_shape, device=device)
     with torch.no_grad():
         if count_flops:
             with FlopCounterMode(display=False) as counter:

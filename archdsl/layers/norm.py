@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import LayerKind, Param, TorchModule, numel, register
+from .registry import LayerKind, Param, TorchModule, numel, register, spatial
 from .types import Bool, Float, Int
 
 
@@ -61,7 +61,7 @@ class LocalResponseNorm(LayerKind):
     )
 
     def shape(self, a, x):
-        return x
+        return spatial("lrn", x)  # PyTorch normalises across channels of a map, not a vector
 
     def params_count(self, a, x):
         return 0, 0

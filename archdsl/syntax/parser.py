@@ -300,6 +300,9 @@ def _syntax_help(token: Token, expected: set[str], line_text: str) -> str | None
         return "the body of this definition must be indented on the next line"
     if token.type == "_NL" and line_text.rstrip().endswith(":"):
         return "put the body on the next line, indented"
+    if token.type in ("MUL_OP", "ADD_OP", "POW", "COMP_OP") and re.search(
+            r"[\s\]][x×]\s+[\w.\[\]]+\s*$", line_text[:token.column - 1]):
+        return "a repeat count that is computed goes in parentheses: x (n - 1)"
     if token.type in ("MUL_OP", "ADD_OP", "POW") and "_NL" in expected:
         return "steps are layers and blocks; arithmetic belongs inside arguments: conv(2 * c)"
     return None

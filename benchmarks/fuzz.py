@@ -1,0 +1,55 @@
+"""The long fuzz run: tests/test_fuzz.py's two fuzzers with many cases each (hypothesis,
+random seeds), logging every case's time and outcome; then a summary. Target: no traceback
+(any exception other than a diagnostic fails the run) and no case slower than 2 s.
+
+    .venv/bin/python benchmarks/fuzz.py [--cases 6000] [--write]
+"""
+
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import ROOT, machine, write_section
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", type=int, default=6000, help="per fuzzer")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        log = os.path.join(folder, "fuzz.log")
+        env = {**os.environ, "ARCHDSL_FUZZ_EXAMPLES": str(args.cases), "ARCHDSL_FUZZ_LOG": log}
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 "tests/test_fuzz.py", "-k", "mutated or random"],
+                                cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        print(result.stdout[-3000:], result.stderr[-3000:])
+        rows = [line.split("\t") for line in open(log).read().splitlines()]
+    times = [float(t) for t, _, _ in rows]
+    outcomes = collections.Counter(code for _, code, _ in rows)
+    accepted = outcomes.pop("ok", 0)
+    codes = ", ".join(f"{code} {n}" for code, n in outcomes.most_common())
+    slowest = max(times)
+    passed = result.returncode == 0
+    text = "\n".join([
+        f"Machine: {machine()}. {len(rows):,} cases ({args.cases:,} requested per fuzzer; "
+        f"hypothesis also replays and shrinks) in {wall / 60:.1f} min: "
+        f"{'no failure' if passed else 'FAILED: see the run'}.", "",
+        f"- accepted and checked against PyTorch: {accepted:,}",
+        f"- answered with a diagnostic: {sum(outcomes.values()):,} (first codes: {codes})",
+        f"- slowest case {slowest:.3f} s; median {sorted(times)[len(times) // 2] * 1000:.1f} ms "
+        f"(target: none over 2 s: {'met' if slowest <= 2 else 'missed'})"])
+    print(text)
+    if args.write and passed:
+        write_section("fuzz", text)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
