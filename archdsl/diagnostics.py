@@ -163,7 +163,16 @@ def _excerpt(span: Span) -> list[str]:
     return [f"{gutter} |", f"{number} | {line_text}", f"{gutter} | {caret.rstrip()}"]
 
 
+# Control characters from a spec (ESC sequences, carriage returns) are shown escaped, so a
+# hostile spec cannot rewrite the user's terminal through an error message.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]}
+
+
 def render_text(d: Diagnostic) -> str:
+    return _render_text(d).translate(_CONTROL)
+
+
+def _render_text(d: Diagnostic) -> str:
     out = [f"{d.severity}[{d.code}]: {d.message}"]
     if d.span is not None:
         gutter = " " * len(str(d.span.line))

@@ -62,6 +62,9 @@ def answer(text: str, choice: int):
     if LOG:
         with open(LOG, "a") as log:
             log.write(f"{seconds:.4f}\t{code}\t{len(text)}\n")
+        if seconds > 1:  # kept for whoever looks into it
+            with open(LOG + ".slow", "a") as slow:
+                slow.write(f"# {seconds:.2f} s, {code}\n{text}\n\n")
     return net, seconds
 
 

@@ -231,3 +231,16 @@ def test_mnist_in_its_standard_format(capsys, tmp_path):
                    "--offline", "--epochs", "1", "--batch-size", "16",
                    "--out", str(tmp_path / "run"), *QUIET])
     assert status == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10", "cifar100"])
+def test_downloads_are_checked_against_published_checksums(name, tmp_path, monkeypatch):
+    import torchvision.datasets.utils as utils
+
+    from archdsl.train.data import _download
+
+    calls = []
+    monkeypatch.setattr(utils, "download_url", lambda *a, **k: calls.append(k))
+    monkeypatch.setattr(utils, "download_and_extract_archive", lambda *a, **k: calls.append(k))
+    _download(name, tmp_path)
+    assert calls and all(len(k["md5"]) == 32 for k in calls)

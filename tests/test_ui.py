@@ -40,3 +40,31 @@ def test_catalogue_covers_enough_distinct_errors():
         codes |= {line.split("]")[0] for line in text.splitlines() if line.startswith("error[")}
     assert len(CASES) >= 30
     assert len(codes) >= 15, codes
+
+
+@pytest.mark.parametrize("command", ["check", "summary", "compile", "draw"])
+def test_every_case_in_json_for_editors(command, capsys, monkeypatch, tmp_path):
+    """--format json gives the same diagnostics as the text, with every field an editor needs,
+    on each command that reads a spec."""
+    import json
+    import re
+
+    monkeypatch.chdir(UI)
+    for name in CASES:
+        extra = ["-o", str(tmp_path / "n.svg")] if command == "draw" else []
+        status = main([command, f"{name}.arch", *extra, "--format", "json"])
+        out = capsys.readouterr().out
+        if command != "check" and status != 1:
+            continue  # e.g. a file with several networks: the first one may be fine
+        assert status == 1, name
+        items = json.loads(out)
+        text = (UI / f"{name}.stderr").read_text()
+        expected = re.findall(r"^error\[(E\d+)\]", text, re.M)
+        assert [d["code"] for d in items] == expected if command == "check" else \
+            {d["code"] for d in items} <= set(expected), name
+        for d in items:
+            assert set(d) == {"code", "severity", "message", "file", "line", "column", "end",
+                              "notes", "help"}
+            assert d["severity"] == "error" and d["message"]
+            if d["line"] is not None:
+                assert f"{d['file']}:{d['line']}:{d['column']}" in text, name

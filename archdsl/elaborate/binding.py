@@ -23,7 +23,7 @@ def _match(params: list[str], args: list[BoundArg], call_span, what: str, signat
         extra = positional[len(params)]
         raise SpecError(Diagnostic(
             "E0302", f"too many arguments: {what} takes {len(params)}, got {len(positional)}",
-            extra.span, notes, help=f"the signature is {signature}"))
+            extra.span, notes(), help=f"the signature is {signature}"))
     for name, arg in zip(params, positional):
         given[name] = arg
     for arg in args:
@@ -32,12 +32,12 @@ def _match(params: list[str], args: list[BoundArg], call_span, what: str, signat
         if arg.name not in params:
             suggestion = did_you_mean(arg.name, params)
             raise SpecError(Diagnostic(
-                "E0205", f"{what} has no parameter `{arg.name}`", arg.span, notes,
+                "E0205", f"{what} has no parameter `{arg.name}`", arg.span, notes(),
                 help=suggestion or f"the signature is {signature}"))
         if arg.name in given:
             raise SpecError(Diagnostic(
                 "E0305", f"`{arg.name}` is given twice", arg.span,
-                notes + [Note("first given here", given[arg.name].span)]))
+                notes() + [Note("first given here", given[arg.name].span)]))
         given[arg.name] = arg
     return given
 
@@ -54,7 +54,7 @@ def bind_arguments(evaluator, definition: str, name: str, params: list[ast.Param
     Defaults are evaluated in the definition's scope, where earlier parameters are already
     bound: `block b(c, mid=c // 4)`.
     """
-    notes = evaluator.context.notes()
+    notes = evaluator.context.notes  # the block-call chain, computed only for an error
     names = [p.name for p in params]
     what = f"{definition} `{name}`"
     signature = definition_signature(name, params)
@@ -66,7 +66,7 @@ def bind_arguments(evaluator, definition: str, name: str, params: list[ast.Param
             scope.define(p.name, evaluator.eval(p.default, scope))
         else:
             raise SpecError(Diagnostic(
-                "E0301", f"missing argument `{p.name}` of {what}", call_span, notes,
+                "E0301", f"missing argument `{p.name}` of {what}", call_span, notes(),
                 help=f"the signature is {signature}"))
 
 
@@ -92,7 +92,7 @@ def bind_layer(kind: LayerKind, args: list[BoundArg], defaults: dict[str, BoundA
             if p.required:
                 raise SpecError(Diagnostic(
                     "E0301", f"missing argument `{p.name}` of layer `{kind.name}`", call_span,
-                    notes, help=f"the signature is {kind.signature}" +
+                    notes(), help=f"the signature is {kind.signature}" +
                     (f"; `{p.name}`: {p.doc}" if p.doc else "")))
             values[p.name] = p.type.accept(p.default) if p.default is not None else None
             continue
@@ -104,7 +104,7 @@ def bind_layer(kind: LayerKind, args: list[BoundArg], defaults: dict[str, BoundA
                 help_text = help_text.replace("{expr}", _text(arg.span))
             raise SpecError(Diagnostic(
                 error.code,
-                f"argument `{p.name}` of `{kind.name}`: {error.message}", arg.span, notes,
+                f"argument `{p.name}` of `{kind.name}`: {error.message}", arg.span, notes(),
                 help=help_text)) from None
     return values, given
 

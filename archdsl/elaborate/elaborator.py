@@ -468,7 +468,7 @@ class Elaborator:
                              help=f"write it as a merge:  {kind.name}:  with `branch:` lines "
                                   "below it")
         values, given = bind_layer(kind, list(layer.bound) + args,
-                                   self.defaults.get(kind.name, {}), span, self.notes())
+                                   self.defaults.get(kind.name, {}), span, self.notes)
         act = values.pop("act", None)
         self.steps_run += 1
         if x is POISON:
@@ -501,11 +501,12 @@ class Elaborator:
         if len(self.chain) >= MAX_BLOCK_DEPTH:
             names = [n for n, _ in self.chain]
             recursive = block.name in names
-            raise self.error(
+            # stops the whole network: the callers would only recurse again
+            raise LimitExceeded(Diagnostic(
                 "E0501", f"block `{block.name}` " + ("calls itself without end" if recursive
                                                     else f"is nested more than "
                                                          f"{MAX_BLOCK_DEPTH} calls deep"),
-                span, help="make sure every recursion reaches a case that stops it")
+                span, self.notes(), help="make sure every recursion reaches a case that stops it"))
         self.steps_run += 1
         self.tick(span, BLOCK_CALL_WORK)
         scope = Scope(block.unit)

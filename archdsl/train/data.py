@@ -155,14 +155,19 @@ def _missing(name: str, folder: Path, error: Exception | None) -> DataError:
 
 
 def _download(name: str, root: Path) -> None:
+    import torchvision.datasets as known
     from torchvision.datasets.utils import download_and_extract_archive, download_url
 
+    # every file is checked against the MD5 that torchvision's own dataset classes publish
     url, sub = _SOURCES[name]
     if name.startswith("cifar"):
-        download_and_extract_archive(url, str(root), filename=url.rsplit("/", 1)[1])
+        md5 = (known.CIFAR10 if name == "cifar10" else known.CIFAR100).tgz_md5
+        download_and_extract_archive(url, str(root), filename=url.rsplit("/", 1)[1], md5=md5)
     else:
+        md5s = dict((known.MNIST if name == "mnist" else known.FashionMNIST).resources)
         for base in _IDX_FILES:
-            download_url(url + base + ".gz", str(root / sub), filename=base + ".gz")
+            download_url(url + base + ".gz", str(root / sub), filename=base + ".gz",
+                         md5=md5s[base + ".gz"])
 
 
 def _ensure(name: str, root: Path, present, download: bool) -> Path:
