@@ -179,3 +179,23 @@ def test_in_place_activations_change_no_value_or_gradient(source, spec_text):
     assert all(torch.equal(a, b) for a, b in zip(*outputs))
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         assert torch.equal(p.grad, q.grad), name
+
+
+def test_every_model_compiles_on_its_own(spec_text):
+    """torch.compile caches per code object with a recompile limit of 8; each model has its
+    own forward, so the twelfth model compiled in a process is still compiled."""
+    import torch._dynamo.utils as dynamo_utils
+
+    torch._dynamo.reset()
+    dynamo_utils.counters.clear()
+    for width in range(1, 13):
+        model = spec_text(f"network n:\n    input 3x8x8\n    conv({width}, 3) relu gap "
+                          "linear(2)\n").network("n").build().eval()
+        compiled = torch.compile(model, backend="eager")
+        with torch.no_grad():
+            compiled(torch.randn(1, 3, 8, 8))
+    assert dynamo_utils.counters["stats"]["unique_graphs"] == 12
+    assert not dynamo_utils.counters["recompiles"]
+    from archdsl.backends.torch_module import ArchModule
+
+    assert isinstance(model, ArchModule) and type(model).__name__ == "ArchModule"

@@ -302,6 +302,7 @@ def test_random_networks_agree_with_torch(text):
     "network n(a=1):\n    input 3x8x8\n    conv(2 ** 2 ** 100, 1)\n",      # power tower
     "network n:\n    input 3x8x8\n" + "    " + "-" * 30000 + "1\n",        # operator chain
     "network a = a()\n",                                                   # self variant
+    "network n:\n    input 6x32x32\n    maxpool(2 ** 40, pad=same)\n",     # a padded input of 2**81
     "network n:\n    input 3x8x8\n    let xs = [1] * 10000000\n    conv(xs[0], 1)\n",
 ])
 def test_regressions(text):

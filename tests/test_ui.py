@@ -6,6 +6,7 @@ then review the diff of every .stderr file before committing.
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,15 @@ def test_catalogue_covers_enough_distinct_errors():
     for name in CASES:
         text = (UI / f"{name}.stderr").read_text()
         codes |= {line.split("]")[0] for line in text.splitlines() if line.startswith("error[")}
-    assert len(CASES) >= 30
-    assert len(codes) >= 15, codes
+    assert len(CASES) >= 50
+    assert len(codes) >= 30, codes
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_case_is_located(name):
+    """Every golden message points at a line and column of a spec file."""
+    text = (UI / f"{name}.stderr").read_text()
+    assert re.search(r"^ *--> [\w/.]+\.arch:\d+:\d+$", text, re.M), name
 
 
 @pytest.mark.parametrize("command", ["check", "summary", "compile", "draw"])

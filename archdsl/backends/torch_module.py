@@ -50,7 +50,14 @@ class ArchModule(nn.Module):
                     op = replace(op, kwargs={**op.kwargs, "inplace": True})
                 self._register(module_path(name), make_module(op))
         self.code = forward_source(graph, logits=logits, side_outputs=side_outputs)
-        self._forward = _compile(self.code, graph.name)
+        # Each model gets a class of its own whose `forward` is its generated function.
+        # torch.compile caches compiled code per code object and stops recompiling one after 8
+        # variants: a `forward` shared by every ArchModule made the ninth model compiled in a
+        # process silently run eagerly, at half speed (found by benchmarks/model_speed.py).
+        base = type(self)
+        self.__class__ = type(base.__name__, (base,), {
+            "forward": _compile(self.code, graph.name), "__module__": base.__module__,
+            "__qualname__": base.__qualname__, "__doc__": base.__doc__})
 
     def _register(self, path: list[str], module: nn.Module) -> None:
         parent: nn.Module = self
@@ -61,9 +68,6 @@ class ArchModule(nn.Module):
                 parent.add_module(segment, child)
             parent = child
         parent.add_module(path[-1], module)
-
-    def forward(self, x):
-        return self._forward(self, x)
 
 
 def _compile(source: str, name: str):

@@ -9,7 +9,8 @@ kernels the padding is asymmetric and the PyTorch backend pads explicitly before
 
 from __future__ import annotations
 
-from .registry import (LayerKind, Param, ShapeError, TorchModule, register, show, spatial)
+from ..limits import MAX_ELEMENTS
+from .registry import LayerKind, Param, ShapeError, TorchModule, register, show, spatial
 from .types import Bool, Int, Padding, Pair
 
 # ---- padding and output sizes (shared with pooling) ----------------------------------------
@@ -39,8 +40,14 @@ def window_out(size: int, kernel: int, stride: int, dilation: int, before: int, 
 
 def window_shape(kind: str, x, kernel, stride, dilation, pads, ceil_mode=False):
     """(Ho, Wo) of a window layer over x=(C, H, W), or a ShapeError that shows both sizes."""
-    _, h, w = x
+    c, h, w = x
     top, bottom, left, right = pads
+    padded_elements = c * (h + top + bottom) * (w + left + right)
+    if padded_elements > MAX_ELEMENTS:  # PyTorch would build the padded input (found by fuzzing)
+        raise ShapeError(
+            f"`{kind}` would pad its {show(x)} input to {show((c, h + top + bottom, w + left + right))},"
+            f" more than 2**40 elements", help="use a smaller kernel or padding",
+            arg="pad" if any(pads) else "kernel", code="E0507")
     ho = window_out(h, kernel[0], stride[0], dilation[0], top, bottom, ceil_mode)
     wo = window_out(w, kernel[1], stride[1], dilation[1], left, right, ceil_mode)
     if ho < 1 or wo < 1:
