@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -55,10 +56,20 @@ def run_train(args, elaborate_one, print_diagnostics) -> int:
     if args.nproc and args.nproc > 1 and not launched_by_torchrun():
         return relaunch(args, args.argv)
     processes = start(args.device or "auto")
+    status = None  # set when training returns; an exception leaves it unset
     try:
-        return _run_train(args, elaborate_one, print_diagnostics, processes)
+        status = _run_train(args, elaborate_one, print_diagnostics, processes)
     finally:
-        processes.close()
+        processes.close(finished=status == 0)
+    if processes.active:
+        # A worker under torchrun whose work is done and saved (checkpoints are written
+        # atomically and closed) leaves at once: gloo's threads have been seen to abort the
+        # interpreter's own shutdown ("terminate called without an active exception"),
+        # turning a finished run into a failed one.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:

@@ -53,8 +53,17 @@ class Processes:
         if self.active:
             dist.barrier()
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """Tear the process group down. After a normal end, wait for every process first and
+        free what still refers to the group (the DDP wrapper): tearing it down under a peer
+        still finishing, or with the wrapper alive, aborts gloo's threads at exit
+        ("terminate called without an active exception")."""
         if self.active and dist.is_initialized():
+            if finished:
+                import gc
+
+                gc.collect()
+                dist.barrier()
             dist.destroy_process_group()
 
 
