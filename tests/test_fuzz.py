@@ -160,6 +160,11 @@ def sizes():  # a kernel, stride or window: one number or per axis
                      st.tuples(st.integers(1, 4), st.integers(1, 4)).map(lambda t: f"{t[0]}x{t[1]}"))
 
 
+def optional_args(draw, named: dict) -> list[str]:
+    """Each named argument (a strategy for its text) given or left to its default."""
+    return [f"{name}={draw(value)}" for name, value in named.items() if draw(st.booleans())]
+
+
 @st.composite
 def layer_step(draw) -> str:
     # layers that make a vector are rare, so that most networks stay convolutional to the head
@@ -168,19 +173,10 @@ def layer_step(draw) -> str:
                                  "lrn", "table", "droppath"] * 5 + ["linear", "gap", "flatten"]))
     c = draw(st.integers(1, 12))
     if kind == "conv":
-        args = [str(c), draw(sizes())]
-        if draw(st.booleans()):
-            args.append(f"stride={draw(sizes())}")
-        if draw(st.booleans()):
-            args.append(f"pad={draw(pad_arg())}")
-        if draw(st.booleans()):
-            args.append(f"dilation={draw(st.integers(1, 2))}")
-        if draw(st.booleans()):
-            args.append(f"groups={draw(st.sampled_from([1, 2, 3, 4]))}")
-        if draw(st.booleans()):
-            args.append(f"bias={draw(st.sampled_from(['true', 'false']))}")
-        if draw(st.booleans()):
-            args.append(f"act={draw(st.sampled_from(ACTIVATIONS[:4]))}")
+        args = [str(c), draw(sizes())] + optional_args(draw, {
+            "stride": sizes(), "pad": pad_arg(), "dilation": st.integers(1, 2),
+            "groups": st.sampled_from([1, 2, 3, 4]), "bias": st.sampled_from(["true", "false"]),
+            "act": st.sampled_from(ACTIVATIONS[:4])})
         return f"conv({', '.join(args)})"
     if kind == "dwconv":
         return f"dwconv({draw(sizes())}, stride={draw(st.integers(1, 2))}, pad={draw(pad_arg())})"
@@ -191,13 +187,8 @@ def layer_step(draw) -> str:
     if kind == "act":
         return draw(st.sampled_from(ACTIVATIONS))
     if kind in ("maxpool", "avgpool"):
-        args = [draw(sizes())]
-        if draw(st.booleans()):
-            args.append(f"stride={draw(sizes())}")
-        if draw(st.booleans()):
-            args.append(f"pad={draw(st.integers(0, 2))}")
-        if draw(st.booleans()):
-            args.append("ceil=true")
+        args = [draw(sizes())] + optional_args(draw, {
+            "stride": sizes(), "pad": st.integers(0, 2), "ceil": st.just("true")})
         return f"{kind}({', '.join(args)})"
     if kind == "dropout":
         return f"dropout({draw(st.sampled_from(['0', '0.1', '0.5']))})"

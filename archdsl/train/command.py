@@ -75,10 +75,8 @@ def run_train(args, elaborate_one, print_diagnostics) -> int:
 def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
     resume = None
     if args.resume:
-        try:
-            resume = checkpoint.load(Path(args.resume))
-        except checkpoint.CheckpointError as error:
-            print(f"archdsl train: error: {error}", file=sys.stderr)
+        resume = _read_checkpoint(args.resume, "train")
+        if resume is None:
             return 2
         config = TrainConfig.from_dict(resume["config"])
         if args.epochs is not None:
@@ -141,15 +139,22 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
     return 0
 
 
+def _read_checkpoint(path: str, command: str) -> dict | None:
+    """A checkpoint's contents, or None after saying why it cannot be read."""
+    try:
+        return checkpoint.load(Path(path))
+    except checkpoint.CheckpointError as error:
+        print(f"archdsl {command}: error: {error}", file=sys.stderr)
+        return None
+
+
 def run_eval(args) -> int:
     import torch
 
     from .data import BatchPipeline, load_splits
 
-    try:
-        state = checkpoint.load(Path(args.checkpoint))
-    except checkpoint.CheckpointError as error:
-        print(f"archdsl eval: error: {error}", file=sys.stderr)
+    state = _read_checkpoint(args.checkpoint, "eval")
+    if state is None:
         return 2
     config = TrainConfig.from_dict(state["config"])
     if args.data:

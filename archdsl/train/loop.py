@@ -260,19 +260,16 @@ class RunLog:
         import matplotlib.pyplot as plt
 
         epochs = [r["epoch"] for r in self.history]
-        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-        left.plot(epochs, [r["train_top1"] for r in self.history], label="Training Accuracy")
-        if any(r.get("val_top1") is not None for r in self.history):
-            left.plot(epochs, [r.get("val_top1") for r in self.history], label="Validation Accuracy")
-        left.set_title("Training and Validation Accuracy")
-        left.set_xlabel("epoch")
-        left.legend()
-        right.plot(epochs, [r["train_loss"] for r in self.history], label="Training Loss")
-        if any(r.get("val_loss") is not None for r in self.history):
-            right.plot(epochs, [r.get("val_loss") for r in self.history], label="Validation Loss")
-        right.set_title("Training and Validation Loss")
-        right.set_xlabel("epoch")
-        right.legend()
+        fig, panels = plt.subplots(1, 2, figsize=(10, 4))
+        for panel, (what, key) in zip(panels, [("Accuracy", "top1"), ("Loss", "loss")]):
+            panel.plot(epochs, [r[f"train_{key}"] for r in self.history],
+                       label=f"Training {what}")
+            if any(r.get(f"val_{key}") is not None for r in self.history):
+                panel.plot(epochs, [r.get(f"val_{key}") for r in self.history],
+                           label=f"Validation {what}")
+            panel.set_title(f"Training and Validation {what}")
+            panel.set_xlabel("epoch")
+            panel.legend()
         fig.tight_layout()
         fig.savefig(self.run / "curves.png", dpi=100)
         plt.close(fig)
