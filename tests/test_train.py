@@ -40,6 +40,35 @@ def test_a_short_run_learns(capsys, tmp_path):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
 
+class HostReads(torch.overrides.TorchFunctionMode):
+    """Counts the reads of a tensor's value by the host: on a GPU each one waits for the
+    device to finish everything queued before it."""
+
+    READS = {"cpu", "item", "tolist", "numpy", "__float__", "__int__", "__bool__"}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.count += getattr(func, "__name__", "") in self.READS
+        return func(*args, **(kwargs or {}))
+
+
+def test_training_steps_do_not_wait_for_the_device(capsys, tmp_path):
+    # the loss is checked every 10 steps; nothing else of a step is read back, so the GPU's
+    # queue never runs dry (the two runs differ only in their number of training steps)
+    reads = []
+    for steps in (10, 40):
+        with HostReads() as counter:
+            status, _, err = train(capsys, tmp_path, "--epochs", "1", "--limit-steps",
+                                   str(steps), "--batch-size", "16",
+                                   name=f"steps{steps}")
+        assert status == 0, err
+        reads.append(counter.count)
+    assert reads[1] - reads[0] <= 30 / 10 + 1, reads
+
+
 def test_runs_are_never_overwritten(capsys, tmp_path):
     for _ in range(2):
         assert train(capsys, tmp_path, "--epochs", "1", "--limit-steps", "2")[0] == 0

@@ -321,19 +321,30 @@ class BatchPipeline:
     def _augment(self, x, generator):
         n, _, h, w = x.shape
         p = self.crop_padding
+        # the random numbers come from a CPU generator (its state goes into checkpoints, so a
+        # resumed run draws the same crops); they travel to the device in one copy that does
+        # not wait for the GPU to finish its queue
+        draws = torch.cat([torch.randint(0, 2 * p + 1, (2, n), generator=generator) if p > 0
+                           else torch.zeros(2, n, dtype=torch.long),
+                           (torch.rand(1, n, generator=generator) < 0.5).long() if self.flip
+                           else torch.zeros(1, n, dtype=torch.long)])
+        dy, dx, flips = _to_device(draws, x.device)
         if p > 0:  # a random crop of the zero-padded image, one offset per image
             padded = F.pad(x, (p, p, p, p))
-            dy = torch.randint(0, 2 * p + 1, (n, 1), generator=generator).to(x.device)
-            dx = torch.randint(0, 2 * p + 1, (n, 1), generator=generator).to(x.device)
-            rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
-            cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
+            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
             samples = torch.arange(n, device=x.device)[:, None, None, None]
             chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
             x = padded[samples, chans, rows, cols]
         if self.flip:
-            flips = torch.rand(n, generator=generator) < 0.5
-            x = torch.where(flips.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
+            x = torch.where(flips.bool().view(-1, 1, 1, 1), x.flip(3), x)
         return x
+
+
+def _to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":  # from pinned memory the copy is asynchronous
+        return values.pin_memory().to(device, non_blocking=True)
+    return values.to(device)
 
 
 def batches(data: ImageData, batch_size: int, *, shuffle: bool, seed: int = 0,

@@ -370,7 +370,8 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             "network": info.network, "args": info.args, "input_shape": info.input_shape,
             "config": asdict(config), "history": info.history, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "rng": checkpoint.rng_state(augment_rng), **state})
+            "rng": checkpoint.rng_state(augment_rng), **state,
+            **({"partial": _on_host(state["partial"])} if "partial" in state else {})})
 
     # -- epochs --------------------------------------------------------------------------
     total_steps = 0
@@ -416,9 +417,10 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += len(y)
                 total_steps += 1
+                # the running sums stay on the device (copying them here would wait for the
+                # GPU at every step); save() copies them when a checkpoint is written
                 state.update(epoch=epoch, batch=b + 1, partial={
-                    "loss_sum": loss_sum.detach().cpu(), "correct": correct.detach().cpu(),
-                    "seen": seen})
+                    "loss_sum": loss_sum, "correct": correct, "seen": seen})
                 # reading the loss waits for the device, so it is checked every 10 steps, and
                 # before anything is saved: a NaN never reaches a checkpoint
                 must_save = (config.save_every and (step + 1) % config.save_every == 0) \
@@ -496,6 +498,10 @@ def check_finite(loss_sum, epoch: int, batch: int, run: Path, config) -> None:
             f"the loss became {float(loss_sum)} by epoch {epoch + 1}, batch {batch}; training "
             f"stopped. The last good checkpoint is {run / 'last.pt'}. Try a lower --lr (now "
             f"{config.lr}), --clip-grad, or no --amp fp16.", 4)
+
+
+def _on_host(values: dict) -> dict:
+    return {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in values.items()}
 
 
 def _silent(*args, **kwargs) -> None:
