@@ -60,17 +60,18 @@ def torch_op(graph: LayerGraph, name: str):
 
 
 def in_place_layers(graph: LayerGraph) -> set[str]:
-    """The layers that may overwrite their input (see LayerKind.runs_in_place): a relu right
-    after a conv, bn, pool or merge whose output nothing else reads. Never the network's
-    input, which belongs to the caller."""
+    """The layers that may overwrite their (first) input (see LayerKind.runs_in_place): a
+    relu, or a residual add, right after a conv, bn, pool or merge whose output nothing else
+    reads. Never the network's input, which belongs to the caller."""
     g = graph.graph
     chosen = set()
     for name, node in graph.layers():
         if not node["layer"].runs_in_place:
             continue
-        (source,) = node["inputs"]
+        source = node["inputs"][0]
         producer = g.nodes[source]["layer"]
-        if producer is not None and producer.output_disposable and g.out_degree(source) == 1:
+        if (producer is not None and producer.output_disposable and g.out_degree(source) == 1
+                and node["inputs"].count(source) == 1):
             chosen.add(name)
     return chosen
 
@@ -143,13 +144,14 @@ def emit(ops: list[Op], input_key: str, results: list[str], side_results: list[s
     return lines
 
 
-def forward_source(graph: LayerGraph, *, logits: bool = False,
-                   side_outputs: str = "train") -> str:
+def forward_source(graph: LayerGraph, *, logits: bool = False, side_outputs: str = "train",
+                   in_place: set[str] = frozenset()) -> str:
     """The source of `forward(self, x)` for a whole network, modules at their hierarchical
     names under `self`.
 
     logits: leave out a softmax that is the last layer before the main output (training fuses
     it into the loss). side_outputs: "train" (only in training mode), "always" or "never".
+    in_place: the parameter-free layers to write in their in-place form (in_place_layers).
     """
     g = graph.graph
     main_output = graph.outputs["output"]
@@ -169,22 +171,24 @@ def forward_source(graph: LayerGraph, *, logits: bool = False,
             continue
         alias = node["kind"] == "identity" or name == dropped_softmax
         ops.append(Op(name, node["inputs"],
-                      None if alias else (lambda inputs, name=name: _call(graph, name, inputs)),
+                      None if alias else (lambda inputs, name=name: _call(graph, name, inputs,
+                                                                          name in in_place)),
                       show(node["shape"]), side_only=name not in needed_by_main))
     body = emit(ops, "input", [g.nodes[main_output]["inputs"][0]],
                 [g.nodes[n]["inputs"][0] for n in side], side_outputs)
     return "\n".join([f"def forward(self, x):", f"    # x: {show(graph.input_shape)}", *body]) + "\n"
 
 
-def _call(graph: LayerGraph, name: str, inputs: list[str]) -> str:
+def _call(graph: LayerGraph, name: str, inputs: list[str], in_place: bool = False) -> str:
     op = torch_op(graph, name)
     if isinstance(op, TorchModule):
         module = attribute_expr("self", module_path(name))
         return f"{module}({_pre(op.pre, inputs[0])})"
     assert isinstance(op, TorchFunction)
-    if "{x}" in op.template:
-        return op.template.replace("{x}", inputs[0])
-    return op.template.format(*inputs)
+    template = op.in_place if in_place and op.in_place else op.template
+    if "{x}" in template:
+        return template.replace("{x}", inputs[0])
+    return template.format(*inputs)
 
 
 class _Variables:

@@ -36,20 +36,22 @@ def make_module(op: TorchModule) -> nn.Module:
 class ArchModule(nn.Module):
     """A network compiled from a spec. Call it on a batch: (N, C, H, W) or (N, F)."""
 
-    def __init__(self, graph: LayerGraph, *, logits: bool = False, side_outputs: str = "train"):
+    def __init__(self, graph: LayerGraph, *, logits: bool = False, side_outputs: str = "train",
+                 in_place: bool = True):
         super().__init__()
         self.network_name = graph.name
         self.input_shape = tuple(graph.input_shape)
         self.output_names = ["output"] + (
             [o for o in graph.outputs if o != "output"] if side_outputs != "never" else [])
-        in_place = in_place_layers(graph)
+        in_place = in_place_layers(graph) if in_place else set()
         for name, node in graph.layers():
             op = torch_op(graph, name)
             if isinstance(op, TorchModule):
                 if name in in_place:
                     op = replace(op, kwargs={**op.kwargs, "inplace": True})
                 self._register(module_path(name), make_module(op))
-        self.code = forward_source(graph, logits=logits, side_outputs=side_outputs)
+        self.code = forward_source(graph, logits=logits, side_outputs=side_outputs,
+                                   in_place=in_place)
         # Each model gets a class of its own whose `forward` is its generated function.
         # torch.compile caches compiled code per code object and stops recompiling one after 8
         # variants: a `forward` shared by every ArchModule made the ninth model compiled in a
@@ -78,11 +80,15 @@ def _compile(source: str, name: str):
     return namespace["forward"]
 
 
-def build(graph: LayerGraph, *, logits: bool = False, side_outputs: str = "train") -> ArchModule:
+def build(graph: LayerGraph, *, logits: bool = False, side_outputs: str = "train",
+          in_place: bool = True) -> ArchModule:
     """Compile a layer graph into a PyTorch module.
 
     logits: leave out a final softmax (for training on logits with cross-entropy).
     side_outputs: "train" (side outputs returned in training mode only, like torchvision's
     GoogLeNet), "always", or "never".
+    in_place: let relus and residual adds overwrite values that nothing else reads, as
+    torchvision's models do (faster; values and gradients are the same). False keeps every
+    layer's output intact, for forward hooks that keep them.
     """
-    return ArchModule(graph, logits=logits, side_outputs=side_outputs)
+    return ArchModule(graph, logits=logits, side_outputs=side_outputs, in_place=in_place)

@@ -25,6 +25,7 @@ def _shapes(xs) -> str:
 @register
 class Add(Merge):
     name = "add"
+    runs_in_place = True
     doc = "Element-wise sum of branches of equal shape (residual connections)."
 
     def shape(self, a, xs):
@@ -38,7 +39,8 @@ class Add(Merge):
         return (len(xs) - 1) * numel(y)
 
     def torch(self, a, xs, y):
-        return TorchFunction(" + ".join(["{}"] * len(xs)))
+        return TorchFunction(" + ".join(["{}"] * len(xs)),
+                             in_place="{}" + "".join([".add_({})"] * (len(xs) - 1)))
 
 
 @register

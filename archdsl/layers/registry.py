@@ -75,9 +75,11 @@ class TorchModule:
 @dataclass(frozen=True)
 class TorchFunction:
     """A parameter-free operation written as a Python expression over the inputs:
-    `{x}` is the input, `{xs}` the comma-separated inputs of a merge."""
+    `{x}` is the input, `{xs}` the comma-separated inputs of a merge. `in_place`: the same
+    operation writing into its first input (for layers that run in place)."""
 
     template: str
+    in_place: str = ""
 
 
 class LayerKind:
@@ -90,11 +92,12 @@ class LayerKind:
     is_merge: bool = False
     # `act=relu` on this layer appends an activation layer after it (Keras' `activation=`)
     accepts_act: bool = False
-    # Running in place, as torchvision's ReLU(inplace=True) does, saves a tensor's allocation
-    # and a pass over memory. A layer may run in place when PyTorch's module takes
-    # `inplace=True` and its backward needs only its output (relu); the compiler does so when
-    # the input is a fresh value that nothing else reads and whose producer's backward does
-    # not need it (`output_disposable`: convolutions, linear, bn, pools, merges).
+    # Running in place, as torchvision's ReLU(inplace=True) and `out += identity` do, saves a
+    # tensor's allocation and a pass over memory. A layer may overwrite its (first) input when
+    # its backward needs at most its output: relu (its module takes `inplace=True`) and add
+    # (its TorchFunction has an `in_place` form). The compiler does so when that input is a
+    # fresh value that nothing else reads and whose producer's backward does not need it
+    # (`output_disposable`: convolutions, linear, bn, pools, merges).
     runs_in_place: bool = False
     output_disposable: bool = False
 
