@@ -5,9 +5,11 @@ breaks under torch.compile.
 
 Forward (inference, no_grad) and forward+backward (training) throughput of ResNet-50, VGG-16,
 DenseNet-121, EfficientNet-B0 and GoogLeNet, archdsl's and torchvision's built side by side in
-one process with the same weights, timed interleaved (ABAB...) so drift affects both; eager
-and torch.compile. On a CPU the default is batch 8 at 112x112 to keep it short; on a GPU use
---device cuda --batch 64 --size 224. Then the graph breaks of every zoo network under
+one process with the same weights, eager and torch.compile. Each model is warmed up for at
+least a second (compilation, allocator, thread pool), then the two are timed in interleaved
+rounds whose order alternates (AB BA AB ...), so neither always runs first and slow drift of
+the machine affects both alike. On a CPU the default is batch 8 at 112x112 to keep it short;
+on a GPU use --device cuda --batch 64 --size 224 --channels-last --amp bf16. Then the graph breaks of every zoo network under
 torch.compile (torch._dynamo.explain). Targets: ratio >= 0.97; 0 graph breaks.
 """
 
@@ -38,20 +40,30 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def step(model, x, train):
-    if train:
-        out = model(x)
-        out.float().sum().backward()
-    else:
-        with torch.no_grad():
-            model(x)
+def step(model, x, train, amp=None):
+    with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+        if train:
+            out = model(x)
+            out.float().sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
 
 
-def timed(model, x, train, device, repeats):
+def warm_up(model, x, train, device, amp, seconds=1.0):
+    """At least two passes (the first compiles) and at least `seconds` of them."""
+    start, passes = time.perf_counter(), 0
+    while passes < 2 or time.perf_counter() - start < seconds:
+        step(model, x, train, amp)
+        passes += 1
+    sync(device)
+
+
+def timed(model, x, train, device, repeats, amp):
     sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
-        step(model, x, train)
+        step(model, x, train, amp)
     sync(device)
     return time.perf_counter() - start
 
@@ -71,13 +83,14 @@ def compare(file, name, reference, kwargs, args, device, compiled, train):
     x = torch.randn(args.batch, 3, size, size, device=device)
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    for m in (ours, theirs):  # warm up (and compile)
-        for _ in range(2):
-            step(m, x, train)
-    a, b = [], []
-    for _ in range(args.rounds):  # interleaved
-        a.append(timed(ours, x, train, device, args.repeats))
-        b.append(timed(theirs, x, train, device, args.repeats))
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    for m in (ours, theirs):
+        warm_up(m, x, train, device, amp)
+    times = {id(ours): [], id(theirs): []}
+    for r in range(args.rounds):  # interleaved, alternating which goes first
+        for m in ((ours, theirs) if r % 2 == 0 else (theirs, ours)):
+            times[id(m)].append(timed(m, x, train, device, args.repeats, amp))
+    a, b = times[id(ours)], times[id(theirs)]
     images = args.batch * args.repeats
     return images / statistics.median(a), images / statistics.median(b)
 
@@ -106,9 +119,10 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=112)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--amp", choices=("bf16", "fp16"), help="autocast to this type")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
@@ -133,14 +147,15 @@ def main():
     worst = min(a / b for *_, a, b in rows)
     text = "\n".join([
         f"Device: {device_name}; batch {args.batch} at {args.size}x{args.size} unless the table says"
-        f"{', channels-last' if args.channels_last else ''}; median of {args.rounds} interleaved "
-        f"rounds of {args.repeats} passes, same weights in both.", "", *table, "",
+        f"{', channels-last' if args.channels_last else ''}{', autocast ' + args.amp if args.amp else ''}"
+        f"; after a warm-up of at least 1 s each, median of {args.rounds} interleaved rounds "
+        f"(AB, BA, ...) of {args.repeats} passes, same weights in both.", "", *table, "",
         f"Lowest ratio {worst:.3f} (target 0.97: {'met' if worst >= 0.97 else 'missed'}). "
         f"Graph breaks under torch.compile over the {len(breaks)} networks of the zoo: {total}"
         f"{'' if total else ' (target 0: met)'}."])
     print(text)
     if args.write:
-        write_section("model-speed-" + args.device, text)
+        write_section("model-speed-" + ("cuda" if device.type == "cuda" else "cpu"), text)
 
 
 if __name__ == "__main__":

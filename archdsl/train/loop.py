@@ -322,7 +322,11 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     eval_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False,
                               channels_last=config.channels_last)
 
-    if device.type == "cuda":  # small data sets live on the GPU: no copy per batch
+    if device.type == "cuda":
+        # training batches all have one shape, so cuDNN may time its kernels once and keep
+        # the fastest (PyTorch's default picks by heuristics); small data sets live on the
+        # GPU, so that no batch is copied
+        torch.backends.cudnn.benchmark = True
         for split in (splits.train, splits.val, splits.test):
             if split is not None and split.images.numel() * split.images.element_size() < 2**32:
                 split.images, split.labels = split.images.to(device), split.labels.to(device)
