@@ -146,10 +146,13 @@ network n:
         branch: conv(8, 3, pad=same) bn    # the add writes into bn's output, in place
         branch: identity
     relu
+    conv(8, 1) silu conv(8, 1) hardswish conv(8, 1) mish conv(8, 1) hardsigmoid   # in place
+    conv(8, 1) elu                         # its in-place gradient differs: not in place
 """
 
 
-@pytest.mark.parametrize("source", ["spec", "resnet18", "resnet50", "googlenet", "densenet121"])
+@pytest.mark.parametrize("source", ["spec", "resnet18", "resnet50", "googlenet", "densenet121",
+                                    "efficientnet_b0"])
 def test_in_place_layers_change_no_value_or_gradient(source, spec_text):
     net = (spec_text(IN_PLACE).network("n") if source == "spec"
            else archdsl.zoo_network(source, input_shape=[3, 128, 128]))
@@ -159,7 +162,8 @@ def test_in_place_layers_change_no_value_or_gradient(source, spec_text):
     reference.load_state_dict(model.state_dict())
     chosen = sorted(in_place_layers(net.graph))
     if source == "spec":
-        assert chosen == ["add1.0.relu6", "add2", "relu2", "relu4", "relu5"], chosen
+        assert chosen == ["add1.0.relu6", "add2", "hardsigmoid", "hardswish", "mish", "relu2",
+                          "relu4", "relu5", "silu"], chosen
         assert model.code.count(".add_(") == 1 and "add_" not in reference.code
     else:
         assert chosen

@@ -18,7 +18,7 @@ The same generator serves the PyTorch module builder and the standalone source e
 from __future__ import annotations
 
 import keyword
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..graph import LayerGraph
 from ..layers.registry import TorchFunction, TorchModule, show
@@ -52,11 +52,19 @@ def attribute_expr(base: str, path: list[str]) -> str:
     return expr
 
 
-def torch_op(graph: LayerGraph, name: str):
+def torch_op(graph: LayerGraph, name: str, in_place: set[str] = frozenset()):
+    """The PyTorch operation of a layer; in its in-place form if `in_place` (chosen by
+    in_place_layers) names it. Modules that can run in place always get their `inplace`
+    argument, so that the exporter sees one structure whichever way each call went."""
     node = graph[name]
+    layer = node["layer"]
     shapes = [graph[i]["shape"] for i in node["inputs"]]
-    x = shapes if node["layer"].is_merge else shapes[0]
-    return node["layer"].torch(node["args"], x, node["shape"])
+    op = layer.torch(node["args"], shapes if layer.is_merge else shapes[0], node["shape"])
+    if layer.runs_in_place and isinstance(op, TorchModule):
+        op = replace(op, kwargs={**op.kwargs, "inplace": name in in_place})
+    elif name in in_place and isinstance(op, TorchFunction) and op.in_place:
+        op = TorchFunction(op.in_place)
+    return op
 
 
 def in_place_layers(graph: LayerGraph) -> set[str]:
@@ -172,23 +180,19 @@ def forward_source(graph: LayerGraph, *, logits: bool = False, side_outputs: str
         alias = node["kind"] == "identity" or name == dropped_softmax
         ops.append(Op(name, node["inputs"],
                       None if alias else (lambda inputs, name=name: _call(graph, name, inputs,
-                                                                          name in in_place)),
+                                                                          in_place)),
                       show(node["shape"]), side_only=name not in needed_by_main))
     body = emit(ops, "input", [g.nodes[main_output]["inputs"][0]],
                 [g.nodes[n]["inputs"][0] for n in side], side_outputs)
     return "\n".join([f"def forward(self, x):", f"    # x: {show(graph.input_shape)}", *body]) + "\n"
 
 
-def _call(graph: LayerGraph, name: str, inputs: list[str], in_place: bool = False) -> str:
-    op = torch_op(graph, name)
+def _call(graph: LayerGraph, name: str, inputs: list[str], in_place: set[str]) -> str:
+    op = torch_op(graph, name, in_place)
     if isinstance(op, TorchModule):
         module = attribute_expr("self", module_path(name))
         return f"{module}({_pre(op.pre, inputs[0])})"
-    assert isinstance(op, TorchFunction)
-    template = op.in_place if in_place and op.in_place else op.template
-    if "{x}" in template:
-        return template.replace("{x}", inputs[0])
-    return template.format(*inputs)
+    return op.expression(inputs)
 
 
 class _Variables:

@@ -25,8 +25,8 @@ import textwrap
 
 from .. import __version__
 from ..graph import LayerGraph
-from ..layers.registry import TorchFunction, TorchModule, show
-from .codegen import Op, emit, module_path, torch_op
+from ..layers.registry import TorchModule, show
+from .codegen import Op, emit, in_place_layers, module_path, torch_op
 from .codegen import _pre as pre_ops
 
 OWN_MODULES = "archdsl.backends.torch_modules."
@@ -112,6 +112,8 @@ class _Exporter:
         self.graph: LayerGraph = net.graph
         self.g = net.graph.graph
         self.frames = net.graph.frames
+        # the same in-place relus and adds as the compiled module (codegen.in_place_layers)
+        self.in_place = in_place_layers(self.graph)
         self.members: dict[str, set] = {}
         for path in self.frames:
             self._collect(path)
@@ -188,7 +190,7 @@ class _Exporter:
             node = self.g.nodes[item]
             if node["kind"] in ("input", "output"):
                 continue
-            op = torch_op(self.graph, item)
+            op = torch_op(self.graph, item, self.in_place)
             shape = show(node["shape"])
             if node["kind"] == "identity":
                 ops.append(Op(item, node["inputs"], None, shape))
@@ -198,7 +200,7 @@ class _Exporter:
                               lambda v, call=call, op=op: f"{call}({pre_ops(op.pre, v[0])})", shape))
             else:
                 ops.append(Op(item, node["inputs"],
-                              lambda v, op=op: _function(op, v), shape))
+                              lambda v, op=op: op.expression(v), shape))
         return ops
 
     # -- __init__: the modules, as a template with values --------------------------------
@@ -217,7 +219,7 @@ class _Exporter:
         if kind == "node":
             if self.g.nodes[item]["layer"] is None:
                 return []
-            op = torch_op(self.graph, item)
+            op = torch_op(self.graph, item, self.in_place)
             return [("module", item, op)] if isinstance(op, TorchModule) else []
         if item in self.instances:
             return [("instance", item, self.instances[item])]
@@ -424,12 +426,6 @@ class _Exporter:
 
 def _indent(lines: list[str]) -> list[str]:
     return ["    " + line for line in lines]
-
-
-def _function(op: TorchFunction, inputs: list[str]) -> str:
-    if "{x}" in op.template:
-        return op.template.replace("{x}", inputs[0])
-    return op.template.format(*inputs)
 
 
 def _value(value) -> str:

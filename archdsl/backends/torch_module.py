@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import itertools
 import linecache
-from dataclasses import replace
 
 import torch
 from torch import nn
@@ -45,10 +44,8 @@ class ArchModule(nn.Module):
             [o for o in graph.outputs if o != "output"] if side_outputs != "never" else [])
         in_place = in_place_layers(graph) if in_place else set()
         for name, node in graph.layers():
-            op = torch_op(graph, name)
+            op = torch_op(graph, name, in_place)
             if isinstance(op, TorchModule):
-                if name in in_place:
-                    op = replace(op, kwargs={**op.kwargs, "inplace": True})
                 self._register(module_path(name), make_module(op))
         self.code = forward_source(graph, logits=logits, side_outputs=side_outputs,
                                    in_place=in_place)

@@ -180,14 +180,16 @@ class Elaborator:
                                  "itself", definition.name_span)
             seen.add(id(definition))
             args.append((definition.args, where))
-            definition, where = self._lookup_network(where, definition.base, definition.base_span)
+            definition, where = self._lookup_network(where, definition.base, definition.base_span,
+                                                     variant=definition.name)
         return definition, where, list(reversed(args))
 
-    def _lookup_network(self, unit: FileUnit, name: str, span):
+    def _lookup_network(self, unit: FileUnit, name: str, span, variant: str | None = None):
+        """`variant`: the variant whose base this is, never suggested as its own base."""
         entry = unit.namespace.get(name)
         if entry is None or not isinstance(entry[0], (ast.Network, ast.Variant)):
             networks = [n for n, (d, _) in unit.namespace.items()
-                        if isinstance(d, (ast.Network, ast.Variant))]
+                        if isinstance(d, (ast.Network, ast.Variant)) and n != variant]
             what = "is not a network" if entry else "no network named"
             message = (f"`{name}` {what}" if entry else f"no network named `{name}`")
             raise self.error("E0203", message, span,

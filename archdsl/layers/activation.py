@@ -49,12 +49,14 @@ _activation("relu6", "torch.nn.ReLU6", 2, "min(max(x, 0), 6), as in MobileNet.",
             runs_in_place=True)
 _activation("gelu", "torch.nn.GELU", 8, "Gaussian error linear unit (erf form).")
 _activation("silu", "torch.nn.SiLU", 4, "x * sigmoid(x), also called swish (EfficientNet).",
-            aliases=("swish",))
+            aliases=("swish",), runs_in_place=True)
 _activation("sigmoid", "torch.nn.Sigmoid", 3, "1 / (1 + exp(-x)).")
 _activation("tanh", "torch.nn.Tanh", 5, "Hyperbolic tangent.")
-_activation("hardswish", "torch.nn.Hardswish", 4, "x * relu6(x + 3) / 6 (MobileNetV3).")
-_activation("hardsigmoid", "torch.nn.Hardsigmoid", 3, "relu6(x + 3) / 6 (MobileNetV3).")
-_activation("mish", "torch.nn.Mish", 6, "x * tanh(softplus(x)).")
+_activation("hardswish", "torch.nn.Hardswish", 4, "x * relu6(x + 3) / 6 (MobileNetV3).",
+            runs_in_place=True)
+_activation("hardsigmoid", "torch.nn.Hardsigmoid", 3, "relu6(x + 3) / 6 (MobileNetV3).",
+            runs_in_place=True)
+_activation("mish", "torch.nn.Mish", 6, "x * tanh(softplus(x)).", runs_in_place=True)
 
 
 @register

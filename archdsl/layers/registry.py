@@ -81,6 +81,12 @@ class TorchFunction:
     template: str
     in_place: str = ""
 
+    def expression(self, inputs: list[str]) -> str:
+        """The template filled in with the inputs' variable names."""
+        if "{x}" in self.template:
+            return self.template.replace("{x}", inputs[0])
+        return self.template.format(*inputs)
+
 
 class LayerKind:
     name: str = ""
@@ -92,11 +98,13 @@ class LayerKind:
     is_merge: bool = False
     # `act=relu` on this layer appends an activation layer after it (Keras' `activation=`)
     accepts_act: bool = False
-    # Running in place, as torchvision's ReLU(inplace=True) and `out += identity` do, saves a
-    # tensor's allocation and a pass over memory. A layer may overwrite its (first) input when
-    # its backward needs at most its output: relu (its module takes `inplace=True`) and add
-    # (its TorchFunction has an `in_place` form). The compiler does so when that input is a
-    # fresh value that nothing else reads and whose producer's backward does not need it
+    # Running in place, as torchvision's ReLU(inplace=True), SiLU(inplace=True) and
+    # `out += identity` do, saves a tensor's allocation and a pass over memory. A layer may
+    # overwrite its (first) input when PyTorch computes the same values and gradients either
+    # way: relu, silu, hardswish... (their modules take `inplace=True`; autograd keeps what
+    # their backward needs) and add (its TorchFunction has an `in_place` form). Not elu,
+    # whose in-place gradient differs in the last bits. The compiler does so when that input
+    # is a fresh value that nothing else reads and whose producer's backward does not need it
     # (`output_disposable`: convolutions, linear, bn, pools, merges).
     runs_in_place: bool = False
     output_disposable: bool = False
