@@ -75,6 +75,34 @@ def test_modules_are_named_after_the_spec(spec_text):
     assert model(torch.randn(1, 3, 8, 8)).shape == (1, 4, 8, 8)
 
 
+def test_blocks_are_looked_up_once_per_forward(spec_text):
+    """A block whose modules are called is bound to a local once (each step of a path costs
+    nn.Module.__getattr__); locals never take a keyword, a value's name or another's name."""
+    net = spec_text("""
+        block unit(c):
+            conv(c, 3, pad=same) bn relu
+        network n:
+            input 3x8x8
+            for: unit(4)
+            x1: unit(4)
+            stage:
+                unit(4)
+                x1_unit: unit(4)
+            stage_unit: unit(4)
+            gap linear(2)
+    """).network("n")
+    model, reference = net.build(), net.build(in_place=False)
+    code = model.code
+    for binding in ('block_for = getattr(self, "for")', "block_x1 = self.x1", "stage = self.stage",
+                    "stage_unit = stage.unit", "stage_x1_unit = stage.x1_unit",
+                    "block_stage_unit = self.stage_unit"):
+        assert code.count(f"    {binding}\n") == 1, binding
+    assert "    x = block_stage_unit.bn(x)" in code and "self.linear(" in code  # used once: not bound
+    reference.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(model.eval()(x), reference.eval()(x))
+
+
 def test_no_graph_breaks_and_fx_traces():
     net = archdsl.load(SPECS / "resnet.arch").network("resnet18", input_shape=[3, 32, 32])
     model = net.build().eval()
@@ -146,6 +174,12 @@ network n:
         branch: conv(8, 3, pad=same) bn    # the add writes into bn's output, in place
         branch: identity
     relu
+    add:
+        branch: conv(8, 1) bn droppath(0.5)  # droppath returns bn's output at inference: in place
+        branch: identity
+    add:
+        branch: droppath(0.5)              # its input is read by the other branch: not in place
+        branch: identity
     conv(8, 1) silu conv(8, 1) hardswish conv(8, 1) mish conv(8, 1) hardsigmoid   # in place
     conv(8, 1) elu                         # its in-place gradient differs: not in place
 """
@@ -154,6 +188,8 @@ network n:
 @pytest.mark.parametrize("source", ["spec", "resnet18", "resnet50", "googlenet", "densenet121",
                                     "efficientnet_b0"])
 def test_in_place_layers_change_no_value_or_gradient(source, spec_text):
+    """In training mode (values and gradients) and at inference (values), where dropout and
+    droppath return their input itself."""
     net = (spec_text(IN_PLACE).network("n") if source == "spec"
            else archdsl.zoo_network(source, input_shape=[3, 128, 128]))
     torch.manual_seed(0)
@@ -162,9 +198,9 @@ def test_in_place_layers_change_no_value_or_gradient(source, spec_text):
     reference.load_state_dict(model.state_dict())
     chosen = sorted(in_place_layers(net.graph))
     if source == "spec":
-        assert chosen == ["add1.0.relu6", "add2", "hardsigmoid", "hardswish", "mish", "relu2",
-                          "relu4", "relu5", "silu"], chosen
-        assert model.code.count(".add_(") == 1 and "add_" not in reference.code
+        assert chosen == ["add1.0.relu6", "add2", "add3", "hardsigmoid", "hardswish", "mish",
+                          "relu2", "relu4", "relu5", "silu"], chosen
+        assert model.code.count(".add_(") == 2 and "add_" not in reference.code
     else:
         assert chosen
     assert not any(getattr(m, "inplace", False) for m in reference.modules())
@@ -181,6 +217,9 @@ def test_in_place_layers_change_no_value_or_gradient(source, spec_text):
     assert all(torch.equal(a, b) for a, b in zip(*outputs))
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         assert torch.equal(p.grad, q.grad), name
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), reference.eval()(x))
+    assert torch.equal(x, original)
 
 
 def test_every_model_compiles_on_its_own(spec_text):

@@ -105,9 +105,13 @@ class LayerKind:
     # their backward needs) and add (its TorchFunction has an `in_place` form). Not elu,
     # whose in-place gradient differs in the last bits. The compiler does so when that input
     # is a fresh value that nothing else reads and whose producer's backward does not need it
-    # (`output_disposable`: convolutions, linear, bn, pools, merges).
+    # (`output_disposable`: convolutions, linear, bn, pools, merges). Dropout and droppath
+    # return their input itself at inference (`passes_input_through`): their output is
+    # disposable when their input is, as torchvision's `result += input` after its
+    # StochasticDepth.
     runs_in_place: bool = False
     output_disposable: bool = False
+    passes_input_through: bool = False
 
     def shape(self, a: dict, x) -> Shape:
         raise NotImplementedError

@@ -72,6 +72,7 @@ class Dropout(NoCost):
     family = "regularization"
     doc = "Zeroes a random fraction p of the elements while training (torch.nn.Dropout)."
     params = (Param("p", Float(0.0, 1.0), 0.5, "probability of dropping an element, in [0, 1)"),)
+    passes_input_through = True  # the input itself in eval mode; backward reads the mask
 
     def shape(self, a, x):
         return x
@@ -92,6 +93,7 @@ class DropPath(NoCost):
            "residual branch with probability p and rescales the rest, as torchvision's "
            "StochasticDepth(p, 'row').")
     params = (Param("p", Float(0.0, 1.0), 0.0, "probability of dropping a sample's path"),)
+    passes_input_through = True  # the input itself in eval mode; backward reads the mask
 
     def shape(self, a, x):
         return x
