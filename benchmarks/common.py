@@ -38,6 +38,25 @@ def timed(cmd, repeat=5):
     return statistics.median(times), result
 
 
+# glibc's malloc hands large freed blocks back to the system and faults fresh pages in at the
+# next allocation, depending on the heap's history: on the 2-core VM the same EfficientNet-B0
+# forward took 19 ms or 27-35 ms, and archdsl's and torchvision's models, which allocate in a
+# different order, came out up to 30% apart either way from one process to the next. Timing
+# scripts fix the two thresholds, for both sides alike (as jemalloc or tcmalloc would).
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295"
+
+
+def steady_malloc_env() -> dict:
+    """The environment for a timed child process."""
+    return {**os.environ, "GLIBC_TUNABLES": MALLOC_TUNABLES}
+
+
+def with_steady_malloc() -> None:
+    """Re-run this script under steady_malloc_env (on Linux, once)."""
+    if sys.platform == "linux" and os.environ.get("GLIBC_TUNABLES") != MALLOC_TUNABLES:
+        os.execve(sys.executable, [sys.executable, *sys.argv], steady_malloc_env())
+
+
 def write_section(name: str, markdown: str) -> None:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = DOC.read_text()

@@ -6,19 +6,21 @@ the same model on the same synthetic data with the same settings.
 ResNet-18 at CIFAR's shape (3x32x32, 10 classes) and ResNet-50 at 224x224 (fewer steps on a
 CPU). Both run as fresh processes and train --epochs epochs; images/s is that of the last
 epoch, so that with --epochs 2 (the default on a GPU) compilation and cuDNN's autotuning in
-the first are left out of both. On a GPU the batch is 256 (NVIDIA's ResNet-50 recipe).
+the first are left out of both. Each side runs --runs times (3 on a CPU), alternating which
+goes first, and the ratio is the median of the pairs' ratios. On a GPU the batch is 256 (NVIDIA's ResNet-50 recipe).
 Targets: archdsl >= 0.95 of the hand-written loop; on an H100, ResNet-50 with --amp bf16
 --channels-last --compile >= 3,500 images/s.
 """
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import ARCHDSL, ROOT, machine, write_section
+from common import ARCHDSL, ROOT, machine, steady_malloc_env, write_section
 
 HAND_WRITTEN = '''
 import json, math, sys, time, torch, torch.nn.functional as F, archdsl
@@ -62,9 +64,9 @@ for epoch in range(args["epochs"]):  # the last epoch is timed
 print(json.dumps({"images_per_s": steps * batch / (time.perf_counter() - start)}))
 '''
 
-# (label, spec, network, input shape, batch and images per epoch on a CPU, on a GPU)
-CASES = [("resnet18 (3x32x32)", "specs/resnet.arch", "resnet18", [3, 32, 32], (64, 2048), (256, 25600)),
-         ("resnet50 (3x224x224)", "specs/resnet.arch", "resnet50", [3, 224, 224], (16, 96), (256, 10240))]
+# (label, spec, network, input shape, (batch, images per epoch) on a CPU, the same on a GPU)
+CASES = [("resnet18 (3x32x32)", "specs/resnet.arch", "resnet18", [3, 32, 32], (64, 4096), (256, 25600)),
+         ("resnet50 (3x224x224)", "specs/resnet.arch", "resnet50", [3, 224, 224], (16, 256), (256, 10240))]
 
 
 def archdsl_run(spec, network, shape, batch, images, epochs, options):
@@ -73,7 +75,8 @@ def archdsl_run(spec, network, shape, batch, images, epochs, options):
                          "x".join(map(str, shape)), "--data", "fake", "--fake-size", str(images),
                          "--val-split", "0", "--epochs", str(epochs), "--batch-size", str(batch),
                          "--no-progress", "--no-tensorboard", "--out", f"{tmp}/run", *options]
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                              env=steady_malloc_env())
         if done.returncode != 0:
             raise SystemExit(done.stderr[-3000:])
         return json.loads(Path(tmp, "run", "metrics.json").read_text())[-1]["images_per_s"]
@@ -85,7 +88,7 @@ def hand_run(spec, network, shape, batch, images, args):
                           "amp": args.amp,
                           "channels_last": args.channels_last, "compile": args.compile})
     done = subprocess.run([sys.executable, "-c", HAND_WRITTEN, payload], capture_output=True,
-                          text=True, cwd=ROOT)
+                          text=True, cwd=ROOT, env=steady_malloc_env())
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])["images_per_s"]
@@ -100,36 +103,52 @@ def main():
     parser.add_argument("--scale", type=int, default=1, help="multiply the images per epoch")
     parser.add_argument("--epochs", type=int, help="epochs per run, the last one timed "
                         "(default: 1 on a CPU, 2 on a GPU)")
+    parser.add_argument("--runs", type=int, help="pairs of runs per network, alternating which "
+                        "goes first (default: 3 on a CPU, 1 on a GPU)")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     gpu = args.device.startswith("cuda")
     args.epochs = args.epochs or (2 if gpu else 1)
+    args.runs = args.runs or (1 if gpu else 3)
     options = ["--device", args.device] + (["--amp", args.amp] if args.amp else []) + \
         (["--channels-last"] if args.channels_last else []) + (["--compile"] if args.compile else [])
     rows = []
     for label, spec, network, shape, on_cpu, on_gpu in CASES:
         batch, images = on_gpu if gpu else on_cpu
         images *= args.scale
-        ours = archdsl_run(spec, network, shape, batch, images, args.epochs,
-                           ["--no-augment", *options])
-        theirs = hand_run(spec, network, shape, batch, images, args)
-        rows.append((label, batch, images, ours, theirs))
+        # Pairs of fresh processes, alternating which runs first, so that drift of a shared
+        # machine over minutes affects both sides alike; each pair gives a ratio
+        ours, theirs = [], []
+        for run in range(args.runs):
+            for side in (("ours", "theirs") if run % 2 == 0 else ("theirs", "ours")):
+                if side == "ours":
+                    ours.append(archdsl_run(spec, network, shape, batch, images, args.epochs,
+                                            ["--no-augment", *options]))
+                else:
+                    theirs.append(hand_run(spec, network, shape, batch, images, args))
+        ratios = [a / h for a, h in zip(ours, theirs)]
+        rows.append((label, batch, images, statistics.median(ours), statistics.median(theirs),
+                     statistics.median(ratios), min(ratios), max(ratios)))
         print(rows[-1], flush=True)
-    table = ["| network | batch | images | archdsl train (img/s) | hand-written loop (img/s) | ratio |",
-             "|---|---:|---:|---:|---:|---:|"]
-    table += [f"| {l} | {b} | {n} | {a:.1f} | {h:.1f} | {a / h:.3f} |" for l, b, n, a, h in rows]
-    worst = min(a / h for *_, a, h in rows)
+    table = ["| network | batch | images | archdsl train (img/s) | hand-written loop (img/s) "
+             "| ratio | range of runs |", "|---|---:|---:|---:|---:|---:|---|"]
+    table += [f"| {l} | {b} | {n} | {a:.1f} | {h:.1f} | {r:.3f} | {lo:.3f}–{hi:.3f} |"
+              for l, b, n, a, h, r, lo, hi in rows]
+    worst = min(row[5] for row in rows)
     import torch
 
     device_name = torch.cuda.get_device_name() if gpu else machine()
     timed = "the last of {} epochs timed in both".format(args.epochs) if args.epochs > 1 else \
         "whole epoch timed in both"
+    timed += (f"; {args.runs} pairs of runs, alternating which goes first: throughputs are "
+              f"medians, the ratio is the median of the pairs' ratios" if args.runs > 1 else "")
     lines = [f"Device: {device_name}; options: {' '.join(options)}; {args.epochs} epoch(s) of "
-             f"synthetic data, SGD with momentum, cosine schedule, no augmentation, {timed}.",
+             f"synthetic data, SGD with momentum, cosine schedule, no augmentation, {timed}; fixed "
+             f"malloc thresholds (MALLOC_TUNABLES in benchmarks/common.py).",
              "", *table, "",
              f"Lowest ratio {worst:.3f} (target 0.95: {'met' if worst >= 0.95 else 'missed'})."]
     if gpu and args.amp == "bf16" and args.channels_last and args.compile:
-        resnet50 = next(a for l, _, _, a, _ in rows if l.startswith("resnet50"))
+        resnet50 = next(row[3] for row in rows if row[0].startswith("resnet50"))
         lines.append(f"ResNet-50 with archdsl train: {resnet50:,.0f} images/s (target on an "
                      f"H100: 3,500; NVIDIA's published A100 AMP figure is 2,470).")
     text = "\n".join(lines)
