@@ -53,22 +53,30 @@ def step(model, x, train, amp=None):
 
 
 def warm_up(model, x, train, device, amp, seconds=1.0):
-    """At least two passes (the first compiles) and at least `seconds` of them."""
-    start, passes = time.perf_counter(), 0
-    while passes < 2 or time.perf_counter() - start < seconds:
+    """A first pass (which compiles), then at least `seconds` of passes."""
+    step(model, x, train, amp)
+    sync(device)
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
         step(model, x, train, amp)
-        passes += 1
     sync(device)
 
 
 def pass_times(model, x, train, device, repeats, amp):
-    """Seconds of each of `repeats` passes."""
-    times = []
-    for _ in range(repeats):
+    """Seconds of each of `repeats` passes. A GPU's passes are queued back to back and timed
+    together (one wait at the end): a pass of a compiled ResNet-50 takes the host about as long
+    to launch as the GPU to run, so waiting after each pass would time the launches."""
+    if device.type == "cuda":
         sync(device)
         start = time.perf_counter()
-        step(model, x, train, amp)
+        for _ in range(repeats):
+            step(model, x, train, amp)
         sync(device)
+        return [(time.perf_counter() - start) / repeats]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step(model, x, train, amp)
         times.append(time.perf_counter() - start)
     return times
 
@@ -129,10 +137,14 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, help="passes a round (default: 3 on a CPU, "
+                        "20 on a GPU)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--amp", choices=("bf16", "fp16"), help="autocast to this type")
-    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="time eager models only")
+    parser.add_argument("--compiled", nargs="+", choices=[m[1] for m in MODELS],
+                        help="time only these networks compiled as well (compiling ten models "
+                        "takes many minutes on a GPU host)")
     parser.add_argument("--only", nargs="+", choices=[m[1] for m in MODELS],
                         help="time just these networks (no graph breaks, nothing written)")
     parser.add_argument("--write", action="store_true")
@@ -140,13 +152,14 @@ def main():
     if args.only and args.write:
         parser.error("--write records the whole table; leave out --only")
     device = torch.device(args.device)
+    args.repeats = args.repeats or (20 if device.type == "cuda" else 3)
     torch.manual_seed(0)
     rows = []
-    modes = [False] if args.no_compile else [False, True]
     for file, name, reference, kwargs in MODELS:
         if args.only and name not in args.only:
             continue
-        for compiled in modes:
+        compiles = not args.no_compile and (args.compiled is None or name in args.compiled)
+        for compiled in ([False, True] if compiles else [False]):
             for train in (False, True):
                 ours, theirs, ratios = compare(file, name, reference, kwargs, args, device,
                                                compiled, train)
@@ -164,13 +177,18 @@ def main():
     lines = [
         f"Device: {device_name}; batch {args.batch} at {args.size}x{args.size} unless the table says"
         f"{', channels-last' if args.channels_last else ''}{', autocast ' + args.amp if args.amp else ''}"
-        f"; same weights in both; after a warm-up of at least 1 s each, {args.rounds} "
-        f"interleaved rounds (AB, BA, ...) of {args.repeats} passes. Throughputs are from "
-        f"the median pass; a round's ratio compares its median passes, and the ratio is the "
-        f"median of the rounds' ratios. Fixed malloc "
+        f"; same weights in both; after a first pass and at least 1 s more of warm-up each, "
+        f"{args.rounds} "
+        f"interleaved rounds (AB, BA, ...) of {args.repeats} passes. "
+        + ("A round's passes are queued and timed together; throughputs are medians over the "
+           "rounds" if device.type == "cuda" else "Throughputs are from the median pass; a "
+           "round's ratio compares its median passes")
+        + f", and the ratio is the median of the rounds' ratios. Fixed malloc "
         f"thresholds (MALLOC_TUNABLES in benchmarks/common.py).", "", *table, "",
         f"Lowest ratio {worst:.3f} (target 0.97: {'met' if worst >= 0.97 else 'missed'})."]
-    if not args.only:
+    if device.type == "cuda":  # a property of the generated code, counted on a CPU
+        lines[-1] += " Graph breaks: see the CPU run."
+    elif not args.only:
         breaks = graph_breaks()
         total = sum(breaks.values())
         lines[-1] += (f" Graph breaks under torch.compile over the {len(breaks)} networks of the "

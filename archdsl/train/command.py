@@ -55,7 +55,11 @@ def run_train(args, elaborate_one, print_diagnostics) -> int:
 
     if args.nproc and args.nproc > 1 and not launched_by_torchrun():
         return relaunch(args, args.argv)
-    processes = start(args.device or "auto")
+    try:
+        processes = start(args.device or "auto")
+    except DataError as error:
+        print(f"archdsl train: error: {error}", file=sys.stderr)
+        return 2
     status = None  # set when training returns; an exception leaves it unset
     try:
         status = _run_train(args, elaborate_one, print_diagnostics, processes)

@@ -286,6 +286,7 @@ class BatchPipeline:
         self.shape = tuple(input_shape)
         self.mean = torch.tensor(mean).view(1, -1, 1, 1)
         self.std = torch.tensor(std).view(1, -1, 1, 1)
+        self._moments = {}  # device -> (mean, std) there, copied once
         self.augment = augment
         self.crop_padding = crop_padding
         self.flip = flip
@@ -295,7 +296,12 @@ class BatchPipeline:
         x = images.float()
         if images.dtype == torch.uint8:
             x = x / 255.0
-        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        # a copy from the host waits for the GPU to finish its queue: once per device, not
+        # at every batch, or the CPU could never run ahead of the GPU
+        if x.device not in self._moments:
+            self._moments[x.device] = (self.mean.to(x.device), self.std.to(x.device))
+        mean, std = self._moments[x.device]
+        x = (x - mean) / std
         if len(self.shape) == 1:
             if x[0].numel() != self.shape[0]:
                 raise DataError(f"the network takes a vector of {self.shape[0]} features but the "
@@ -343,8 +349,8 @@ class BatchPipeline:
 
 def _to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":  # from pinned memory the copy is asynchronous
-        return values.pin_memory().to(device, non_blocking=True)
-    return values.to(device)
+        values = values.pin_memory()
+    return values.to(device, non_blocking=True)
 
 
 def batches(data: ImageData, batch_size: int, *, shuffle: bool, seed: int = 0,
@@ -360,8 +366,9 @@ def batches(data: ImageData, batch_size: int, *, shuffle: bool, seed: int = 0,
         usable = (n // world) * world if drop_last else n  # make up one global batch
         order = order[:usable][rank::world]
     count = len(order) // batch_size if drop_last else -(-len(order) // batch_size)
+    order = order.to(data.images.device)  # once: each copy from the host waits for the GPU
     for b in range(skip, count):
-        index = order[b * batch_size:(b + 1) * batch_size].to(data.images.device)
+        index = order[b * batch_size:(b + 1) * batch_size]
         yield data.images[index], data.labels[index]
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .data import DataError
+
 
 @dataclass
 class Processes:
@@ -79,6 +81,14 @@ def start(device_name: str) -> Processes:
     world = int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = device_name in ("auto", "cuda") and torch.cuda.is_available()
+    # every process checks before joining the group, so none is left waiting for the others
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    if cuda and local_world > torch.cuda.device_count():
+        gpus = torch.cuda.device_count()
+        raise DataError(f"torchrun started {local_world} processes on this machine, which has "
+                        f"{gpus} GPU{'s' if gpus != 1 else ''}: each process trains on a GPU "
+                        f"of its own. Use --nproc {gpus}, or --device cpu to run the processes "
+                        f"on the CPU")
     if cuda:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
