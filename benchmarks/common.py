@@ -57,6 +57,21 @@ def with_steady_malloc() -> None:
         os.execve(sys.executable, [sys.executable, *sys.argv], steady_malloc_env())
 
 
+def interleaved(rounds: int, first, second) -> tuple[list, list]:
+    """The results of `rounds` calls of each of two measurements, in rounds whose order
+    alternates (AB BA AB ...): neither always runs first, and slow drift of the machine
+    affects both alike, so the i-th results of the two make a fair pair."""
+    a, b = [], []
+    for r in range(rounds):
+        if r % 2 == 0:
+            a.append(first())
+            b.append(second())
+        else:
+            b.append(second())
+            a.append(first())
+    return a, b
+
+
 def write_section(name: str, markdown: str) -> None:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = DOC.read_text()

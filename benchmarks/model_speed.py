@@ -8,10 +8,10 @@ DenseNet-121, EfficientNet-B0 and GoogLeNet, archdsl's and torchvision's built s
 one process with the same weights, eager and torch.compile. Each model is warmed up for at
 least a second (compilation, allocator, thread pool), then the two are timed in interleaved
 rounds whose order alternates (AB BA AB ...), so neither always runs first and slow drift of
-the machine affects both alike; each round times a few passes and keeps its median one. On a
-CPU the default is batch 8 at 112x112 to keep it short; on a GPU use --device cuda --batch 64
---size 224 --channels-last --amp bf16. `--only vgg16 ...` times some networks and skips the
-rest. Then the graph breaks of every zoo network under torch.compile (torch._dynamo.explain).
+the machine affects both alike. On a CPU each round keeps its median pass, and the default is
+batch 8 at 112x112 to keep it short; on a GPU a round's passes are queued and timed together:
+use --device cuda --batch 64 --size 224 --channels-last --amp bf16 --compiled resnet50.
+`--only vgg16 ...` times some networks and skips the rest. Then the graph breaks of every zoo network under torch.compile (torch._dynamo.explain).
 Targets: ratio >= 0.97; 0 graph breaks.
 """
 
@@ -25,7 +25,7 @@ import torchvision
 
 import archdsl
 from archdsl.backends.weights import copy_state
-from common import ROOT, machine, with_steady_malloc, write_section
+from common import ROOT, interleaved, machine, with_steady_malloc, write_section
 
 # VGG's paper classifier reads a 7x7x512 map, so VGG-16 always runs at 224x224 (torchvision's
 # adaptive pool would hide a different size; the paper's network has none).
@@ -99,11 +99,9 @@ def compare(file, name, reference, kwargs, args, device, compiled, train):
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
     for m in (ours, theirs):
         warm_up(m, x, train, device, amp)
-    times = {id(ours): [], id(theirs): []}
-    for r in range(args.rounds):  # interleaved, alternating which goes first
-        for m in ((ours, theirs) if r % 2 == 0 else (theirs, ours)):
-            times[id(m)].append(pass_times(m, x, train, device, args.repeats, amp))
-    a, b = times[id(ours)], times[id(theirs)]
+    a, b = interleaved(args.rounds,
+                       lambda: pass_times(ours, x, train, device, args.repeats, amp),
+                       lambda: pass_times(theirs, x, train, device, args.repeats, amp))
     # A round's ratio compares its passes a few seconds apart, so drift of the machine cancels;
     # the median pass of a round leaves out a stray one (a page-fault storm, a neighbour's burst)
     ratios = [statistics.median(tb) / statistics.median(ta) for ta, tb in zip(a, b)]
@@ -178,8 +176,7 @@ def main():
         f"Device: {device_name}; batch {args.batch} at {args.size}x{args.size} unless the table says"
         f"{', channels-last' if args.channels_last else ''}{', autocast ' + args.amp if args.amp else ''}"
         f"; same weights in both; after a first pass and at least 1 s more of warm-up each, "
-        f"{args.rounds} "
-        f"interleaved rounds (AB, BA, ...) of {args.repeats} passes. "
+        f"{args.rounds} interleaved rounds (AB, BA, ...) of {args.repeats} passes. "
         + ("A round's passes are queued and timed together; throughputs are medians over the "
            "rounds" if device.type == "cuda" else "Throughputs are from the median pass; a "
            "round's ratio compares its median passes")

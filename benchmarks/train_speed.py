@@ -7,7 +7,8 @@ ResNet-18 at CIFAR's shape (3x32x32, 10 classes) and ResNet-50 at 224x224 (fewer
 CPU). Both run as fresh processes and train --epochs epochs; images/s is that of the last
 epoch, so that with --epochs 2 (the default on a GPU) compilation and cuDNN's autotuning in
 the first are left out of both. Each side runs --runs times (3 on a CPU), alternating which
-goes first, and the ratio is the median of the pairs' ratios. On a GPU the batch is 256 (NVIDIA's ResNet-50 recipe).
+goes first, and the ratio is the median of the pairs' ratios. On a GPU the batch is 256
+(NVIDIA's ResNet-50 recipe).
 Targets: archdsl >= 0.95 of the hand-written loop; on an H100, ResNet-50 with --amp bf16
 --channels-last --compile >= 3,500 images/s.
 """
@@ -20,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ARCHDSL, ROOT, machine, steady_malloc_env, write_section
+from common import ARCHDSL, ROOT, interleaved, machine, steady_malloc_env, write_section
 
 HAND_WRITTEN = '''
 import json, math, sys, time, torch, torch.nn.functional as F, archdsl
@@ -116,16 +117,12 @@ def main():
     for label, spec, network, shape, on_cpu, on_gpu in CASES:
         batch, images = on_gpu if gpu else on_cpu
         images *= args.scale
-        # Pairs of fresh processes, alternating which runs first, so that drift of a shared
-        # machine over minutes affects both sides alike; each pair gives a ratio
-        ours, theirs = [], []
-        for run in range(args.runs):
-            for side in (("ours", "theirs") if run % 2 == 0 else ("theirs", "ours")):
-                if side == "ours":
-                    ours.append(archdsl_run(spec, network, shape, batch, images, args.epochs,
-                                            ["--no-augment", *options]))
-                else:
-                    theirs.append(hand_run(spec, network, shape, batch, images, args))
+        # pairs of fresh processes: drift of a shared machine over minutes affects both alike
+        ours, theirs = interleaved(
+            args.runs,
+            lambda: archdsl_run(spec, network, shape, batch, images, args.epochs,
+                                ["--no-augment", *options]),
+            lambda: hand_run(spec, network, shape, batch, images, args))
         ratios = [a / h for a, h in zip(ours, theirs)]
         rows.append((label, batch, images, statistics.median(ours), statistics.median(theirs),
                      statistics.median(ratios), min(ratios), max(ratios)))
