@@ -178,23 +178,26 @@ class Spec:
         except SpecError as error:
             diagnostics.extend(error.diagnostics)
             return None
-        graph = elaborator.network(self.unit, name, overrides,
-                                   list(input_shape) if input_shape else None)
+        graph = elaborator.network(self.unit, name, overrides, input_shape)
         if graph is None:
             return None
         return Network(graph, count(graph), self, dict(args or {}),
-                       list(input_shape) if input_shape else None)
+                       list(graph.input_shape) if input_shape is not None else None)
 
     def files(self) -> tuple[dict, str]:
         """The texts of this spec and every file it uses, by path relative to their common
-        folder, and the root file's path among them."""
+        folder, and the root file's path among them (what a checkpoint carries). Spec text
+        given directly is named `_text_.arch`, in the current folder its `use`s start from."""
         import os
 
-        common = Path(os.path.commonpath([str(k.parent) for k in self.program.units]))
-        root = next(k for k, u in self.program.units.items() if u is self.unit)
-        texts = {str(k.relative_to(common)): u.module.source.text
+        units = {(Path.cwd().resolve() / "_text_.arch" if k == "<string>" else k): u
                  for k, u in self.program.units.items()}
-        return texts, str(root.relative_to(common))
+        root = next(k for k, u in units.items() if u is self.unit)
+        if all(isinstance(k, str) for k in units):  # names inside a checkpoint already
+            return {k: u.module.source.text for k, u in units.items()}, root
+        common = Path(os.path.commonpath([str(k.parent) for k in units]))
+        texts = {k.relative_to(common).as_posix(): u.module.source.text for k, u in units.items()}
+        return texts, root.relative_to(common).as_posix()
 
     def network(self, name: str | None = None, *, input_shape=None, **args) -> Network:
         """Like `elaborate`, but raises SpecError (with every diagnostic) on errors."""
@@ -205,14 +208,29 @@ class Spec:
         return net
 
     def _value(self, value, elaborator):
-        """Python values pass through; strings are expressions of the spec's language."""
+        """Python values are checked as the language checks its own; strings are expressions
+        of the spec's language (bounded like spec text: size, nesting, work)."""
+        from .elaborate.values import from_python
+        from .limits import MAX_FILE_BYTES, deep_recursion
+
         if not isinstance(value, str):
-            return value
+            try:
+                return from_python(value)
+            except ValueError as error:
+                raise SpecError(Diagnostic("E0603", f"cannot pass {error} as an argument"))
+        if len(value.encode()) > MAX_FILE_BYTES:
+            raise SpecError(Diagnostic("E0507", f"an argument of more than "
+                                       f"{MAX_FILE_BYTES // 1024} KiB of text"))
         source = Source("<argument>", value)
         expr: ast.Expr = parse_expr(value, source, 1, 1)
         elaborator.current = None
         elaborator.chain = []
-        return elaborator.evaluator.eval(expr, Scope(self.unit))
+        try:
+            with deep_recursion():
+                return elaborator.evaluator.eval(expr, Scope(self.unit))
+        except RecursionError:
+            raise SpecError(Diagnostic("E0507", "an argument is nested too deeply to evaluate",
+                                       help="split long expressions")) from None
 
 
 class SavedModel:
@@ -230,16 +248,28 @@ class SavedModel:
         return model
 
 
-def spec_from_files(files: dict, root: str) -> Spec:
-    """A spec from texts kept in a checkpoint (paths relative to a common folder)."""
-    import tempfile
+def spec_from_files(files: dict, root: str, where: str = "the checkpoint") -> Spec:
+    """A spec from the texts a checkpoint carries (by name, relative to a common folder). They
+    stay in memory: nothing is written, whatever the names say (files.MemoryFiles)."""
+    from .files import MemoryFiles
 
-    with tempfile.TemporaryDirectory() as folder:
-        for rel, text in files.items():
-            target = Path(folder, rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        return load(Path(folder, root))
+    try:
+        program = Program(MemoryFiles(files, where))
+    except SpecError as error:  # the checkpoint itself is unusable
+        raise SavedModelError(error.diagnostics) from None
+    try:
+        unit = program.load_file(root)
+    except SpecError as error:
+        program.diagnostics.extend(error.diagnostics)
+        unit = None
+    if program.diagnostics or unit is None:
+        raise SpecError(list(program.diagnostics))
+    return Spec(program, unit)
+
+
+class SavedModelError(SpecError):
+    """A checkpoint or saved model that cannot be used at all (unreadable, damaged, or with
+    unsafe spec file names), as opposed to errors in the spec it carries."""
 
 
 def load_saved(path: str | Path) -> SavedModel:
@@ -248,18 +278,23 @@ def load_saved(path: str | Path) -> SavedModel:
     try:
         state = checkpoint.load(Path(path))
     except checkpoint.CheckpointError as error:
-        raise SpecError(Diagnostic("E0206", str(error))) from None
-    spec = spec_from_files(state["spec_files"], state["spec_name"])
+        raise SavedModelError(Diagnostic("E0206", str(error))) from None
+    spec = spec_from_files(state["spec_files"], state["spec_name"], f"`{Path(path).name}`")
     net = spec.network(state["network"], input_shape=state["input_shape"], **state["args"])
     return SavedModel(spec, net, state["model"])
 
 
-def load(path_or_text: str | Path) -> Spec:
+def load(path_or_text: str | Path, *, allow_use=()) -> Spec:
     """Load a spec from a .arch file, or from spec text. Raises SpecError on errors.
-    A .pt file (from `compile -o` or training) gives a SavedModel instead."""
+    A .pt file (from `compile -o` or training) gives a SavedModel instead.
+
+    A spec's `use`s may read .arch files inside its own folder; `allow_use` names more
+    folders they may read from (docs/security.md)."""
     if str(path_or_text).endswith(".pt") and "\n" not in str(path_or_text):
         return load_saved(path_or_text)
-    program = Program()
+    from .files import DiskFiles
+
+    program = Program(DiskFiles(allow_use))
     text = str(path_or_text)
     if isinstance(path_or_text, Path) or ("\n" not in text and text.endswith(".arch")):
         try:
@@ -274,12 +309,12 @@ def load(path_or_text: str | Path) -> Spec:
     return Spec(program, unit)
 
 
-def load_all(paths, diagnostics: Diagnostics) -> list[Spec]:
+def load_all(paths, diagnostics: Diagnostics, allow_use=()) -> list[Spec]:
     """Load several spec files; a file with errors adds them to `diagnostics` and is skipped."""
     specs = []
     for path in paths:
         try:
-            specs.append(load(Path(path)))
+            specs.append(load(Path(path), allow_use=allow_use))
         except SpecError as error:
             diagnostics.extend(error.diagnostics)
     return specs

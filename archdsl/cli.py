@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from .diagnostics import Diagnostics, SpecError
+from .diagnostics import Diagnostics, SpecError, printable
 from .limits import RECURSION_LIMIT
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -61,8 +61,10 @@ def parse_input(text: str | None):
     return dims
 
 
-def load_spec(path: str, diagnostics: Diagnostics):
-    from .api import load
+def load_spec(path: str, diagnostics: Diagnostics, allow_use=()):
+    """A spec file named on the command line (or a saved model's .pt), or None with its
+    diagnostics."""
+    from .api import SavedModelError, load
 
     p = Path(path)
     if not p.exists():
@@ -70,7 +72,9 @@ def load_spec(path: str, diagnostics: Diagnostics):
     if p.is_dir():
         raise UsageError(f"{path} is a folder; give a .arch file")
     try:
-        return load(p)
+        return load(p, allow_use=allow_use or ())
+    except SavedModelError as error:
+        raise UsageError(str(error)) from None
     except SpecError as error:
         diagnostics.extend(error.diagnostics)
         return None
@@ -88,22 +92,35 @@ def pick_network(spec, name: str | None) -> str:
 
 
 def elaborate_one(args, diagnostics: Diagnostics):
-    """FILE [NETWORK] --set --input → a Network, or None with diagnostics."""
-    spec = load_spec(args.file, diagnostics)
+    """FILE [NETWORK] --set --input → a Network, or None with diagnostics. FILE may be a
+    saved model (.pt): its spec, network and arguments, with --set and --input on top."""
+    from .api import SavedModel
+
+    spec = load_spec(args.file, diagnostics, getattr(args, "allow_use", None))
     if spec is None:
         return None
-    name = pick_network(spec, args.network)
-    return spec.elaborate(name, parse_sets(args.set), parse_input(args.input), diagnostics)
+    sets, shape = parse_sets(args.set), parse_input(args.input)
+    if isinstance(spec, SavedModel):
+        saved = spec.network
+        spec, name = spec.spec, args.network or saved.name
+        sets = {**saved.arguments, **sets}
+        shape = shape or saved.input_override
+    else:
+        name = pick_network(spec, args.network)
+    return spec.elaborate(name, sets, shape, diagnostics)
 
 
 def spec_files(paths: list[str]) -> list[Path]:
+    """The spec files named on the command line; folders give every *.arch file in them."""
+    from .files import spec_files_under
+
     files = []
     for path in paths:
         p = Path(path)
         if p.is_dir():
-            files += sorted(p.rglob("*.arch"))
-        elif p.exists():
-            files.append(p)
+            files += spec_files_under(p)
+        elif p.exists() or p.is_symlink():
+            files.append(p)  # read, or refused with a reason, like any spec file
         else:
             raise UsageError(f"no such file or folder: {path}")
     return files
@@ -120,14 +137,15 @@ def cmd_check(args) -> int:
         raise UsageError("no .arch files found in " + ", ".join(args.paths))
     diagnostics = Diagnostics()
     checked = 0
-    for spec in load_all(files, diagnostics):
+    for spec in load_all(files, diagnostics, args.allow_use or ()):
         budget = WorkBudget()  # one per file: many networks cannot multiply the work allowed
         for name in spec.concrete_networks():
             if spec.elaborate(name, diagnostics=diagnostics, budget=budget) is not None:
                 checked += 1
         for name, needs in spec.templates_without_variants().items():
-            print(f"note: {spec.path}: network `{name}` is not checked: it needs arguments "
-                  f"({', '.join(needs)}) and no variant gives them", file=sys.stderr)
+            print(printable(f"note: {spec.path}: network `{name}` is not checked: it needs "
+                            f"arguments ({', '.join(needs)}) and no variant gives them"),
+                  file=sys.stderr)
     if args.format == "json":
         print_diagnostics(diagnostics, "json")
     else:
@@ -147,7 +165,7 @@ def cmd_summary(args) -> int:
     if args.json:
         print(json.dumps(net.to_json(), indent=2))
     else:
-        print(net.summary())
+        print(printable(net.summary()))
     return EXIT_OK
 
 
@@ -166,9 +184,9 @@ def cmd_compile(args) -> int:
         from .train.data import DataError
 
         try:
-            print(initialise(model, args.weights), file=sys.stderr)
+            print(initialise(model, args.weights, "--weights"), file=sys.stderr)
         except (DataError, WeightsError) as error:
-            print(f"archdsl compile: {error}", file=sys.stderr)
+            print(printable(f"archdsl compile: {error}"), file=sys.stderr)
             return EXIT_USAGE
     shape = tuple(net.input_shape)
     with torch.no_grad():
@@ -183,7 +201,7 @@ def cmd_compile(args) -> int:
         try:
             print(f"wrote {net.export(args.output, model)}")
         except ExportError as error:
-            print(f"archdsl compile: error: {error}", file=sys.stderr)
+            print(printable(f"archdsl compile: error: {error}"), file=sys.stderr)
             return EXIT_USAGE
     else:
         print(model.code, end="")
@@ -210,7 +228,7 @@ def compare_with_torchvision(net, spec: str) -> int:
         model = net.build(logits=True).eval()
         transfer = copy_state(model, reference)
     except (WeightsError, TypeError) as error:
-        print(f"archdsl compile: {name}: {error}", file=sys.stderr)
+        print(printable(f"archdsl compile: {name}: {error}"), file=sys.stderr)
         return EXIT_SPEC
     x = torch.randn(2, *net.input_shape)
     with torch.no_grad():
@@ -234,8 +252,8 @@ def cmd_draw(args) -> int:
     try:
         path = render(net, args.output, depth=args.depth, rankdir=args.rankdir)
     except DiagramError as error:
-        print(f"archdsl draw: error: {error.message}" +
-              (f"\nhelp: {error.help}" if error.help else ""), file=sys.stderr)
+        print(printable(f"archdsl draw: error: {error.message}" +
+                        (f"\nhelp: {error.help}" if error.help else "")), file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {path}")
     return EXIT_OK
@@ -309,9 +327,9 @@ def cmd_zoo(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     elif args.markdown:
-        print(zoo.markdown(rows), end="")
+        print(printable(zoo.markdown(rows)), end="")
     else:
-        print(zoo.table(rows))
+        print(printable(zoo.table(rows)))
     if args.plot:
         print(f"wrote {zoo.plot(rows, Path(args.plot))}", file=sys.stderr)
     print_diagnostics(diagnostics)
@@ -365,6 +383,13 @@ def _add_network_args(p):
     p.add_argument("--input", metavar="CxHxW", help="override the input shape, e.g. 3x32x32")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="how to print errors (json: for editors)")
+    _add_allow_use(p)
+
+
+def _add_allow_use(p):
+    p.add_argument("--allow-use", action="append", metavar="FOLDER",
+                   help="let `use` read .arch files under FOLDER too (by default a spec may use "
+                        "only files inside its own folder); repeatable")
 
 
 def load_plugins(plugins: list[str]) -> None:
@@ -415,6 +440,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="parse, elaborate and shape-check every network")
     p.add_argument("paths", nargs="+", metavar="PATH", help=".arch files or folders")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    _add_allow_use(p)
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("summary", help="a table of layers, shapes, parameters and MACs")
@@ -456,6 +482,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="set a network parameter")
     p.add_argument("--input", metavar="CxHxW", help="override the input shape")
     p.add_argument("--format", choices=("text", "json"), default="text", help=argparse.SUPPRESS)
+    _add_allow_use(p)
     g = p.add_argument_group("data")
     g.add_argument("--data", default="digits",
                    help="digits (default, bundled), mnist, fashion-mnist, cifar10, cifar100, "
@@ -544,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins(getattr(args, "plugin", None))
         return args.run(args)
     except UsageError as error:
-        print(f"archdsl {args.command}: error: {error}", file=sys.stderr)
+        print(printable(f"archdsl {args.command}: error: {error}"), file=sys.stderr)
         return EXIT_USAGE
     except SpecError as error:
         print_diagnostics(error.diagnostics, getattr(args, "format", "text"))
@@ -557,9 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug in archdsl: say so, briefly, and how to see more
         if os.environ.get("ARCHDSL_DEBUG"):
             raise
-        print(f"archdsl: internal error: {type(error).__name__}: {error}\n"
-              "this is a bug in archdsl, not in your spec; rerun with ARCHDSL_DEBUG=1 to see "
-              "the traceback, and please report it", file=sys.stderr)
+        print(printable(f"archdsl: internal error: {type(error).__name__}: {error}\n"
+                        "this is a bug in archdsl, not in your spec; rerun with ARCHDSL_DEBUG=1 "
+                        "to see the traceback, and please report it"), file=sys.stderr)
         return EXIT_INTERNAL
 
 

@@ -19,6 +19,8 @@ in backticks; only `help:` proposes a fix.
 from __future__ import annotations
 
 import difflib
+import functools
+import re
 from dataclasses import dataclass, field
 
 
@@ -32,8 +34,12 @@ class Source:
     def __repr__(self) -> str:
         return f"Source({self.path!r})"
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()  # once: spans of a large file ask for lines often
+
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.lines
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
@@ -98,14 +104,23 @@ class Diagnostics:
     def __init__(self) -> None:
         self._items: dict[tuple, Diagnostic] = {}
         self._repeats: dict[tuple, int] = {}
+        self._recorders: list[list[tuple[Diagnostic, int]]] = []
 
-    def add(self, diagnostic: Diagnostic) -> None:
+    def add(self, diagnostic: Diagnostic, times: int = 1) -> None:
+        """Report `diagnostic` (`times` times: once, and then as repeats)."""
         key = diagnostic.key()
         if key in self._items:
-            self._repeats[key] += 1
+            self._repeats[key] += times
         else:
             self._items[key] = diagnostic
-            self._repeats[key] = 0
+            self._repeats[key] = times - 1
+        for recorder in self._recorders:
+            recorder.append((diagnostic, times))
+
+    def recording(self) -> "_Recording":
+        """`with diagnostics.recording() as added:` — `added` lists what is reported inside,
+        as (diagnostic, times) pairs."""
+        return _Recording(self)
 
     def extend(self, diagnostics) -> None:
         for d in diagnostics:
@@ -127,6 +142,21 @@ class Diagnostics:
                                                "(in other calls or repeats)")],
                                d.help, d.severity)
             yield d
+
+
+class _Recording:
+    def __init__(self, diagnostics: Diagnostics):
+        self.diagnostics = diagnostics
+        self.added: list[tuple[Diagnostic, int]] = []
+
+    def __enter__(self) -> list[tuple[Diagnostic, int]]:
+        self.diagnostics._recorders.append(self.added)
+        return self.added
+
+    def __exit__(self, *exc):
+        popped = self.diagnostics._recorders.pop()  # recordings nest: the innermost ends first
+        assert popped is self.added
+        return False
 
 
 # ---- suggestions ---------------------------------------------------------------------------
@@ -168,8 +198,19 @@ def _excerpt(span: Span) -> list[str]:
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]}
 
 
+_CONTROL_CHARACTER = re.compile("[" + "".join(map(chr, _CONTROL)) + "]")
+
+
+def printable(text: str) -> str:
+    """Text from a spec or a file made safe to print: control characters shown escaped
+    (newlines and tabs kept). Fast when there are none (a summary of 100,000 layers)."""
+    if _CONTROL_CHARACTER.search(text) is None:
+        return text
+    return text.translate(_CONTROL)
+
+
 def render_text(d: Diagnostic) -> str:
-    return _render_text(d).translate(_CONTROL)
+    return printable(_render_text(d))
 
 
 def _render_text(d: Diagnostic) -> str:

@@ -9,6 +9,7 @@ import torch
 
 import archdsl
 from archdsl.backends.source import camel, to_source
+from archdsl.cli import main
 from conftest import SPECS
 
 NETWORKS = [(f.name, n) for f in sorted(SPECS.glob("*.arch")) for n in archdsl.load(f).concrete_networks()]
@@ -184,3 +185,24 @@ def test_create_model_over_the_bundled_zoo():
         archdsl.create_model("resnet05")
     source = archdsl.zoo_network("lenet5").to_source()
     assert "class Lenet5(nn.Module):" in source
+
+
+def test_a_saved_model_evaluates_on_the_data_set_given(tmp_path, capsys):
+    """`compile -o model.pt` records no training options: `eval --data` supplies the data set,
+    and `summary`, `compile` and `draw` read the network it carries."""
+    path = tmp_path / "model.pt"
+    assert main(["compile", str(SPECS / "lenet.arch"), "lenet5", "-o", str(path)]) == 0
+    assert main(["eval", str(path), "--data", "digits", "--offline"]) == 0
+    assert "lenet5 on digits (test" in capsys.readouterr().out
+    assert main(["summary", str(path), "--set", "classes=5"]) == 0
+    out = capsys.readouterr().out
+    assert "Network: lenet5(" in out and "Outputs: output 5" in out
+
+
+def test_a_spec_given_as_text_round_trips_through_a_pt_file(tmp_path):
+    net = archdsl.load("network n(c=4):\n    input 3x8x8\n    conv(c, 3) gap linear(2)\n"
+                       ).network("n", c=6)
+    net.export(tmp_path / "n.pt")
+    saved = archdsl.load(tmp_path / "n.pt")
+    assert saved.network.params_total == net.params_total
+    assert saved.spec.files()[1] == "_text_.arch"

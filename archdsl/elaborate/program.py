@@ -1,8 +1,8 @@
 """Loading specs: a root file, the files it `use`s, and the names each file can see.
 
 A file's namespace holds its own definitions and those of the files it uses (and what they
-use, transitively). `use` paths are relative to the using file and must name `.arch` files:
-a spec can read nothing else.
+use, transitively). `use` paths are relative to the using file and must name `.arch` files
+inside the spec's folder: a spec can read nothing else (files.py decides what is read).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Diagnostics, Note, SpecError
+from ..files import DiskFiles, MemoryFiles, SpecFile, too_large
 from ..limits import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES
 from ..syntax import ast
 from ..syntax.parser import parse
@@ -20,11 +21,14 @@ from .values import BlockValue, FunctionValue, NetworkValue
 class FileUnit:
     """One loaded file and the names visible in it."""
 
-    def __init__(self, path: str, module: ast.Module):
+    def __init__(self, path: str, module: ast.Module, file: SpecFile | None = None):
         self.path = path
         self.module = module
+        self.file = file if file is not None else SpecFile(path, path)
         # name -> (definition, the unit that defines it)
         self.namespace: dict[str, tuple[ast.Definition, FileUnit]] = {}
+        # variant name -> how it resolves (elaborator.resolve_network remembers it here)
+        self.resolved: dict[str, object] = {}
 
     def value(self, name: str):
         definition, unit = self.namespace[name]
@@ -40,53 +44,56 @@ class FileUnit:
 
 
 class Program:
-    """Every file loaded so far, by resolved path, and the diagnostics found loading them."""
+    """Every file loaded so far, by identity, and the diagnostics found loading them. `files`
+    says where texts come from and what may be read (files.py): the disk by default, or the
+    texts a checkpoint carries."""
 
-    def __init__(self) -> None:
-        self.units: dict[Path, FileUnit] = {}
+    def __init__(self, files: DiskFiles | MemoryFiles | None = None) -> None:
+        self.files = files if files is not None else DiskFiles()
+        self.units: dict[object, FileUnit] = {}
         self.diagnostics = Diagnostics()
-        self._loading: list[Path] = []
+        self._loading: list[object] = []
         self.total_bytes = 0
 
-    def load_file(self, path: str | Path, shown_as: str | None = None) -> FileUnit | None:
-        path = Path(path)
-        key = path.resolve()
-        if key in self.units:
-            return self.units[key]
-        text = read_spec_text(path)
-        return self._load(key, text, shown_as or str(path))
+    def load_file(self, path, shown_as: str | None = None) -> FileUnit | None:
+        """The root spec (a path on disk, or a name inside a checkpoint). Raises SpecError
+        when it cannot be read."""
+        file = self.files.root(path, shown_as)
+        if file.key in self.units:
+            return self.units[file.key]
+        return self._load(file, self.files.read(file))
 
     def load_text(self, text: str, path: str = "<string>") -> FileUnit | None:
-        key = Path(path).resolve() if path != "<string>" else Path("<string>")
-        return self._load(key, text, path)
+        file = self.files.text_root() if path == "<string>" else SpecFile(path, path)
+        return self._load(file, text)
 
-    def _load(self, key: Path, text: str, shown_as: str) -> FileUnit | None:
+    def _load(self, file: SpecFile, text: str) -> FileUnit | None:
         size = len(text.encode())
         self.total_bytes += size
         if size > MAX_FILE_BYTES:
-            self.diagnostics.add(_too_large(shown_as))
+            self.diagnostics.add(too_large(file.shown))
             return None
         if self.total_bytes > MAX_TOTAL_BYTES or len(self.units) >= MAX_FILES:
             self.diagnostics.add(Diagnostic(
-                "E0507", f"{shown_as}: a spec and the files it uses may hold at most "
+                "E0507", f"{file.shown}: a spec and the files it uses may hold at most "
                 f"{MAX_TOTAL_BYTES // 1024} KiB in {MAX_FILES} files",
                 help="split the work into separate specs"))
             return None
         try:
-            module = parse(text, shown_as)
+            module = parse(text, file.shown)
         except SpecError as error:
             self.diagnostics.extend(error.diagnostics)
             return None
-        unit = FileUnit(shown_as, module)
-        self.units[key] = unit
-        self._loading.append(key)
+        unit = FileUnit(file.shown, module, file)
+        self.units[file.key] = unit
+        self._loading.append(file.key)
         try:
-            self._define(unit, key)
+            self._define(unit)
         finally:
             self._loading.pop()
         return unit
 
-    def _define(self, unit: FileUnit, key: Path) -> None:
+    def _define(self, unit: FileUnit) -> None:
         own: dict[str, ast.Definition] = {}
         for d in unit.module.definitions:
             if isinstance(d, ast.Use):
@@ -102,29 +109,20 @@ class Program:
             unit.namespace[d.name] = (d, unit)
         for d in unit.module.definitions:
             if isinstance(d, ast.Use):
-                self._use(unit, key, d)
+                self._use(unit, d)
 
-    def _use(self, unit: FileUnit, key: Path, use: ast.Use) -> None:
-        target = (key.parent / use.name) if key.name != "<string>" else Path(use.name)
-        if target.suffix != ".arch":
-            self.diagnostics.add(Diagnostic(
-                "E0206", f"`use` can only bring in .arch files, not `{use.name}`", use.name_span))
-            return
-        resolved = target.resolve()
-        if resolved in self._loading:
-            cycle = " → ".join(p.name for p in self._loading[self._loading.index(resolved):])
-            self.diagnostics.add(Diagnostic(
-                "E0207", f"`use` cycle: {cycle} → {resolved.name}", use.span,
-                help="move the shared definitions into a file that both can use"))
-            return
-        if not target.is_file():
-            self.diagnostics.add(Diagnostic(
-                "E0206", f"cannot find `{use.name}`", use.name_span,
-                help=f"looked for {_display_path(target)}; `use` paths are relative to the file "
-                     "that uses them"))
-            return
+    def _use(self, unit: FileUnit, use: ast.Use) -> None:
         try:
-            used = self.load_file(target, shown_as=_display_path(target))
+            file = self.files.use(unit.file, use.name, use.name_span)
+            if file.key in self._loading:
+                cycle = " → ".join(self.units[k].path.rsplit("/", 1)[-1]
+                                   for k in self._loading[self._loading.index(file.key):])
+                raise SpecError(Diagnostic(
+                    "E0207", f"`use` cycle: {cycle} → {file.shown.rsplit('/', 1)[-1]}",
+                    use.span, help="move the shared definitions into a file that both can use"))
+            used = self.units.get(file.key)
+            if used is None:
+                used = self._load(file, self.files.read(file, use.name_span))
         except SpecError as error:
             self.diagnostics.extend(error.diagnostics)
             return
@@ -143,29 +141,7 @@ class Program:
 
 
 def read_spec_text(path: Path) -> str:
-    """Read a spec file, refusing what is not a readable text file of sensible size."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:  # refused before reading: it could be any size
-            raise SpecError(_too_large(path))
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(Diagnostic("E0206", f"cannot find `{path}`")) from None
-    except IsADirectoryError:
-        raise SpecError(Diagnostic("E0206", f"`{path}` is a folder, not a spec file")) from None
-    except UnicodeDecodeError:
-        raise SpecError(Diagnostic("E0206", f"`{path}` is not UTF-8 text")) from None
-    except OSError as error:
-        raise SpecError(Diagnostic("E0206", f"cannot read `{path}`: {error.strerror}")) from None
-
-
-def _too_large(path) -> Diagnostic:
-    return Diagnostic("E0507", f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB, the limit "
-                      "for a spec file", help="move definitions into files brought in with `use`")
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """The text of one spec file named on the command line (for `archdsl fmt`), read as
+    every spec is: links resolved, a regular .arch file, UTF-8, within the size limit."""
+    files = DiskFiles()
+    return files.read(files.root(path))

@@ -43,7 +43,34 @@ def load(path: Path) -> dict:
         raise CheckpointError(f"{path} is not a readable archdsl checkpoint ({error})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an archdsl checkpoint")
+    problem = malformed(state)
+    if problem is not None:
+        raise CheckpointError(f"{path} is a damaged archdsl checkpoint: {problem}")
     return state
+
+
+def malformed(state: dict) -> str | None:
+    """What is wrong with the parts of a checkpoint that rebuild its network, or None. A
+    checkpoint may come from anyone: these are data, checked before use (the spec texts
+    themselves are checked as they are read, by archdsl.files.MemoryFiles)."""
+    expected = {"spec_files": dict, "spec_name": str, "network": str, "args": dict,
+                "model": dict}
+    for key, kind in expected.items():
+        if not isinstance(state.get(key), kind):
+            return f"`{key}` is missing or not a {kind.__name__}"
+    if not all(isinstance(k, str) and k.isidentifier() for k in state["args"]):
+        return "`args` must name network parameters"
+    shape = state.get("input_shape")
+    if shape is not None and not (isinstance(shape, list) and
+                                  all(type(d) is int for d in shape)):
+        return "`input_shape` must be a list of integers"
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+               for k, v in state["model"].items()):
+        return "`model` must map names to tensors"
+    history = state.get("history", [])
+    if not (isinstance(history, list) and all(isinstance(h, dict) for h in history)):
+        return "`history` must be a list of epochs"
+    return None
 
 
 def rng_state(augment_generator: torch.Generator) -> dict:

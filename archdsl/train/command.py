@@ -8,20 +8,28 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..diagnostics import Diagnostics, SpecError
+from ..diagnostics import Diagnostics, SpecError, printable
 from . import checkpoint
 from .data import DataError
 from .loop import RunInfo, TrainConfig, TrainingStopped, evaluate, new_run_dir, pick_device, train
 
 
 def network_from_files(files: dict, root: str, name: str, args: dict, input_shape):
-    """Rebuild a network from the spec texts a checkpoint carries."""
+    """Rebuild a network from the spec texts a checkpoint carries (kept in memory)."""
     from ..api import spec_from_files
 
     return spec_from_files(files, root).network(name, input_shape=input_shape, **args)
 
 
+def say(command: str, message) -> None:
+    """An error for the user, on stderr; text from files and checkpoints is escaped."""
+    if isinstance(message, SpecError):
+        message = "\n".join(d.render() for d in message.diagnostics)
+    print(printable(f"archdsl {command}: error: {message}"), file=sys.stderr)
+
+
 def config_from_args(args) -> TrainConfig:
+    """The training options of the command line; ValueError names a value out of range."""
     values = {k: v for k, v in vars(args).items() if v is not None}
     config = TrainConfig.from_dict(values)
     if args.lr is None:
@@ -53,12 +61,15 @@ def relaunch(args, argv: list[str]) -> int:
 def run_train(args, elaborate_one, print_diagnostics) -> int:
     from .distributed import launched_by_torchrun, start
 
+    if args.nproc is not None and not 1 <= args.nproc <= 1024:
+        say("train", f"--nproc must be a number of processes from 1 to 1024, got {args.nproc}")
+        return 2
     if args.nproc and args.nproc > 1 and not launched_by_torchrun():
         return relaunch(args, args.argv)
     try:
         processes = start(args.device or "auto")
     except DataError as error:
-        print(f"archdsl train: error: {error}", file=sys.stderr)
+        say("train", error)
         return 2
     status = None  # set when training returns; an exception leaves it unset
     try:
@@ -82,32 +93,47 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         resume = _read_checkpoint(args.resume, "train")
         if resume is None:
             return 2
-        config = TrainConfig.from_dict(resume["config"])
+        config = _config_of(resume, args.resume, "train")
+        if config is None:
+            return 2
         if args.epochs is not None:
             config.epochs = args.epochs  # continuing for longer is allowed
         config.progress = not args.no_progress
         if args.device is not None:
             config.device = args.device
+        try:
+            TrainConfig.from_dict(asdict(config))  # the options given again are checked too
+        except ValueError as error:
+            say("train", error)
+            return 2
         run = Path(args.resume) if Path(args.resume).is_dir() else Path(args.resume).parent
-        net = network_from_files(resume["spec_files"], resume["spec_name"], resume["network"],
-                                 resume["args"], resume["input_shape"])
+        try:
+            net = network_from_files(resume["spec_files"], resume["spec_name"],
+                                     resume["network"], resume["args"], resume["input_shape"])
+        except SpecError as error:
+            say("train", error)
+            return 2
         info = RunInfo(resume["spec_files"], resume["spec_name"], resume["network"],
                        resume["args"], resume["input_shape"], list(resume["history"]))
     else:
         if args.file is None:
             print("archdsl train: error: give a spec file (or --resume RUN)", file=sys.stderr)
             return 2
+        try:
+            config = config_from_args(args)
+        except ValueError as error:
+            say("train", error)
+            return 2
         diagnostics = Diagnostics()
         net = elaborate_one(args, diagnostics)
         if net is None:
             print_diagnostics(diagnostics)
             return 1
-        config = config_from_args(args)
         config.progress = not args.no_progress
         config.tensorboard = not args.no_tensorboard
         from ..api import load
 
-        files, root = load(Path(args.file)).files()
+        files, root = load(Path(args.file), allow_use=args.allow_use or ()).files()
         sets = dict(s.split("=", 1) for s in (args.set or []))
         info = RunInfo(files, root, net.name, sets,
                        list(net.input_shape) if args.input else None)
@@ -129,7 +155,7 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         result = train(net, info, config, run, resume,
                        log=lambda line: print(line, file=sys.stderr), processes=processes)
     except DataError as error:
-        print(f"archdsl train: error: {error}", file=sys.stderr)
+        say("train", error)
         return 2
     except TrainingStopped as stop:
         print(f"archdsl train: {stop}", file=sys.stderr)
@@ -143,12 +169,31 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
     return 0
 
 
+def _config_of(state: dict, path: str, command: str, data: str | None = None
+               ) -> TrainConfig | None:
+    """The training options a checkpoint recorded, checked like the command line's, or None
+    after saying what is wrong. A saved model (`compile -o model.pt`) records none: `eval`
+    then takes the default options and the data set given with --data."""
+    if "config" not in state:
+        if command == "eval" and data:
+            return TrainConfig(data=data)
+        say(command, f"{path} is a saved model, not a training checkpoint: " +
+            ("it does not say which data set to evaluate it on; give --data" if command == "eval"
+             else "only a checkpoint written by `archdsl train` can be resumed"))
+        return None
+    try:
+        return TrainConfig.from_dict(state["config"])
+    except ValueError as error:
+        say(command, f"{path} is a damaged archdsl checkpoint: {error}")
+        return None
+
+
 def _read_checkpoint(path: str, command: str) -> dict | None:
     """A checkpoint's contents, or None after saying why it cannot be read."""
     try:
         return checkpoint.load(Path(path))
     except checkpoint.CheckpointError as error:
-        print(f"archdsl {command}: error: {error}", file=sys.stderr)
+        say(command, error)
         return None
 
 
@@ -160,13 +205,20 @@ def run_eval(args) -> int:
     state = _read_checkpoint(args.checkpoint, "eval")
     if state is None:
         return 2
-    config = TrainConfig.from_dict(state["config"])
+    config = _config_of(state, args.checkpoint, "eval", args.data)
+    if config is None:
+        return 2
     if args.data:
         config.data = args.data
-    if args.data_dir:
-        config.data_dir = args.data_dir
-    if args.batch_size:
+    # where data sets are read and downloaded to is the user's choice, never the checkpoint's
+    config.data_dir = args.data_dir or TrainConfig.data_dir
+    if args.batch_size is not None:
         config.batch_size = args.batch_size
+    try:
+        TrainConfig.from_dict(asdict(config))  # the options given on the command line
+    except ValueError as error:
+        say("eval", error)
+        return 2
     try:
         net = network_from_files(state["spec_files"], state["spec_name"], state["network"],
                                  state["args"], state["input_shape"])
@@ -175,10 +227,14 @@ def run_eval(args) -> int:
                              val_split=config.val_split, seed=config.seed,
                              fake_size=config.fake_size, download=not args.offline)
     except (DataError, SpecError) as error:
-        print(f"archdsl eval: error: {error}", file=sys.stderr)
+        say("eval", error)
         return 2
     model = net.build(logits=True).to(device)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:  # names or shapes that do not fit: an altered checkpoint
+        say("eval", f"{args.checkpoint}: its weights do not fit the network it describes")
+        return 2
     data = splits.val if args.split == "val" else splits.test
     if data is None:
         print("archdsl eval: error: this run has no validation split", file=sys.stderr)

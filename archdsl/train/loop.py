@@ -75,8 +75,58 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        """Options from the command line or a checkpoint (untrusted data: each value must have
+        its option's type, or ValueError says which does not)."""
+        if not isinstance(values, dict):
+            raise ValueError("its training options are missing")
+        chosen = {}
+        for f in fields(cls):
+            if f.name not in values:
+                continue
+            value, kind = values[f.name], _OPTION_TYPES[f.type]
+            if type(value) is int and float in kind:
+                value = float(value)
+            if type(value) not in kind:
+                raise ValueError(f"--{f.name.replace('_', '-')} has a value of the wrong type")
+            rule = _OPTION_RULES.get(f.name)
+            if rule is not None and value is not None and not rule[0](value):
+                raise ValueError(f"--{f.name.replace('_', '-')} must be {rule[1]}, got {value!r}")
+            chosen[f.name] = value
+        return cls(**chosen)
+
+
+# The Python types each annotation of TrainConfig admits (exact types: a bool is no int).
+_OPTION_TYPES = {"str": (str,), "int": (int,), "float": (float,), "bool": (bool,),
+                 "str | None": (str, type(None)), "float | None": (float, type(None)),
+                 "bool | None": (bool, type(None))}
+
+
+# What each option's value must be, besides its type: (test, description for the message).
+_OPTION_RULES = {
+    "data": (lambda v: v != "", "a data set's name"),
+    "data_dir": (lambda v: v != "", "a folder"),
+    "epochs": (lambda v: 1 <= v <= 10 ** 6, "between 1 and 1,000,000"),
+    "batch_size": (lambda v: 1 <= v <= 2 ** 24, "a positive number of images"),
+    "optimizer": (lambda v: v in ("sgd", "adamw"), "sgd or adamw"),
+    "lr": (lambda v: 0 < v < math.inf, "a positive number"),
+    "momentum": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "weight_decay": (lambda v: 0 <= v < math.inf, "0 or more"),
+    "schedule": (lambda v: v in ("cosine", "step", "onecycle", "constant"),
+                 "cosine, step, onecycle or constant"),
+    "warmup_epochs": (lambda v: 0 <= v <= 10 ** 6, "0 or more epochs"),
+    "step_epochs": (lambda v: 1 <= v <= 10 ** 6, "a positive number of epochs"),
+    "gamma": (lambda v: 0 < v <= 1, "above 0 and at most 1"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "clip_grad": (lambda v: 0 < v < math.inf, "a positive gradient norm"),
+    "aux_weight": (lambda v: 0 <= v < math.inf, "0 or more"),
+    "val_split": (lambda v: 0 <= v < 1, "a fraction at least 0 and below 1"),
+    "device": (lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
+    "amp": (lambda v: v in ("bf16", "fp16"), "bf16 or fp16"),
+    "seed": (lambda v: 0 <= v < 2 ** 63, "an integer from 0 to 2**63 - 1"),
+    "save_every": (lambda v: v >= 0, "0 or more steps"),
+    "fake_size": (lambda v: 2 <= v <= 10 ** 7, "between 2 and 10,000,000 images"),
+    "limit_steps": (lambda v: v >= 0, "0 or more steps"),
+}
 
 
 # Data sets whose images may be mirrored (digits and letters may not).
@@ -279,8 +329,9 @@ class RunLog:
             self.writer.close()
 
 
-def initialise(model, source: str) -> str:
-    """--init: torchvision's pretrained weights, or another run's checkpoint, copied in order."""
+def initialise(model, source: str, option: str = "--init") -> str:
+    """--init (or compile's --weights): torchvision's pretrained weights, or another run's
+    checkpoint, copied in order."""
     from ..backends.weights import WeightsError, copy_state, load_torchvision
 
     try:
@@ -289,7 +340,7 @@ def initialise(model, source: str) -> str:
         else:
             transfer = copy_state(model, checkpoint.load(Path(source))["model"])
     except (WeightsError, checkpoint.CheckpointError) as error:
-        raise DataError(f"--init {source}: {error}") from None
+        raise DataError(f"{option} {source}: {error}") from None
     return f"initialised from {source} ({len(transfer)} tensors)"
 
 

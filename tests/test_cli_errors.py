@@ -1,0 +1,114 @@
+"""Golden tests of command-line mistakes: every wrong option, path or file a user can give
+gets a clear one-line answer and exit status 2 (or 1 for errors in a spec), never a traceback.
+
+tests/golden/cli_errors.txt holds, for each case, the command, its exit status and its stderr.
+To regenerate after an intended change: ARCHDSL_BLESS=1 pytest tests/test_cli_errors.py, then
+review the diff before committing.
+"""
+
+import os
+import shlex
+
+import pytest
+
+from archdsl.cli import main
+from conftest import ROOT
+
+GOLDEN = ROOT / "tests" / "golden" / "cli_errors.txt"
+
+LENET = "specs/lenet.arch lenet5"
+TRAIN = f"train {LENET} --no-progress --no-tensorboard --out {{tmp}}/run"
+
+# Commands, run from the repository root; {tmp} is a scratch folder holding the files made by
+# `scratch` below (a checkpoint with an unsafe name, a damaged one, a file that is no checkpoint).
+CASES = [
+    f"{TRAIN} --batch-size 0",
+    f"{TRAIN} --epochs 0",
+    f"{TRAIN} --lr -1",
+    f"{TRAIN} --lr nan",
+    f"{TRAIN} --momentum 1",
+    f"{TRAIN} --weight-decay -0.1",
+    f"{TRAIN} --val-split 1.5",
+    f"{TRAIN} --label-smoothing 1",
+    f"{TRAIN} --warmup-epochs -1",
+    f"{TRAIN} --step-epochs 0",
+    f"{TRAIN} --gamma 0",
+    f"{TRAIN} --clip-grad 0",
+    f"{TRAIN} --seed -1",
+    f"{TRAIN} --save-every -1",
+    f"{TRAIN} --limit-steps -1",
+    f"{TRAIN} --fake-size 1 --data fake",
+    f"{TRAIN} --nproc 0",
+    f"{TRAIN} --epochs many",
+    f"{TRAIN} --optimizer adam",
+    "train --no-progress",
+    "train --resume {tmp}/no-such-run",
+    "train --resume {tmp}/unsafe.pt",
+    "eval {tmp}/no-such.pt",
+    "eval {tmp}/not-a-checkpoint.pt",
+    "eval {tmp}/unsafe.pt",
+    "eval {tmp}/unsafe.pt --data digits",
+    "eval {tmp}/saved.pt",
+    "train --resume {tmp}/saved.pt",
+    "eval {tmp}/damaged.pt",
+    "eval {tmp}/damaged.pt --batch-size 0",
+    "compile {tmp}/unsafe.pt",
+    "summary {tmp}/unsafe.pt",
+    f"compile {LENET} --weights {{tmp}}/not-a-checkpoint.pt",
+    "summary specs/lenet.arch",
+    "summary specs/lenet.arch lenet5 --input 0x32x32",
+    "summary specs/lenet.arch lenet5 --set classes",
+    "summary no/such/file.arch",
+    "summary specs",
+    "summary {tmp}/notes.txt",
+    "check {tmp}/empty",
+    "check no/such/folder",
+    f"draw {LENET} -o {{tmp}}/net.svg --depth 0",
+    f"draw {LENET} -o {{tmp}}/net.jpeg",
+    f"compile {LENET} -o {{tmp}}/net.h5",
+    "check specs --plugin no_such_plugin_module",
+    "check specs --plugin {tmp}/missing.py",
+    "frobnicate",
+]
+
+
+def scratch(tmp):
+    """The files the cases refer to."""
+    import torch
+
+    import archdsl
+    from archdsl.backends.export import saved_spec
+    from archdsl.train import checkpoint
+
+    net = archdsl.load(ROOT / "specs" / "lenet.arch").network("lenet5")
+    state = {**saved_spec(net), "model": net.build().state_dict()}
+    checkpoint.save(tmp / "saved.pt", state)
+    checkpoint.save(tmp / "unsafe.pt", {**state, "spec_files": {
+        **state["spec_files"], "../../.bashrc.arch": "block evil:\n    relu\n"}})
+    checkpoint.save(tmp / "damaged.pt", {**state, "config": {"batch_size": -3}})
+    torch.save({"weights": torch.zeros(3)}, tmp / "not-a-checkpoint.pt")
+    (tmp / "notes.txt").write_text("network n:\n    input 3\n    relu\n")
+    (tmp / "empty").mkdir()
+
+
+def run_case(command, tmp, capsys):
+    argv = [a.replace("{tmp}", str(tmp)) for a in shlex.split(command)]
+    status = main(argv)
+    err = capsys.readouterr().err.replace(str(tmp), "{tmp}")
+    return status, err
+
+
+def test_command_line_mistakes_get_clear_answers(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    scratch(tmp_path)
+    answers = []
+    for command in CASES:
+        status, err = run_case(command, tmp_path, capsys)
+        assert status in (1, 2), (command, status, err)
+        assert "Traceback" not in err and "internal error" not in err, (command, err)
+        assert err.strip(), command
+        answers.append(f"$ archdsl {command}\nexit {status}\n{err.rstrip()}\n")
+    text = "\n".join(answers)
+    if os.environ.get("ARCHDSL_BLESS"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
