@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 from .layers.registry import show
+from .layers.types import value_text
 
-
-def value_text(value) -> str:
-    """A network argument as the spec would write it."""
-    if hasattr(value, "definition"):
-        return value.definition.name
-    if hasattr(value, "kind"):
-        return value.kind.name
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, list):
-        return "[" + ", ".join(value_text(v) for v in value) + "]"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+# The summary's header shows each argument of the network at most this long.
+SHOWN_ARGUMENT = 200
 
 
 def _json_value(value):
@@ -45,7 +32,7 @@ def human(n: int) -> str:
 
 def summary_text(net) -> str:
     g = net.graph
-    args = ", ".join(f"{k}={value_text(v)}" for k, v in g.parameters.items())
+    args = ", ".join(f"{k}={value_text(v, SHOWN_ARGUMENT)}" for k, v in g.parameters.items())
     header = [f"Network: {g.name}" + (f"({args})" if args else "") + f"   [{g.file}]",
               f"Input: {show(g.input_shape)}"]
     rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")]
@@ -53,14 +40,11 @@ def summary_text(net) -> str:
         trainable, frozen = node["params"]
         rows.append((name, describe(node), show(node["shape"]), f"{trainable + frozen:,}",
                      f"{node['macs']:,}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    widths = [max(map(len, column)) for column in zip(*rows)]
     rule = "─" * (sum(widths) + 2 * 4)
+    line = "{:<%d}  {:<%d}  {:<%d}  {:>%d}  {:>%d}" % tuple(widths)
 
-    def line(r):
-        return (f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
-                f"{r[3]:>{widths[3]}}  {r[4]:>{widths[4]}}")
-
-    out = header + ["", line(rows[0]), rule] + [line(r) for r in rows[1:]] + [rule]
+    out = header + ["", line.format(*rows[0]), rule] + [line.format(*r) for r in rows[1:]] + [rule]
     t = net.totals
     out += [
         f"Total params: {t.params_total:,}",

@@ -50,8 +50,12 @@ def test_the_documented_values_are_the_code_values():
                   f"{limits.MAX_BRACKET_DEPTH} levels", f"| {limits.MAX_NODES:,} |",
                   f"{limits.MAX_WORK:,} units", f"a layer {limits.LAYER_WORK},",
                   f"a function call {limits.FUNCTION_CALL_WORK},",
-                  f"a block call {limits.BLOCK_CALL_WORK} ",
+                  f"a block call {limits.BLOCK_CALL_WORK},",
                   f"{limits.MAX_BLOCK_DEPTH} deep", f"{limits.MAX_CALL_DEPTH} deep",
+                  f"variants of variants | {limits.MAX_VARIANT_DEPTH} deep",
+                  f"an error reported {limits.ERROR_WORK},",
+                  f"1 per {limits.ITEMS_PER_WORK} list items",
+                  f"lists inside lists | {limits.MAX_VALUE_DEPTH} deep",
                   f"{limits.MAX_LIST:,} |"]:
         assert shown in table, shown
     assert limits.MAX_ELEMENTS == limits.MAX_PARAMS == 2 ** 40 and "2**40" in table
@@ -219,3 +223,36 @@ def test_every_limit_error_is_located():
         (diagnostic,) = error.value.diagnostics
         assert diagnostic.span is not None and diagnostic.span.line >= 1
         assert re.match(r"E0[56]0\d", diagnostic.code)
+
+
+def test_variant_depth():
+    def chain(n):  # v1 is a variant of the network, v2 of v1, ... vn
+        return NETWORK + "    relu\nnetwork v1 = n()\n" + "".join(
+            f"network v{i} = v{i - 1}()\n" for i in range(2, n + 1))
+
+    assert codes(chain(limits.MAX_VARIANT_DEPTH)) == []
+    assert codes(chain(limits.MAX_VARIANT_DEPTH + 1)) == ["E0501"]
+
+
+def test_nested_list_size_and_depth():
+    limit = limits.MAX_LIST
+    # [[0] * 999] * 1000: 1000 + 1000 * 999 = 1,000,000 items in all
+    assert codes(NETWORK + "    let xs = [[0] * 999] * 1000\n    relu\n") == []
+    assert codes(NETWORK + "    let xs = [[0] * 999] * 1001\n    relu\n") == ["E0604"]
+    assert codes(NETWORK + f'    let xs = ["ab"] * {limit // 3}\n    relu\n') == []
+    assert codes(NETWORK + f'    let xs = ["ab"] * {limit // 3 + 1}\n    relu\n') == ["E0604"]
+    deep = limits.MAX_VALUE_DEPTH
+    assert codes(NETWORK + "    let xs = " + "[" * deep + "]" * deep + "\n    relu\n") == []
+    lets = "".join(f"    let l{i} = [l{i - 1}]\n" for i in range(1, deep + 1))
+    assert codes(NETWORK + "    let l0 = []\n" + lets + "    relu\n") == ["E0604"]
+
+
+def test_work_on_values_is_metered_by_size():
+    # 15 rounds of building a million-item list stay well within the budget; 100 do not
+    loop = NETWORK + "    repeat {}:\n        let n = len([0] * 1000000)\n    relu\n"
+    assert codes(loop.format(15)) == []
+    assert codes(loop.format(100)) == ["E0507"]
+    compare = (NETWORK + "    let xs = [0] * 1000000\n    let ys = [0] * 1000000\n"
+               "    repeat {}:\n        let same = xs == ys\n    relu\n")
+    assert codes(compare.format(15)) == []
+    assert codes(compare.format(100)) == ["E0507"]

@@ -103,3 +103,33 @@ def test_arithmetic_matches_python(expression):
         return
     assert expected is not None
     assert net.output_shapes["output"][0] == abs(expected) + 1
+
+
+@SETTINGS
+@given(size=st.integers(1, 400), out=st.integers(1, 400))
+def test_adaptive_pooling_windows_in_closed_form(size, out):
+    """The total window length of adaptive pooling, counted window by window as PyTorch lays
+    them out, equals the closed form archdsl uses (so a huge width costs nothing)."""
+    from archdsl.layers.pool import _adaptive_windows
+
+    assume(out <= size)
+    by_window = sum(-(-(i + 1) * size // out) - (i * size // out) for i in range(out))
+    assert _adaptive_windows(size, out) == by_window
+
+
+@SETTINGS
+@given(value=st.recursive(st.one_of(st.integers(-5, 5), st.booleans(), st.none(),
+                                    st.text(max_size=5)),
+                          lambda inner: st.lists(inner, max_size=6), max_leaves=40),
+       limit=st.integers(3, 60))
+def test_values_shown_cut_are_a_prefix_of_the_whole(value, limit):
+    """Messages show values cut to a limit without walking them whole; what they show is
+    the start of the full text."""
+    from archdsl.layers.types import value_text
+
+    whole = value_text(value, quote=True)
+    cut = value_text(value, limit, quote=True)
+    if len(whole) <= limit:
+        assert cut == whole
+    else:
+        assert len(cut) == limit and cut.endswith("...") and whole.startswith(cut[:-3])

@@ -35,12 +35,12 @@ def export(net, path, model=None) -> Path:
 
 def saved_spec(net) -> dict:
     """What a .pt file or a checkpoint needs to rebuild the network without its files."""
-    from ..report import value_text
+    from ..layers.types import value_text
 
     spec = net.spec
     files, root = spec.files()
     return {"spec_files": files, "spec_name": root, "network": net.name,
-            "args": {k: value_text(v) if not isinstance(v, str) else v
+            "args": {k: value_text(v, quote=True) if not isinstance(v, str) else v
                      for k, v in (net.arguments or {}).items()},
             "input_shape": list(net.input_shape) if net.input_override else None}
 

@@ -497,7 +497,7 @@ def _explain(vector: list, candidates: dict, literals: bool = True) -> str | Non
 
 
 def _arg_text(value) -> str:
-    from ..report import value_text
+    from ..layers.types import value_text
 
     return value_text(value)
 

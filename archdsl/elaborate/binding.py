@@ -14,16 +14,18 @@ from ..syntax import ast
 from .values import BoundArg
 
 
-def _match(params: list[str], args: list[BoundArg], call_span, what: str, signature: str,
+def _match(params: list[str], args: list[BoundArg], call_span, what: str, signature,
            notes) -> dict[str, BoundArg]:
-    """Assign positional and named arguments to parameter names, or raise a SpecError."""
+    """Assign positional and named arguments to parameter names, or raise a SpecError.
+    `signature` is a function giving the callee's signature for messages (computed only for
+    an error: this runs for every layer of a network)."""
     given: dict[str, BoundArg] = {}
     positional = [a for a in args if a.name is None]
     if len(positional) > len(params):
         extra = positional[len(params)]
         raise SpecError(Diagnostic(
             "E0302", f"too many arguments: {what} takes {len(params)}, got {len(positional)}",
-            extra.span, notes(), help=f"the signature is {signature}"))
+            extra.span, notes(), help=f"the signature is {signature()}"))
     for name, arg in zip(params, positional):
         given[name] = arg
     for arg in args:
@@ -33,7 +35,7 @@ def _match(params: list[str], args: list[BoundArg], call_span, what: str, signat
             suggestion = did_you_mean(arg.name, params)
             raise SpecError(Diagnostic(
                 "E0205", f"{what} has no parameter `{arg.name}`", arg.span, notes(),
-                help=suggestion or f"the signature is {signature}"))
+                help=suggestion or f"the signature is {signature()}"))
         if arg.name in given:
             raise SpecError(Diagnostic(
                 "E0305", f"`{arg.name}` is given twice", arg.span,
@@ -57,7 +59,7 @@ def bind_arguments(evaluator, definition: str, name: str, params: list[ast.Param
     notes = evaluator.context.notes  # the block-call chain, computed only for an error
     names = [p.name for p in params]
     what = f"{definition} `{name}`"
-    signature = definition_signature(name, params)
+    signature = lambda: definition_signature(name, params)  # noqa: E731 (for errors only)
     given = _match(names, args, call_span, what, signature, notes)
     for p in params:
         if p.name in given:
@@ -67,7 +69,32 @@ def bind_arguments(evaluator, definition: str, name: str, params: list[ast.Param
         else:
             raise SpecError(Diagnostic(
                 "E0301", f"missing argument `{p.name}` of {what}", call_span, notes(),
-                help=f"the signature is {signature}"))
+                help=f"the signature is {signature()}"))
+
+
+class _LayerPlan:
+    """What binding needs of a layer kind, worked out once per kind: its parameters (with
+    `act` where it takes one), their names, and its defaults already normalised by their
+    types. Binding runs for every layer of every network; this keeps it to the arguments."""
+
+    def __init__(self, kind: LayerKind):
+        self.params: list[Param] = list(kind.params)
+        if kind.accepts_act:
+            self.params.append(Param("act", Activation(), None,
+                                     "activation applied after the layer"))
+        self.names = [p.name for p in self.params]
+        self.defaults = {p.name: p.type.accept(p.default) if p.default is not None else None
+                         for p in self.params if not p.required}
+
+
+_plans: dict[int, tuple[LayerKind, _LayerPlan]] = {}
+
+
+def _plan(kind: LayerKind) -> _LayerPlan:
+    entry = _plans.get(id(kind))
+    if entry is None or entry[0] is not kind:  # (a kind unregistered and declared again)
+        entry = _plans[id(kind)] = (kind, _LayerPlan(kind))
+    return entry[1]
 
 
 def bind_layer(kind: LayerKind, args: list[BoundArg], defaults: dict[str, BoundArg], call_span,
@@ -78,15 +105,13 @@ def bind_layer(kind: LayerKind, args: list[BoundArg], defaults: dict[str, BoundA
     name, for messages). `defaults` come from enclosing `with` scopes and apply only where
     the call itself does not give a value.
     """
-    params: list[Param] = list(kind.params)
-    if kind.accepts_act:
-        params.append(Param("act", Activation(), None, "activation applied after the layer"))
-    names = [p.name for p in params]
-    given = _match(names, args, call_span, f"layer `{kind.name}`", kind.signature, notes)
+    plan = _plan(kind)
+    given = _match(plan.names, args, call_span, f"layer `{kind.name}`", lambda: kind.signature,
+                   notes)
     for name, arg in defaults.items():
         given.setdefault(name, arg)
     values = {}
-    for p in params:
+    for p in plan.params:
         arg = given.get(p.name)
         if arg is None:
             if p.required:
@@ -94,7 +119,7 @@ def bind_layer(kind: LayerKind, args: list[BoundArg], defaults: dict[str, BoundA
                     "E0301", f"missing argument `{p.name}` of layer `{kind.name}`", call_span,
                     notes(), help=f"the signature is {kind.signature}" +
                     (f"; `{p.name}`: {p.doc}" if p.doc else "")))
-            values[p.name] = p.type.accept(p.default) if p.default is not None else None
+            values[p.name] = plan.defaults[p.name]
             continue
         try:
             values[p.name] = p.type.accept(arg.value)

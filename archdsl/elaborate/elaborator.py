@@ -23,8 +23,8 @@ from ..diagnostics import Diagnostic, Note, SpecError, Span, did_you_mean
 from ..graph import LayerGraph
 from ..layers import registry
 from ..layers.registry import LayerKind, ShapeError, numel, show
-from ..limits import (BLOCK_CALL_WORK, LAYER_WORK, MAX_BLOCK_DEPTH, MAX_ELEMENTS, MAX_NODES,
-                      MAX_PARAMS, MAX_WORK, deep_recursion)
+from ..limits import (BLOCK_CALL_WORK, ERROR_WORK, LAYER_WORK, MAX_BLOCK_DEPTH, MAX_ELEMENTS,
+                      MAX_NODES, MAX_PARAMS, MAX_VARIANT_DEPTH, MAX_WORK, deep_recursion)
 from ..syntax import ast
 from .binding import bind_arguments, bind_layer
 from .expressions import FAILED, Evaluator, Scope
@@ -84,6 +84,11 @@ class Elaborator:
         self.budget = budget if budget is not None else WorkBudget()
         self.evaluator = Evaluator(self)
         self.chain: list[tuple[str, Span]] = []  # the block calls being elaborated
+        self._suggestions: dict[tuple, str | None] = {}
+        # A layer applied again at the same place, with the same arguments, to a tensor of the
+        # same shape (`x 4`, a block called again) is the same layer: binding its arguments
+        # and inferring its shape are done once (see _application_key).
+        self._applied: dict[tuple, tuple] = {}
 
     # ---- the context the evaluator sees ----------------------------------------------------
 
@@ -98,6 +103,20 @@ class Elaborator:
     def abandon(self):
         raise Abandon()
 
+    def report(self, error: SpecError, span: Span) -> None:
+        """Collect an error and go on; building its message is work, and is metered."""
+        self.diagnostics.extend(error.diagnostics)
+        self.tick(span, ERROR_WORK * len(error.diagnostics))
+
+    def suggest(self, span: Span, name: str, candidates) -> str | None:
+        """`did you mean ...?` for an unknown name, computed once per place in the spec (the
+        names visible there are the same each time it is reached): a misspelt layer inside a
+        block called a thousand times costs one search of the names, not a thousand."""
+        key = (span, name)
+        if key not in self._suggestions:
+            self._suggestions[key] = did_you_mean(name, candidates())
+        return self._suggestions[key]
+
     def tick(self, span: Span, units: int = 1) -> None:
         """Count elaboration work; a spec that needs too much is refused, so exponential
         recursion or nested loops cannot keep archdsl busy."""
@@ -106,8 +125,9 @@ class Elaborator:
         if budget.spent > budget.limit:
             raise LimitExceeded(Diagnostic(
                 "E0507", f"elaborating this needs more than the {budget.limit:,} units of work "
-                "allowed (statements, layers, block and function calls)", span, self.notes(),
-                help="look for recursion that branches, or loops nested in loops"))
+                "allowed (statements, layers, calls, and work on long lists and strings)", span,
+                self.notes(), help="look for recursion that branches, loops nested in loops, "
+                                   "or long lists built again and again"))
 
     def notes(self) -> list[Note]:
         """Where we are: the chain of block calls, innermost first."""
@@ -170,19 +190,52 @@ class Elaborator:
         return graph
 
     def resolve_network(self, unit: FileUnit, name: str, span: Span | None = None):
-        """Follow variants down to the network definition: (Network, its unit, bound args)."""
-        args: list[tuple[list, FileUnit]] = []
-        seen = set()
+        """Follow variants down to the network definition: (Network, its unit, the argument
+        lists of the variants on the way, nearest the network first).
+
+        Each variant is resolved once per loaded file and remembered (FileUnit.resolved), so
+        checking a file of n variants, each a variant of the one before, costs n steps, not
+        n**2; chains are at most MAX_VARIANT_DEPTH variants deep."""
         definition, where = self._lookup_network(unit, name, span)
+        path: list[tuple[ast.Variant, FileUnit]] = []  # variants not yet resolved, outermost first
+        seen: set[int] = set()
+        result = None  # (network, its unit, argument lists, depth), or a list of diagnostics
         while isinstance(definition, ast.Variant):
+            result = where.resolved.get(definition.name)
+            if result is not None:
+                break
             if id(definition) in seen:
-                raise self.error("E0501", f"variant `{definition.name}` is defined in terms of "
-                                 "itself", definition.name_span)
+                result = self.error("E0501", f"variant `{definition.name}` is defined in terms "
+                                    "of itself", definition.name_span).diagnostics
+                break
             seen.add(id(definition))
-            args.append((definition.args, where))
-            definition, where = self._lookup_network(where, definition.base, definition.base_span,
-                                                     variant=definition.name)
-        return definition, where, list(reversed(args))
+            path.append((definition, where))
+            try:
+                definition, where = self._lookup_network(where, definition.base,
+                                                         definition.base_span,
+                                                         variant=definition.name)
+            except SpecError as error:
+                result = error.diagnostics
+                break
+        if result is None:
+            result = (definition, where, (), 0)
+        for variant, variant_unit in reversed(path):
+            if not isinstance(result, list):
+                network, network_unit, args, depth = result
+                if depth >= MAX_VARIANT_DEPTH:
+                    result = self.error(
+                        "E0501", f"variant `{variant.name}` is more than {MAX_VARIANT_DEPTH} "
+                        "variants deep", variant.name_span,
+                        help="define it from the network itself, with all its arguments"
+                    ).diagnostics
+                else:
+                    result = (network, network_unit, args + ((variant.args, variant_unit),),
+                              depth + 1)
+            variant_unit.resolved[variant.name] = result
+        if isinstance(result, list):
+            raise SpecError(result)
+        network, network_unit, args, _ = result
+        return network, network_unit, list(args)
 
     def _lookup_network(self, unit: FileUnit, name: str, span, variant: str | None = None):
         """`variant`: the variant whose base this is, never suggested as its own base."""
@@ -215,7 +268,12 @@ class Elaborator:
             raise self.error("E0502", f"network `{definition.name}` does not start with `input`",
                              definition.name_span,
                              help="begin the body with the input shape: `input 3x224x224`")
-        shape = input_override or self._input_shape(body[0], scope)
+        if input_override is not None:
+            shape = self._checked_input(input_override, definition.name_span, "the input shape "
+                                        "given for it (--input)")
+        else:
+            shape = self._checked_input(self.evaluator.eval(body[0].shape, scope),
+                                        body[0].shape.span, "`input`")
         root = Frame("network", definition.name, definition.span, None, title=definition.name)
         self.frame = root
         x = self._add(None, "input", {}, [], tuple(shape), body[0].span)
@@ -251,21 +309,22 @@ class Elaborator:
                 kept.append(BoundArg(name, arg.value, arg.span))
         return kept + [BoundArg(k, v, definition.name_span) for k, v in overrides.items()]
 
-    def _input_shape(self, stmt: ast.Input, scope) -> list[int]:
-        value = self.evaluator.eval(stmt.shape, scope)
+    def _checked_input(self, value, span, what: str) -> list[int]:
+        """An input shape, from the spec's `input` line or given from outside (the command
+        line, the API, a checkpoint): checked alike."""
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        if (not isinstance(value, list) or len(value) not in (1, 3)
+        if (not isinstance(value, (list, tuple)) or len(value) not in (1, 3)
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-            raise self.error("E0303", f"`input` needs CxHxW (such as 3x224x224) or a number of "
-                             f"features, got {type_name(value)}", stmt.shape.span)
+            raise self.error("E0303", f"{what} needs CxHxW (such as 3x224x224) or a number of "
+                             f"features, got {type_name(value)}", span)
         if min(value) < 1:
             raise self.error("E0304", "input sizes must be positive, got " +
-                             "x".join(map(str, value)), stmt.shape.span)
+                             "x".join(map(str, value)), span)
         if numel(value) > MAX_ELEMENTS:
             raise LimitExceeded(Diagnostic("E0507", "the input has more than 2**40 elements",
-                                           stmt.shape.span))
-        return value
+                                           span))
+        return list(value)
 
     # ---- statements ------------------------------------------------------------------------
 
@@ -282,7 +341,7 @@ class Elaborator:
         except (Abandon, LimitExceeded):
             raise
         except SpecError as error:
-            self.diagnostics.extend(error.diagnostics)
+            self.report(error, s.span)
             return POISON
 
     def _StepLine(self, s, scope, x):
@@ -301,7 +360,7 @@ class Elaborator:
         except LimitExceeded:
             raise
         except SpecError as error:
-            self.diagnostics.extend(error.diagnostics)
+            self.report(error, s.span)
             value = FAILED  # uses of the name stop quietly instead of repeating the error
         scope.define(s.name, value)
         return x
@@ -317,11 +376,27 @@ class Elaborator:
     def _Repeat(self, s, scope, x):
         count = self.repeat_count(s.count, scope)
         for i in range(count):
+            if x is POISON and not s.var:
+                return self._repeat_unknown(lambda: self.body(s.body, scope.child(), x),
+                                            count - i)
             inner = scope.child()
             if s.var:
                 inner.define(s.var, i)
             x = self.body(s.body, inner, x)
         return x
+
+    def _repeat_unknown(self, run, rounds: int):
+        """The rest of a repeat (`x N`, or `repeat N:` without a variable) once its tensor is
+        unknown. Every round is then the same: it builds no layer (its input is unknown) and
+        reports what the one before it reported, since nothing in it can differ (no loop
+        variable). So one round runs, and its diagnostics count for all the rounds left:
+        `nosuchlayer x 100000` answers as fast as `nosuchlayer`."""
+        with self.diagnostics.recording() as reported:
+            y = run()
+        if rounds > 1:
+            for d, times in reported:
+                self.diagnostics.add(d, times=times * (rounds - 1))
+        return y
 
     def _With(self, s, scope, x):
         saved = self.defaults
@@ -397,17 +472,18 @@ class Elaborator:
         except (Abandon, LimitExceeded):
             raise
         except SpecError as error:
-            self.diagnostics.extend(error.diagnostics)
+            self.report(error, s.span)
             return POISON
 
     def _step_Call(self, s: ast.Call, scope, x):
         try:
             value = scope.lookup(s.name)
         except KeyError:
-            callables = {n for n in scope.visible()
-                         if isinstance(_safe_lookup(scope, n), (LayerValue, BlockValue))}
+            help_text = self.suggest(s.name_span, s.name, lambda: {
+                n for n in scope.visible()
+                if isinstance(_safe_lookup(scope, n), (LayerValue, BlockValue))})
             raise self.error("E0201", f"unknown layer or block `{s.name}`", s.name_span,
-                             help=did_you_mean(s.name, callables)) from None
+                             help=help_text) from None
         args = [BoundArg(a.name, self.evaluator.eval(a.value, scope), a.span)
                 for a in (s.args or [])]
         if isinstance(value, LayerValue):
@@ -429,7 +505,10 @@ class Elaborator:
         return x
 
     def _step_Times(self, s, scope, x):
-        for _ in range(self.repeat_count(s.count, scope)):
+        count = self.repeat_count(s.count, scope)
+        for i in range(count):
+            if x is POISON:
+                return self._repeat_unknown(lambda: self.step(s.step, scope, x), count - i)
             x = self.step(s.step, scope, x)
         return x
 
@@ -469,22 +548,32 @@ class Elaborator:
             raise self.error("E0505", f"`{kind.name}` joins branches; it cannot be a step", span,
                              help=f"write it as a merge:  {kind.name}:  with `branch:` lines "
                                   "below it")
-        values, given = bind_layer(kind, list(layer.bound) + args,
-                                   self.defaults.get(kind.name, {}), span, self.notes)
-        act = values.pop("act", None)
-        self.steps_run += 1
-        if x is POISON:
-            return POISON
-        try:
-            shape = kind.shape(values, x.shape)
-        except ShapeError as error:
-            where = given[error.arg].span if error.arg in given else span
-            raise self.error(error.code, error.message, where, error.help,
-                             [Note(f"its input is {show(x.shape)}")]) from None
-        self._check_size(kind, values, x.shape, shape, span)
-        y = self._add(kind, kind.name, values, [x], shape, span, notation)
-        if act is not None:
+        defaults = self.defaults.get(kind.name, {})
+        key = None if x is POISON else _application_key(kind, layer.bound, args, defaults, span,
+                                                          x.shape)
+        known = self._applied.get(key) if key is not None else None
+        if known is None:
+            values, given = bind_layer(kind, list(layer.bound) + args, defaults, span,
+                                       self.notes)
+            act = values.pop("act", None)
+            self.steps_run += 1
+            if x is POISON:
+                return POISON
+            try:
+                shape = kind.shape(values, x.shape)
+            except ShapeError as error:
+                where = given[error.arg].span if error.arg in given else span
+                raise self.error(error.code, error.message, where, error.help,
+                                 [Note(f"its input is {show(x.shape)}")]) from None
+            self._check_size(kind, values, x.shape, shape, span)
             act_span = given["act"].span if "act" in given else span
+            if key is not None:
+                self._applied[key] = (values, act, act_span, shape)
+        else:
+            values, act, act_span, shape = known
+            self.steps_run += 1
+        y = self._add(kind, kind.name, dict(values), [x], shape, span, notation)
+        if act is not None:
             y = self.apply_layer(act, [], act_span, y)
         return y
 
@@ -567,6 +656,37 @@ class _FrameContext:
         return False
 
 
+def _application_key(kind, bound, args, defaults, span, shape) -> tuple | None:
+    """What a layer's application depends on — the kind, the call's place, its arguments and
+    `with` defaults, the input's shape — as a dictionary key; None when an argument is not a
+    plain value (the application is then worked out afresh). Values are tagged with their
+    type: 1, 1.0 and true are equal in Python, not in a spec."""
+    try:
+        return (kind, span, shape,
+                tuple((a.name, _plain(a.value)) for a in bound),
+                tuple((a.name, _plain(a.value)) for a in args),
+                tuple((name, _plain(a.value)) for name, a in defaults.items()))
+    except _NotPlain:
+        return None
+
+
+class _NotPlain(Exception):
+    pass
+
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _plain(value):
+    if type(value) in _PLAIN:
+        return (type(value), value)
+    if isinstance(value, list) and len(value) <= 8:
+        return (list, tuple(_plain(v) for v in value))
+    if isinstance(value, LayerValue):
+        return (LayerValue, value.kind, tuple((a.name, _plain(a.value)) for a in value.bound))
+    raise _NotPlain
+
+
 def _safe_lookup(scope, name):
     try:
         return scope.lookup(name)
@@ -577,12 +697,12 @@ def _safe_lookup(scope, name):
 def _call_title(block: BlockValue, scope: Scope, args: list[BoundArg]) -> str:
     """The call with the values of the arguments it was given (`bottleneck(c=128, s=2)`;
     defaults left out), for cluster titles."""
-    from ..report import value_text
+    from ..layers.types import value_text
 
     params = [p.name for p in block.definition.params]
     given = set(params[:sum(1 for a in args if a.name is None)])
     given |= {a.name for a in args if a.name is not None}
-    shown = ", ".join(f"{name}={value_text(scope.names[name])}" for name in params
+    shown = ", ".join(f"{name}={value_text(scope.names[name], 60)}" for name in params
                       if name in given)
     title = f"{block.name}({shown})" if shown else block.name
     return title if len(title) <= 60 else title[:57] + "..."

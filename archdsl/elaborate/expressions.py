@@ -2,8 +2,11 @@
 
 Expressions are pure: numbers, booleans, strings, lists, and references to layers, blocks and
 functions. Nothing in them can run Python. Evaluation is bounded: integers beyond ±2**62,
-lists beyond a million items and function recursion beyond 200 calls are refused with a
-diagnostic instead of exhausting the machine.
+lists beyond a million items (counted through nested and shared lists, values.ListValue),
+lists nested more than 64 deep and function recursion beyond 200 calls are refused with a
+diagnostic instead of exhausting the machine. Work on values is metered by their size, not
+only by the number of operations: building, copying or comparing a long list costs work
+units in proportion (limits.ITEMS_PER_WORK), from the same budget as statements and layers.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import math
 
 from ..diagnostics import Diagnostic, SpecError, did_you_mean
 from ..layers import registry
-from ..limits import FUNCTION_CALL_WORK, MAX_CALL_DEPTH, MAX_INT, MAX_LIST
+from ..limits import (FUNCTION_CALL_WORK, ITEMS_PER_WORK, MAX_CALL_DEPTH, MAX_INT, MAX_LIST,
+                      MAX_VALUE_DEPTH)
 from ..syntax import ast
-from .values import (BlockValue, BoundArg, Builtin, FunctionValue, LayerValue, NetworkValue,
-                     TensorShape, type_name)
+from .values import (BlockValue, BoundArg, Builtin, FunctionValue, LayerValue, ListValue,
+                     NetworkValue, TensorShape, size_of, type_name)
 
 
 
@@ -63,7 +67,11 @@ def _round(value, digits=None):
     value = _number(value)
     if digits is None:
         return int(round(value))
-    return round(value, _number(digits))
+    if isinstance(digits, bool) or not isinstance(digits, int):
+        raise BuiltinError(f"the number of digits must be an integer, got {type_name(digits)}")
+    # Beyond ±400 digits the answer no longer changes (every number here is below 10**309),
+    # and Python would compute 10**|digits| exactly: round(x, -30000000) takes minutes.
+    return round(value, max(-400, min(digits, 400)))
 
 
 def _len(value):
@@ -152,9 +160,41 @@ class Evaluator:
     def error(self, code, message, span, help=None) -> SpecError:
         return SpecError(Diagnostic(code, message, span, self.context.notes(), help))
 
+    def charge(self, span, items: int) -> None:
+        """Meter work on values: `items` list items or characters built, copied or compared."""
+        if items >= ITEMS_PER_WORK:
+            self.context.tick(span, items // ITEMS_PER_WORK)
+
+    def new_list(self, items: list, span, size: int | None = None,
+                 depth: int | None = None) -> ListValue:
+        """A list value, within the limits on its length, its size and its nesting. `size`
+        and `depth`, when known beforehand, are checked before anything is built."""
+        if len(items) > MAX_LIST:
+            raise self.error("E0604", f"list too long (more than {MAX_LIST:,} items)", span)
+        if size is not None and size > MAX_LIST:
+            raise self._too_large(span)
+        self.charge(span, len(items))
+        value = ListValue(items, size, depth)
+        if value.size > MAX_LIST:
+            raise self._too_large(span)
+        if value.depth > MAX_VALUE_DEPTH:
+            raise self.error("E0604", f"lists nested more than {MAX_VALUE_DEPTH} deep", span)
+        return value
+
+    def _too_large(self, span) -> SpecError:
+        return self.error("E0604", f"list too large: with the lists inside it, it holds more "
+                          f"than {MAX_LIST:,} items and characters", span,
+                          help="a list repeated inside another counts each time it occurs")
+
     def eval(self, e: ast.Expr, scope: Scope):
-        method = getattr(self, "_" + type(e).__name__)
-        return method(e, scope)
+        # every node evaluated is work (a function whose body is a long expression, called
+        # in a loop, must not escape the budget): one unit each, counted inline since this
+        # is the evaluator's hottest line
+        budget = self.context.budget
+        budget.spent += 1
+        if budget.spent > budget.limit:
+            self.context.tick(e.span, 0)  # reports the limit, located here
+        return getattr(self, "_" + type(e).__name__)(e, scope)
 
     def condition(self, e: ast.Expr, scope: Scope) -> bool:
         value = self.eval(e, scope)
@@ -189,7 +229,7 @@ class Evaluator:
         try:
             value = scope.lookup(e.id)
         except KeyError:
-            help_text = did_you_mean(e.id, scope.visible())
+            help_text = self.context.suggest(e.span, e.id, scope.visible)
             if e.id in ("True", "False", "None"):
                 help_text = f"write `{e.id.lower()}`"
             raise self.error("E0202", f"undefined name `{e.id}`", e.span, help=help_text) from None
@@ -201,7 +241,7 @@ class Evaluator:
         return TensorShape(self.context.in_shape(e.span))
 
     def _ListExpr(self, e, scope):
-        return [self.eval(item, scope) for item in e.items]
+        return self.new_list([self.eval(item, scope) for item in e.items], e.span)
 
     def _Dims(self, e, scope):
         sizes = []
@@ -211,7 +251,7 @@ class Evaluator:
                 raise self.error("E0603", f"a size must be an integer, got {type_name(value)}",
                                  item.span)
             sizes.append(value)
-        return sizes
+        return self.new_list(sizes, e.span)
 
     # operators
     def _check_int(self, value, span):
@@ -232,15 +272,20 @@ class Evaluator:
         right = self.eval(e.right, scope)
         op = e.op
         if op == "+" and isinstance(left, list) and isinstance(right, list):
-            return self._check_list(left + right, e.span)
+            if len(left) + len(right) > MAX_LIST:  # refused before it is built
+                raise self.error("E0604", f"list too long (more than {MAX_LIST:,} items)", e.span)
+            (a, da), (b, db) = ListValue.measure(left), ListValue.measure(right)
+            return self.new_list(left + right, e.span, a + b, max(da, db))
         if op == "*" and isinstance(left, list) and isinstance(right, int) and not isinstance(right, bool):
             if len(left) * right > MAX_LIST:
                 raise self.error("E0604", f"list too long (more than {MAX_LIST:,} items)", e.span)
-            return left * max(right, 0)
+            size, depth = ListValue.measure(left)
+            return self.new_list(left * max(right, 0), e.span, size * max(right, 0), depth)
         if op == "+" and isinstance(left, str) and isinstance(right, str):
             if len(left) + len(right) > MAX_LIST:
                 raise self.error("E0604", f"string too long (more than {MAX_LIST:,} characters)",
                                  e.span)
+            self.charge(e.span, len(left) + len(right))
             return left + right
         self._operand(left, op, e.left.span)
         self._operand(right, op, e.right.span)
@@ -275,11 +320,6 @@ class Evaluator:
             raise self.error("E0603", "a negative number to a fractional power is not real", e.span)
         return self._check_int(result, e.span)
 
-    def _check_list(self, value, span):
-        if len(value) > MAX_LIST:
-            raise self.error("E0604", f"list too long (more than {MAX_LIST:,} items)", span)
-        return value
-
     def _Unary(self, e, scope):
         value = self._operand(self.eval(e.operand, scope), e.op, e.span)
         return -value if e.op == "-" else value
@@ -287,10 +327,9 @@ class Evaluator:
     def _Compare(self, e, scope):
         left = self.eval(e.left, scope)
         right = self.eval(e.right, scope)
-        if e.op == "==":
-            return _equal(left, right)
-        if e.op == "!=":
-            return not _equal(left, right)
+        if e.op in ("==", "!="):
+            self.charge(e.span, min(size_of(left), size_of(right)))  # the worst case: all equal
+            return _equal(left, right) == (e.op == "==")
         self._operand(left, e.op, e.left.span)
         self._operand(right, e.op, e.right.span)
         return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[e.op]
@@ -329,7 +368,7 @@ class Evaluator:
 
     def _shape_attr(self, shape, e):
         if e.name == "shape":
-            return list(shape)
+            return ListValue(shape)
         if e.name == "rank":
             return len(shape)
         if e.name == "c":
@@ -363,6 +402,8 @@ class Evaluator:
             raise self.error("E0605", f"`{func.name}` takes positional arguments only", e.span,
                              help=f"usage: {func.signature}")
         args = [self.eval(a.value, scope) for a in e.args]
+        # min, max and sum walk a list's items
+        self.charge(e.span, sum(len(a) for a in args if isinstance(a, list)))
         try:
             result = func.function(*args)
         except BuiltinError as error:

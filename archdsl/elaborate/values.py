@@ -9,25 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..diagnostics import Span
-from ..layers.registry import LayerKind
+from ..layers.registry import BoundArg, LayerValue  # layers are values too (declared there)
 from ..syntax import ast
 
-
-@dataclass(frozen=True)
-class BoundArg:
-    name: str | None
-    value: object
-    span: Span
-
-
-@dataclass(frozen=True)
-class LayerValue:
-    kind: LayerKind
-    bound: tuple[BoundArg, ...] = ()
-
-    def description(self) -> str:
-        return f"the layer `{self.kind.name}`"
+__all__ = ["BoundArg", "LayerValue", "BlockValue", "FunctionValue", "NetworkValue", "Builtin",
+           "TensorShape", "ListValue", "type_name"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +86,94 @@ def type_name(value) -> str:
     return {LayerValue: "a layer", BlockValue: "a block", FunctionValue: "a function",
             NetworkValue: "a network", Builtin: "a function",
             TensorShape: "a shape"}.get(type(value), type(value).__name__)
+
+
+class ListValue(list):
+    """A list of the language. Specs never change a list, so lists share their items freely:
+    `[xs] * 1000` holds one `xs` a thousand times. Each list therefore knows its `size` (its
+    items, and the characters of its strings, counted through nested lists, shared ones as
+    often as they occur: the work any walk over it does, when it is compared or turned into
+    JSON) and its `depth` (lists inside lists). Both are bounded (limits.MAX_LIST,
+    limits.MAX_VALUE_DEPTH), so no value can stand for more than it costs to build."""
+
+    __slots__ = ("size", "depth")
+
+    def __init__(self, items=(), size: int | None = None, depth: int | None = None):
+        """`size` and `depth`, when the caller knows them (`xs * n`, `xs + ys`), spare a walk
+        over the items."""
+        super().__init__(items)
+        if size is None or depth is None:
+            size, depth = len(self), 0
+            for item in self:
+                if isinstance(item, ListValue):
+                    size += item.size
+                    depth = max(depth, item.depth)
+                elif isinstance(item, str):
+                    size += len(item)
+            depth += 1
+        self.size = size
+        self.depth = depth
+
+    @staticmethod
+    def measure(value) -> tuple[int, int]:
+        """(size, depth) of any list; a ListValue knows its own."""
+        if isinstance(value, ListValue):
+            return value.size, value.depth
+        v = ListValue(value)
+        return v.size, v.depth
+
+
+def size_of(value) -> int:
+    """The work of walking a value: 1 for a number, the length of a string, a list's size."""
+    if isinstance(value, ListValue):
+        return value.size
+    if isinstance(value, str):
+        return max(len(value), 1)
+    return 1
+
+
+def from_python(value):
+    """A value given through the Python API (`spec.network(layers=[2, 2, 2, 2])`) as a value of
+    the language, checked as the language checks its own: numbers within range, strings and
+    lists within their limits, lists nested at most MAX_VALUE_DEPTH deep (so a value nested
+    a million deep, or containing itself, is refused instead of recursing). Raises ValueError
+    saying what is wrong."""
+    from ..limits import MAX_INT, MAX_LIST, MAX_VALUE_DEPTH
+
+    converted: dict[int, ListValue] = {}  # keeps shared lists shared, and bounds the work
+    visited = 0
+
+    def convert(v, depth: int):
+        nonlocal visited
+        if v is None or isinstance(v, (bool, BlockValue, FunctionValue, LayerValue)):
+            return v
+        if isinstance(v, int):
+            if abs(v) > MAX_INT:
+                raise ValueError("an integer beyond ±2**62")
+            return int(v)
+        if isinstance(v, float):
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ValueError(f"the number {v}")
+            return v
+        if isinstance(v, str):
+            if len(v) > MAX_LIST:
+                raise ValueError(f"a string longer than {MAX_LIST:,} characters")
+            return v
+        if isinstance(v, (list, tuple)):
+            if id(v) in converted:
+                return converted[id(v)]
+            if depth >= MAX_VALUE_DEPTH:
+                raise ValueError(f"lists nested more than {MAX_VALUE_DEPTH} deep")
+            visited += len(v)
+            if visited > MAX_LIST:
+                raise ValueError(f"lists of more than {MAX_LIST:,} items")
+            result = ListValue([convert(item, depth + 1) for item in v])
+            if result.size > MAX_LIST:
+                raise ValueError(f"a list that holds more than {MAX_LIST:,} items and "
+                                 "characters, counting the lists inside it")
+            converted[id(v)] = result
+            return result
+        raise ValueError(f"a {type(v).__name__}; give a number, a boolean, a string, a list "
+                         "or none (or a string holding an expression of the language)")
+
+    return convert(value, 0)

@@ -151,6 +151,30 @@ def _show_default(value) -> str:
     return str(value)
 
 
+# ---- layers as values of a spec -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class BoundArg:
+    """An argument as a call gives it: by position (name None) or by name, with its value and
+    where it was written (a diagnostics.Span)."""
+
+    name: str | None
+    value: object
+    span: object
+
+
+@dataclass(frozen=True)
+class LayerValue:
+    """A layer kind as a value of the language (`act=relu`, `act=leakyrelu(0.2)`): the kind
+    and the arguments bound to it so far."""
+
+    kind: LayerKind
+    bound: tuple[BoundArg, ...] = ()
+
+    def description(self) -> str:
+        return f"the layer `{self.kind.name}`"
+
+
 # ---- the registry --------------------------------------------------------------------------
 
 LAYERS: dict[str, LayerKind] = {}

@@ -20,18 +20,69 @@ class ArgumentError(Exception):
         self.code = code
 
 
-def describe_value(value) -> str:
-    """How a value is named in messages."""
-    if value is None:
-        return "`none`"
-    if isinstance(value, bool):
-        return f"`{'true' if value else 'false'}`"
-    if isinstance(value, (int, float)):
-        return f"`{value}`"
-    if isinstance(value, str):
-        return f'"{value}"'
+def value_text(value, limit: int | None = None, quote: bool = False) -> str:
+    """A value as a spec would write it: `[1, 2]`, `true`, `none`, `0.5`, `bottleneck`.
+    Strings are shown as they are, or in double quotes with `quote`.
+
+    With a `limit` (characters), a longer text is cut and ends in `...`, and the work done is
+    proportional to the limit, not to the value: lists may share their items, so a list of
+    six items can stand for a million (`[[0] * 1000] * 1000`), and a message or a title that
+    shows it must not walk them all."""
+    if limit is None:
+        return "".join(_chunks(value, quote))
+    out, length = [], 0
+    for chunk in _chunks(value, quote):
+        out.append(chunk[:limit + 1])
+        length += len(out[-1])
+        if length > limit:
+            return "".join(out)[:max(limit - 3, 0)] + "..."
+    return "".join(out)
+
+
+def _chunks(value, quote: bool):
+    """The text of a value, piece by piece (lazily: see value_text)."""
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(describe_value(v).strip("`") for v in value) + "]"
+        yield "["
+        for i, item in enumerate(value):
+            if i:
+                yield ", "
+            yield from _chunks(item, quote)
+        yield "]"
+    elif isinstance(value, str):
+        yield f'"{value}"' if quote else value
+    else:
+        yield _scalar_text(value)
+
+
+def _scalar_text(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int):
+        return str(value)
+    if hasattr(value, "definition"):  # a block, function or network
+        return value.definition.name
+    if hasattr(value, "kind"):  # a layer
+        return value.kind.name
+    if hasattr(value, "shape"):  # `in`
+        return "x".join(map(str, value.shape))
+    return type(value).__name__
+
+
+# Messages quote a value at most this long.
+SHOWN_VALUE = 80
+
+
+def describe_value(value) -> str:
+    """How a value is named in messages: `3`, "same", [1, 2], the layer `relu`. Long values
+    are cut (value_text)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return f"`{_scalar_text(value)}`"
+    if isinstance(value, (str, list, tuple)):
+        return value_text(value, SHOWN_VALUE, quote=True)
     return getattr(value, "description", lambda: type(value).__name__)()
 
 
@@ -183,7 +234,7 @@ class Activation(ArgType):
     description = "an activation such as `relu` or `none`"
 
     def accept(self, value):
-        from ..elaborate.values import LayerValue  # values refer to layers; avoid a cycle
+        from .registry import LayerValue  # registry.py declares parameters with these types
 
         if value is None:
             return None

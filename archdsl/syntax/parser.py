@@ -115,14 +115,26 @@ def _too_deep(source: Source) -> SpecError:
 
 
 def parse_expr(text: str, source: Source, line: int, col: int) -> ast.Expr:
-    """Parse an expression found inside a token (`{res}` in `3x{res}x{res}`) at line:col."""
+    """Parse an expression found inside a token (`{res}` in `3x{res}x{res}`) at line:col, or
+    given on its own (`--set classes=10`: then `source` holds just that text). Bounded like a
+    file: brackets nested at most MAX_BRACKET_DEPTH deep, operator chains too deep to read
+    are an error, not a RecursionError."""
+    if source.text == text:
+        _check_brackets(source)
     try:
-        tree = _lark().parse(text, start="expr")
+        with deep_recursion():
+            tree = _lark().parse(text, start="expr")
+            return _transform(_ToAst(source, line - 1, col - 1), tree)
     except UnexpectedInput as error:
         column = col + max(getattr(error, "column", 1) - 1, 0)
         raise SpecError(Diagnostic("E0102", f"bad expression `{text}`",
                                    Span(source, line, column, line, column + 1))) from None
-    return _transform(_ToAst(source, line - 1, col - 1), tree)
+    except VisitError as error:
+        if not isinstance(error.orig_exc, RecursionError):
+            raise
+        raise _too_deep(source) from None
+    except RecursionError:
+        raise _too_deep(source) from None
 
 
 def _transform(transformer, tree):
