@@ -120,3 +120,74 @@ def test_same_padding_at_stride_two_matches_torchvision_layout():
     model = net.build()
     conv = model.conv
     assert conv.padding == (3, 3) and conv.stride == (2, 2)
+
+
+# ---- pooling values against an independent computation --------------------------------------
+
+def _pool_oracle(x, kind, kernel, stride, pads, ceil, explicit):
+    """Pooling by its definition, one window at a time (numpy, float64): the max or the mean
+    of the real pixels each window covers. With explicit padding (`pad=1`), avgpool counts
+    the padded zeros, as PyTorch's AvgPool2d does by default; with `same` it leaves them out,
+    as Keras does. Windows follow archdsl's `same` layout (odd pixel at the bottom/right)."""
+    import numpy as np
+
+    c, h, w = x.shape
+    (kh, kw), (sh, sw), (top, bottom, left, right) = kernel, stride, pads
+
+    def starts(size, k, s, before, after):
+        span = size + before + after - k
+        count = (-(-span // s) if ceil else span // s) + 1
+        if ceil and (count - 1) * s >= size + before:
+            count -= 1
+        return [i * s - before for i in range(count)]
+
+    rows, cols = starts(h, kh, sh, top, bottom), starts(w, kw, sw, left, right)
+    out = np.zeros((c, len(rows), len(cols)))
+    for i, r in enumerate(rows):
+        for j, q in enumerate(cols):
+            window = x[:, max(r, 0):min(r + kh, h), max(q, 0):min(q + kw, w)]
+            if kind == "maxpool":
+                out[:, i, j] = window.reshape(c, -1).max(axis=1)
+            else:
+                if explicit:  # the padded zeros count, up to the padded border
+                    count = ((min(r + kh, h + bottom) - max(r, -top)) *
+                             (min(q + kw, w + right) - max(q, -left)))
+                else:
+                    count = window.shape[1] * window.shape[2]
+                out[:, i, j] = window.reshape(c, -1).sum(axis=1) / count
+    return out
+
+
+@pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
+@pytest.mark.parametrize("pad", ["same", "valid", "0", "1", "[0, 1]"])
+def test_pooling_values_match_their_definition(kind, pad):
+    """Every pooling and padding combination: values, not only shapes (an even kernel with
+    `same` once averaged the zeros of its uneven padding in)."""
+    import numpy as np
+
+    from archdsl.layers.conv import resolve_padding
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for size in ["2x5x5", "3x6x7", "1x8x8"]:
+        for kernel in ["1", "2", "3", "4", "2x3"]:
+            for stride in ["1", "2", "3"]:
+                for ceil in ["false", "true"]:
+                    text = (f"network n:\n    input {size}\n    {kind}({kernel}, stride={stride},"
+                            f" pad={pad}, ceil={ceil})\n")
+                    try:
+                        net = archdsl.load(text).network("n")
+                    except archdsl.SpecError:
+                        continue  # a window larger than the input, or padding beyond half
+                    node = net.graph[next(n for n, _ in net.graph.layers())]
+                    a = node["args"]
+                    pads = resolve_padding(a["pad"], a["kernel"])
+                    x = rng.standard_normal(tuple(net.input_shape))
+                    with torch.no_grad():
+                        got = net.build().eval()(torch.tensor(x[None], dtype=torch.float64))
+                    expected = _pool_oracle(x, kind, a["kernel"], a["stride"] or a["kernel"],
+                                            pads, a["ceil"], explicit=pad not in ("same", "valid"))
+                    assert tuple(got.shape[1:]) == expected.shape == tuple(node["shape"]), text
+                    assert np.abs(got[0].numpy() - expected).max() < 1e-12, text
+                    checked += 1
+    assert checked > 30

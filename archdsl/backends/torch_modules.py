@@ -40,3 +40,27 @@ class DropPath(nn.Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class AvgPool2dSame(nn.Module):
+    """Average pooling with padding `same` where it is uneven (even kernels), leaving the
+    padded pixels out of each average as Keras does. PyTorch pads both sides alike, so this
+    pads explicitly, then divides each window's sum by the number of real pixels in it:
+    pooling the input and pooling a map of ones share one divisor per window, which cancels.
+    `padding` is (left, right, top, bottom), as torch.nn.functional.pad takes it."""
+
+    def __init__(self, kernel_size, stride, padding):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = tuple(padding)
+
+    def _pool(self, x):
+        return nn.functional.avg_pool2d(nn.functional.pad(x, self.padding), self.kernel_size,
+                                        self.stride)
+
+    def forward(self, x):
+        return self._pool(x) / self._pool(torch.ones_like(x[:1, :1]))
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

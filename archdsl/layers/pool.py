@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .conv import _kernel_text, _stride_text, resolve_padding, torch_padding, window_shape
 from .registry import LayerKind, Param, ShapeError, TorchModule, numel, register, spatial
 from .types import Bool, Optional, Padding, Pair
@@ -55,8 +57,24 @@ class WindowPool(LayerKind):
 
     def torch(self, a, x, y):
         padding, pre = torch_padding(self.pads(a))
-        return TorchModule(self.torch_class, self.torch_kwargs(a, padding),
+        kwargs = self.torch_kwargs(a, padding)
+        if pre:  # uneven padding, applied before the pool
+            pre, kwargs["ceil_mode"] = (self.explicit_pads(a, x, y),), False
+        return TorchModule(self.torch_class, kwargs,
                            pre=tuple(("pad", p, self.pad_value) for p in pre))
+
+    def explicit_pads(self, a, x, y) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) for padding explicitly before the pool. In ceil mode
+        PyTorch lets the last window start in padding it was given as input, so instead the
+        bottom and right are padded far enough for floor mode to give exactly `y`'s windows
+        (the extra pixels fill only the overhang that ceil mode allows, which maxima and
+        AvgPool2dSame's averages leave out)."""
+        top, bottom, left, right = self.pads(a)
+        if a["ceil"]:
+            (kh, kw), (sh, sw) = a["kernel"], self.stride(a)
+            bottom = max(bottom, (y[1] - 1) * sh + kh - x[1] - top)
+            right = max(right, (y[2] - 1) * sw + kw - x[2] - left)
+        return (left, right, top, bottom)
 
     def describe(self, a):
         return f"{self.name} {_kernel_text(a['kernel'])}{_stride_text(self.stride(a))}"
@@ -83,6 +101,16 @@ class AvgPool(WindowPool):
         kwargs = super().torch_kwargs(a, padding)
         kwargs["count_include_pad"] = a["pad"] != "same"
         return kwargs
+
+    def torch(self, a, x, y):
+        top, bottom, left, right = self.pads(a)
+        if a["pad"] == "same" and (top, left) != (bottom, right):
+            # uneven `same` padding (an even kernel): PyTorch's AvgPool2d pads evenly, and
+            # an explicit zero pad before it would count the zeros in the averages
+            return TorchModule("archdsl.backends.torch_modules.AvgPool2dSame",
+                               dict(kernel_size=a["kernel"], stride=self.stride(a),
+                                    padding=self.explicit_pads(a, x, y)))
+        return super().torch(a, x, y)
 
 
 @register
@@ -129,8 +157,10 @@ class GlobalMaxPool(GlobalAvgPool):
 
 def _adaptive_windows(size: int, out: int) -> int:
     """Total window length over the outputs of PyTorch's adaptive pooling along one axis
-    (window i spans floor(i*size/out) to ceil((i+1)*size/out))."""
-    return sum(-(-(i + 1) * size // out) - (i * size // out) for i in range(out))
+    (window i spans floor(i*size/out) to ceil((i+1)*size/out)). In closed form, so that a
+    huge width costs nothing: the sum of the ceilings exceeds that of the floors by `size`,
+    plus one for every i+1 whose window end is not a whole number (out - gcd of the two)."""
+    return size + out - math.gcd(size, out)
 
 
 @register
