@@ -365,3 +365,14 @@ def test_layer_limit(spec_text):
 
 def test_tensor_size_limit(spec_text):
     assert errors(spec_text, "network n:\n    input 3x8x8\n    conv(2 ** 40, 1)\n") == ["E0507"]
+
+
+def test_a_repeated_layer_is_worked_out_again_when_anything_differs():
+    """The elaborator reuses a layer's binding and shape when the same call applies again to
+    the same input shape; a value of another type, or other `with` defaults, is not the same."""
+    with pytest.raises(archdsl.SpecError, match="got `4.0` \\(a float\\)"):
+        archdsl.load("network n:\n    input 3x8x8\n    repeat 2 as i:\n"
+                     "        conv(4 if i == 0 else 4.0, 1)\n").network("n")
+    net = archdsl.load("block b:\n    conv(4, 3)\nnetwork n:\n    input 3x8x8\n"
+                       "    output aux: b\n    with conv(pad=same):\n        b\n").network("n")
+    assert net.output_shapes == {"output": (4, 8, 8), "aux": (4, 6, 6)}

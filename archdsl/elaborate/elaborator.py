@@ -572,7 +572,9 @@ class Elaborator:
         else:
             values, act, act_span, shape = known
             self.steps_run += 1
-        y = self._add(kind, kind.name, dict(values), [x], shape, span, notation)
+        # the same dict for every application it stands for (nothing changes a node's args),
+        # so counting can recognise repeated layers too (passes/cost.py)
+        y = self._add(kind, kind.name, values, [x], shape, span, notation)
         if act is not None:
             y = self.apply_layer(act, [], act_span, y)
         return y

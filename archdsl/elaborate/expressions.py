@@ -12,6 +12,7 @@ units in proportion (limits.ITEMS_PER_WORK), from the same budget as statements 
 from __future__ import annotations
 
 import math
+import operator
 
 from ..diagnostics import Diagnostic, SpecError, did_you_mean
 from ..layers import registry
@@ -99,6 +100,11 @@ BUILTINS = {b.name: b for b in [
     Builtin("len", _len, "len(list)", "the number of items"),
     Builtin("sum", _sum, "sum(list)", "the sum of the items"),
 ]}
+
+# The arithmetic operators over numbers (`**` is _power's: it is bounded before it is computed).
+_ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+               "//": operator.floordiv, "%": operator.mod}
+_NUMBERS = (int, float)  # exact types: a boolean is not a number here
 
 # Names that mean themselves: padding modes, and the constants of the language.
 CONSTANTS = {"same": "same", "valid": "valid"}
@@ -271,6 +277,8 @@ class Evaluator:
         left = self.eval(e.left, scope)
         right = self.eval(e.right, scope)
         op = e.op
+        if type(left) in _NUMBERS and type(right) in _NUMBERS and op in _ARITHMETIC:
+            return self._arithmetic(op, left, right, e)  # the common case, first
         if op == "+" and isinstance(left, list) and isinstance(right, list):
             if len(left) + len(right) > MAX_LIST:  # refused before it is built
                 raise self.error("E0604", f"list too long (more than {MAX_LIST:,} items)", e.span)
@@ -289,15 +297,16 @@ class Evaluator:
             return left + right
         self._operand(left, op, e.left.span)
         self._operand(right, op, e.right.span)
-        if op in ("/", "//", "%") and right == 0:
-            raise self.error("E0601", "division by zero", e.span,
-                             help=f"the right-hand side `{_source_text(e.right)}` is 0 here")
         if op == "**":
             return self._power(left, right, e)
+        return self._arithmetic(op, left, right, e)
+
+    def _arithmetic(self, op, left, right, e):
+        if right == 0 and op in ("/", "//", "%"):
+            raise self.error("E0601", "division by zero", e.span,
+                             help=f"the right-hand side `{_source_text(e.right)}` is 0 here")
         try:
-            result = {"+": lambda: left + right, "-": lambda: left - right,
-                      "*": lambda: left * right, "/": lambda: left / right,
-                      "//": lambda: left // right, "%": lambda: left % right}[op]()
+            result = _ARITHMETIC[op](left, right)
         except OverflowError:
             raise self.error("E0604", "number too large", e.span) from None
         return self._check_int(result, e.span)

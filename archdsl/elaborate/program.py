@@ -63,9 +63,9 @@ class Program:
             return self.units[file.key]
         return self._load(file, self.files.read(file))
 
-    def load_text(self, text: str, path: str = "<string>") -> FileUnit | None:
-        file = self.files.text_root() if path == "<string>" else SpecFile(path, path)
-        return self._load(file, text)
+    def load_text(self, text: str) -> FileUnit | None:
+        """Spec text given directly (not from a file): shown as `<string>`."""
+        return self._load(self.files.text_root(), text)
 
     def _load(self, file: SpecFile, text: str) -> FileUnit | None:
         size = len(text.encode())

@@ -42,13 +42,18 @@ def count(graph: LayerGraph) -> Totals:
     trainable = nontrainable = 0
     macs = {True: 0, False: 0}
     flops = {True: 0, False: 0}
+    counted: dict[tuple, tuple] = {}  # a layer repeated (the same args on the same input shape)
     for name, node in graph.layers():
         layer, args = node["layer"], node["args"]
         x = layer_inputs(graph, node)
-        t, n = layer.params_count(args, x)
+        key = (layer, id(args), tuple(x) if layer.is_merge else x, node["shape"])
+        figures = counted.get(key)
+        if figures is None:
+            y = node["shape"]
+            figures = counted[key] = (layer.params_count(args, x), layer.macs(args, x, y),
+                                      layer.flops(args, x, y))
+        (t, n), node["macs"], node["flops"] = figures
         node["params"] = (t, n)
-        node["macs"] = layer.macs(args, x, node["shape"])
-        node["flops"] = layer.flops(args, x, node["shape"])
         node["side_only"] = name not in main
         trainable += t
         nontrainable += n
