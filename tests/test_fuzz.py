@@ -1,11 +1,16 @@
 """Fuzzing: archdsl answers every input with a result or a diagnostic, never anything else.
 
-Two sources of input, both driven by hypothesis:
+Four sources of input, all driven by hypothesis:
 
 (a) the zoo's specs, mutated: lines deleted, duplicated, swapped or re-indented, tokens
     deleted, duplicated or swapped, numbers perturbed, stray characters inserted, the text cut;
 (b) random well-formed networks built from the grammar: layers with random arguments, merges,
-    repeats, blocks with parameters, `let`, `if`, `with`, side outputs.
+    repeats, blocks with parameters, `let`, `if`, `with`, side outputs;
+(c) value-heavy programs: long, nested and shared lists, strings, rounding, comparisons,
+    built in loops and recursive functions, then printed (in messages, as a layer's wrong
+    argument, and in block titles) — what a hostile spec uses to make archdsl work hard;
+(d) `use` of files that are not plain spec files: links to secrets, to /proc and /dev, to
+    folders outside, dangling links and loops of links, FIFOs, folders named *.arch.
 
 For each, one network is elaborated and counted as `archdsl summary` would. It must either
 succeed or raise SpecError whose diagnostics are rendered without error; any other exception
@@ -15,6 +20,8 @@ the MACs.
 
 The suite runs a CI-sized number of cases. The long run (documented in docs/benchmarks.md) is
     ARCHDSL_FUZZ_EXAMPLES=6000 ARCHDSL_FUZZ_LOG=fuzz.log pytest tests/test_fuzz.py
+(c) and (d) must also never take long (a hang is caught by an alarm and fails the case) nor
+quote a file they should not read.
 or simply `.venv/bin/python benchmarks/fuzz.py --write`, which also records the slowest case.
 """
 
@@ -188,7 +195,8 @@ def layer_step(draw) -> str:
         return draw(st.sampled_from(ACTIVATIONS))
     if kind in ("maxpool", "avgpool"):
         args = [draw(sizes())] + optional_args(draw, {
-            "stride": sizes(), "pad": st.integers(0, 2), "ceil": st.just("true")})
+            "stride": sizes(), "ceil": st.just("true"),
+            "pad": st.one_of(st.integers(0, 2), st.sampled_from(["same", "valid"]))})
         return f"{kind}({', '.join(args)})"
     if kind == "dropout":
         return f"dropout({draw(st.sampled_from(['0', '0.1', '0.5']))})"
@@ -284,6 +292,201 @@ def random_network(draw) -> str:
 def test_random_networks_agree_with_torch(text):
     net, _ = answer(text, 0)
     oracle(net)
+
+
+# ---- (c) value-heavy programs --------------------------------------------------------------
+
+NUMBERS_SMALL = st.sampled_from(["0", "1", "2", "3", "7", "-1", "-3", "0.5"])
+NUMBERS_BIG = st.sampled_from(["1000", "99999", "1000000", "1000001", "-30000000", "2 ** 40"])
+
+
+@st.composite
+def number_expr(draw, names: dict, depth: int = 0) -> str:
+    """A number: literals (often large), rounding, built-ins over lists and strings."""
+    choices = ["literal", "literal", "big"] if depth > 2 else \
+        ["literal", "big", "round", "len", "sum", "minmax", "arith", "index"]
+    kind = draw(st.sampled_from(choices + (["name"] if names.get("number") else [])))
+    if kind == "literal":
+        return draw(NUMBERS_SMALL)
+    if kind == "big":
+        return draw(NUMBERS_BIG)
+    if kind == "name":
+        return draw(st.sampled_from(names["number"]))
+    if kind == "round":
+        return f"round({draw(number_expr(names, depth + 1))}, {draw(st.one_of(NUMBERS_SMALL, NUMBERS_BIG))})"
+    if kind == "len":
+        inner = draw(st.one_of(list_expr(names, depth + 1), string_expr(names, depth + 1)))
+        return f"len({inner})"
+    if kind == "sum":
+        return f"sum([{draw(number_expr(names, depth + 1))}] * {draw(NUMBERS_BIG)})"
+    if kind == "minmax":
+        return f"{draw(st.sampled_from(['min', 'max']))}({draw(list_expr(names, depth + 1))})"
+    if kind == "index":
+        return f"({draw(list_expr(names, depth + 1))})[{draw(NUMBERS_SMALL)}]"
+    op = draw(st.sampled_from(["+", "-", "*", "//", "**"]))
+    return f"({draw(number_expr(names, depth + 1))}) {op} ({draw(number_expr(names, depth + 1))})"
+
+
+@st.composite
+def string_expr(draw, names: dict, depth: int = 0) -> str:
+    if depth > 2 or draw(st.booleans()):
+        if names.get("string") and draw(st.booleans()):
+            return draw(st.sampled_from(names["string"]))
+        return '"' + draw(st.text("ab\x1b[", max_size=6)).replace('"', "") + '"'
+    return f"({draw(string_expr(names, depth + 1))}) + ({draw(string_expr(names, depth + 1))})"
+
+
+@st.composite
+def list_expr(draw, names: dict, depth: int = 0) -> str:
+    """A list: literal, repeated (often a million times), joined, nested, shared."""
+    if depth > 3:
+        return "[" + ", ".join(draw(st.lists(NUMBERS_SMALL, max_size=3))) + "]"
+    kind = draw(st.sampled_from(["literal", "repeat", "concat", "nest", "shared"]
+                                + (["name"] if names.get("list") else [])))
+    if kind == "name":
+        return draw(st.sampled_from(names["list"]))
+    if kind == "literal":
+        items = draw(st.lists(st.one_of(number_expr(names, depth + 1),
+                                        string_expr(names, depth + 1)), max_size=4))
+        return "[" + ", ".join(items) + "]"
+    if kind == "repeat":
+        return f"({draw(list_expr(names, depth + 1))}) * {draw(st.one_of(NUMBERS_SMALL, NUMBERS_BIG))}"
+    if kind == "concat":
+        return f"({draw(list_expr(names, depth + 1))}) + ({draw(list_expr(names, depth + 1))})"
+    if kind == "nest":
+        return f"[{draw(list_expr(names, depth + 1))}, {draw(list_expr(names, depth + 1))}]"
+    inner = draw(list_expr(names, depth + 1))
+    return f"[{inner}] * {draw(st.one_of(NUMBERS_SMALL, NUMBERS_BIG))}"
+
+
+@st.composite
+def value_program(draw) -> str:
+    """`let`s over values, some in loops and recursive functions, then values printed: as the
+    wrong argument of a layer (its message quotes it), as a block's argument (its title), as
+    a network argument (the summary's header), in comparisons."""
+    names: dict[str, list[str]] = {"number": [], "string": [], "list": []}
+    lines = ["def grow(s, n) = s if n <= 0 else grow(s + s, n - 1)",
+             "def deep(v, n) = v if n <= 0 else deep([v, v], n - 1)",
+             "block blk(v):", "    relu",
+             f"network n(arg={draw(list_expr(names))}):", "    input 3x8x8"]
+    kinds = {"number": number_expr, "string": string_expr, "list": list_expr}
+    for i in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(sorted(kinds)))
+        expr = draw(kinds[kind](names))
+        if kind == "string" and draw(st.booleans()):
+            expr = f"grow({expr}, {draw(st.integers(0, 25))})"
+        if kind == "list" and draw(st.booleans()):
+            expr = f"deep({expr}, {draw(st.integers(0, 70))})"
+        if draw(st.integers(0, 3)) == 0:
+            lines += [f"    repeat {draw(st.sampled_from(['10', '1000', '100000']))}:",
+                      f"        let v{i} = {expr}"]
+        else:
+            lines.append(f"    let v{i} = {expr}")
+            names[kind].append(f"v{i}")
+    shown = draw(st.sampled_from(sum(names.values(), []) or ["arg"]))
+    lines += [draw(st.sampled_from([f"    dropout({shown})", f"    blk({shown})",
+                                    f"    conv({shown}, 3)", f"    relu when {shown} == arg",
+                                    f"    relu when {shown} == {shown}", f"    maxpool({shown})",
+                                    "    relu"]))]
+    return "\n".join(lines) + "\n"
+
+
+class _Alarm(Exception):
+    pass
+
+
+def bounded(seconds: int):
+    """Fail instead of hanging: raises _Alarm in the main thread after `seconds`."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def guard():
+        def ring(*_):
+            raise _Alarm(f"no answer within {seconds} s")
+
+        previous = signal.signal(signal.SIGALRM, ring)
+        signal.alarm(seconds)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return guard()
+
+
+# A third as many cases as the other fuzzers: the programs that run into the work budget take
+# about a second each, by design.
+FUZZ_THIRD = settings(max_examples=max(EXAMPLES // 3, 20), deadline=None, derandomize=not LOG,
+                      suppress_health_check=list(HealthCheck))
+
+
+@FUZZ_THIRD
+@given(text=value_program())
+def test_value_heavy_programs_get_an_answer(text):
+    with bounded(60):  # budget-bound programs answer in about a second; this catches hangs
+        net, _ = answer(text, 0)
+    if net is not None:
+        oracle(net)
+
+
+# ---- (d) `use` of links and special files --------------------------------------------------
+
+SECRET = "TOPSECRET the first line of a file archdsl must not quote"
+TARGETS = ["lib.arch", "sub/inner.arch", "link_in.arch", "link_secret.arch", "link_out.arch",
+           "link_proc.arch", "link_dev.arch", "dangling.arch", "loop_a.arch", "fifo.arch",
+           "folder.arch", "../outside/blocks.arch", "/etc/passwd", "secret.txt", "missing.arch",
+           "{tmp}/outside/blocks.arch", "./lib.arch", "sub/../lib.arch", "link_dir/lib.arch"]
+
+
+def _plant(root: Path) -> Path:
+    """A spec folder full of traps, next to a folder outside it and a secret."""
+    import os
+
+    spec, outside = root / "spec", root / "outside"
+    (spec / "sub").mkdir(parents=True)
+    outside.mkdir()
+    block = "block b:\n    relu\n"
+    (spec / "lib.arch").write_text(block)
+    (spec / "sub" / "inner.arch").write_text(block)
+    (outside / "blocks.arch").write_text(block)
+    (root / "secret.txt").write_text(SECRET + "\n")
+    (spec / "secret.txt").write_text(SECRET + "\n")
+    links = {"link_in.arch": spec / "lib.arch", "link_secret.arch": root / "secret.txt",
+             "link_out.arch": outside / "blocks.arch", "link_proc.arch": Path("/proc/self/environ"),
+             "link_dev.arch": Path("/dev/zero"), "dangling.arch": spec / "nowhere.arch",
+             "loop_a.arch": spec / "loop_b.arch", "loop_b.arch": spec / "loop_a.arch",
+             "link_dir": outside}
+    for name, target in links.items():
+        (spec / name).symlink_to(target)
+    os.mkfifo(spec / "fifo.arch")
+    (spec / "folder.arch").mkdir()
+    return spec
+
+
+@FUZZ_THIRD
+@given(uses=st.lists(st.sampled_from(TARGETS), min_size=1, max_size=3),
+       allow=st.booleans(), via_link=st.booleans())
+def test_use_of_links_and_special_files_never_leaks_or_hangs(uses, allow, via_link):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        spec = _plant(root)
+        lines = [f'use "{u.format(tmp=folder)}"' for u in uses]
+        (spec / "n.arch").write_text("\n".join(lines) + "\nnetwork n:\n    input 3x8x8\n    relu\n")
+        path = spec / "n.arch"
+        if via_link:  # the spec itself reached through a link
+            (root / "n_link.arch").symlink_to(path)
+            path = root / "n_link.arch"
+        try:
+            with bounded(60):
+                archdsl.load(path, allow_use=[root / "outside"] if allow else []).network("n")
+        except SpecError as error:
+            text = "\n".join(d.render() for d in error.diagnostics)
+            assert SECRET not in text and "PATH=" not in text
+            assert all(d.code in ("E0206", "E0207", "E0204", "E0507") for d in error.diagnostics), text
 
 
 # ---- a few fixed cases the fuzzers found, kept as regressions ------------------------------
