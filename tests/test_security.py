@@ -412,3 +412,42 @@ def test_every_defence_in_the_security_page_names_a_test_that_exists():
         defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), re.M))
     assert len(named) >= 15
     assert named <= defined, named - defined
+
+
+def test_repeated_errors_and_variant_chains_are_worked_out_once(monkeypatch):
+    """The slow-but-answered cases of issue 15, counted in work rather than seconds: an error
+    repeated by `x N` builds its suggestion and binds its arguments once per round that can
+    differ, not N times; a chain of variants is resolved once per variant, not once per
+    variant per network that uses it (that was n**2 lookups)."""
+    from archdsl.elaborate import elaborator
+
+    calls = {"suggest": 0, "bind": 0, "lookup": 0}
+
+    def counting(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(elaborator, "did_you_mean", counting("suggest", elaborator.did_you_mean))
+    monkeypatch.setattr(elaborator, "bind_layer", counting("bind", elaborator.bind_layer))
+    monkeypatch.setattr(elaborator.Elaborator, "_lookup_network",
+                        counting("lookup", elaborator.Elaborator._lookup_network))
+    def rendered(text):
+        with pytest.raises(archdsl.SpecError) as error:
+            archdsl.load(text).network("n")
+        return "\n".join(d.render() for d in error.value.diagnostics)
+
+    assert "occurs 49999 more times" in rendered(NET + "    nosuchlayer x 50000\n")
+    assert calls["suggest"] == 1
+    assert "occurs 399999 more times" in rendered(NET + "    [linear() x 50000] x 8\n")
+    assert calls["bind"] <= 4
+    from archdsl.diagnostics import Diagnostics
+
+    spec = archdsl.load(NET + "    relu\nnetwork v0 = n()\n" + "".join(
+        f"network v{i} = v{i - 1}()\n" for i in range(1, 2500)))
+    calls["lookup"] = 0
+    diagnostics = Diagnostics()
+    for name in spec.concrete_networks():
+        spec.elaborate(name, diagnostics=diagnostics)
+    assert calls["lookup"] <= 4 * 2501, calls["lookup"]
