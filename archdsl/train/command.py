@@ -102,7 +102,7 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         if args.device is not None:
             config.device = args.device
         try:
-            TrainConfig.from_dict(asdict(config))  # the options given again are checked too
+            config.check()  # the options given again are checked too
         except ValueError as error:
             say("train", error)
             return 2
@@ -215,7 +215,7 @@ def run_eval(args) -> int:
     if args.batch_size is not None:
         config.batch_size = args.batch_size
     try:
-        TrainConfig.from_dict(asdict(config))  # the options given on the command line
+        config.check()  # the options given on the command line
     except ValueError as error:
         say("eval", error)
         return 2

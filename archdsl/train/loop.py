@@ -94,6 +94,11 @@ class TrainConfig:
             chosen[f.name] = value
         return cls(**chosen)
 
+    def check(self) -> None:
+        """ValueError when an option set after from_dict (a command-line override of a
+        checkpoint's options) breaks its rule."""
+        TrainConfig.from_dict(asdict(self))
+
 
 # The Python types each annotation of TrainConfig admits (exact types: a bool is no int).
 _OPTION_TYPES = {"str": (str,), "int": (int,), "float": (float,), "bool": (bool,),
