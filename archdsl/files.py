@@ -85,9 +85,9 @@ class DiskFiles:
         folders = self.folders + self.allowed
         if not any(real.is_relative_to(folder) for folder in folders):
             raise refuse(f"`use \"{name}\"` reaches outside the spec's folder", span,
-                         help=f"a spec may use the .arch files under {display_path(folders[0])}"
-                              "; to allow another folder, pass --allow-use FOLDER (or "
-                              "allow_use=[...] to archdsl.load)")
+                         help=f"a spec may use the .arch files in {_folder_text(folders[0])}"
+                              " and below; to allow another folder, pass --allow-use FOLDER "
+                              "(or allow_use=[...] to archdsl.load)")
         return SpecFile(real, display_path(target))
 
     def read(self, file: SpecFile, span: Span | None = None) -> str:
@@ -175,6 +175,11 @@ def spec_files_under(folder: Path) -> list[Path]:
         dirs.sort()
         found += [Path(parent, n) for n in names if n.endswith(SUFFIX)]
     return sorted(found)
+
+
+def _folder_text(folder: Path) -> str:
+    shown = display_path(folder)
+    return "the current folder" if shown == "." else f"its folder ({shown})"
 
 
 def display_path(path: Path) -> str:
