@@ -188,9 +188,11 @@ def cmd_compile(args) -> int:
         except (DataError, WeightsError) as error:
             print(printable(f"archdsl compile: {error}"), file=sys.stderr)
             return EXIT_USAGE
+    from .backends.torch_module import example_input
+
     shape = tuple(net.input_shape)
     with torch.no_grad():
-        out = model(torch.zeros((1, *shape)))
+        out = model(example_input(net.input_shape, 1))
     got = tuple(out.shape[1:])
     expected = tuple(net.output_shapes["output"])
     if got != expected:
@@ -230,7 +232,9 @@ def compare_with_torchvision(net, spec: str) -> int:
     except (WeightsError, TypeError) as error:
         print(printable(f"archdsl compile: {name}: {error}"), file=sys.stderr)
         return EXIT_SPEC
-    x = torch.randn(2, *net.input_shape)
+    from .backends.torch_module import example_input
+
+    x = example_input(net.input_shape)
     with torch.no_grad():
         diff = float((model(x) - reference(x)).abs().max())
     verdict = "agree" if diff <= 1e-4 else "DIFFER"
@@ -289,6 +293,7 @@ def layers_markdown(kinds) -> str:
         if k.aliases:
             out += ["Also written: " + ", ".join(f"`{a}`" for a in k.aliases) + ".", ""]
         out += [k.doc, ""]
+        out += ["Takes: " + _layouts_text(k.accepts) + ".", ""]
         if k.params or k.accepts_act:
             out += ["| parameter | type | default | meaning |", "|---|---|---|---|"]
             for p in k.params:
@@ -299,6 +304,12 @@ def layers_markdown(kinds) -> str:
                            "activation applied after the layer |")
             out.append("")
     return "\n".join(out)
+
+
+def _layouts_text(accepts) -> str:
+    from .shapes import LAYOUT_WORDS
+
+    return ", ".join(LAYOUT_WORDS[layout] for layout in accepts)
 
 
 def cmd_train(args) -> int:

@@ -50,7 +50,7 @@ def summary_text(net) -> str:
         f"Total params: {t.params_total:,}",
         f"Trainable params: {t.params_trainable:,}",
         f"Non-trainable params: {t.params_nontrainable:,}",
-        f"MACs: {t.macs:,} ({human(t.macs)}; multiply-adds of conv and linear weights)",
+        f"MACs: {t.macs:,} ({human(t.macs)}; multiply-adds of conv, linear and attention)",
         f"FLOPs: {t.flops:,} ({human(t.flops)}; every operation, see docs/counting.md)",
     ]
     if t.macs_side:
@@ -70,7 +70,8 @@ def summary_json(net) -> dict:
         trainable, frozen = node["params"]
         layers.append({
             "name": name, "kind": node["kind"], "notation": describe(node),
-            "output_shape": list(node["shape"]), "inputs": node["inputs"],
+            "output_shape": list(node["shape"]), "layout": node["shape"].layout,
+            "inputs": node["inputs"],
             "params": trainable + frozen, "params_trainable": trainable,
             "params_nontrainable": frozen, "macs": node["macs"], "flops": node["flops"],
             "side_output_only": node["side_only"],
@@ -79,8 +80,10 @@ def summary_json(net) -> dict:
     return {
         "file": g.file, "network": g.name,
         "arguments": {k: _json_value(v) for k, v in g.parameters.items()},
-        "input": list(g.input_shape),
+        "input": list(g.input_shape), "input_layout": g.input_shape.layout,
+        **({"input_vocab": g.input_shape.vocab} if g.input_shape.vocab else {}),
         "outputs": {o: list(s) for o, s in g.output_shapes().items()},
+        "output_layouts": {o: s.layout for o, s in g.output_shapes().items()},
         "params_total": t.params_total, "params_trainable": t.params_trainable,
         "params_nontrainable": t.params_nontrainable, "macs": t.macs, "flops": t.flops,
         "macs_side_outputs": t.macs_side, "flops_side_outputs": t.flops_side,

@@ -7,9 +7,11 @@ torch.utils.flop_counter.FlopCounterMode (which counts a multiply-add as 2 FLOPs
 """
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from archdsl.backends.codegen import module_path
+from archdsl.backends.torch_module import example_input
 
 
 def running_stats(model) -> int:
@@ -37,10 +39,15 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
             seen[name] = tuple(output.shape[1:])
 
         hooks.append(module.register_forward_hook(hook))
-    x = torch.randn(batch, *graph.input_shape, device=device)
-    with torch.no_grad():
+    x = example_input(graph.input_shape, batch, device)
+    # oneDNN's fused LSTM kernel is not counted by FlopCounterMode; without it, the LSTM runs
+    # as matmuls that are (only then: it makes convolutions slower)
+    mkldnn = not any(node["kind"] == "lstm" for _, node in graph.layers())
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=mkldnn):
         if count_flops:
-            with FlopCounterMode(display=False) as counter:
+            # the math kernel of scaled_dot_product_attention is matmuls that FlopCounterMode
+            # counts (its fused CPU kernel is not counted)
+            with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
                 out = model(x)
             flops = counter.get_total_flops()
         else:
@@ -59,7 +66,8 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
 
     if len(net.output_shapes) > 1:  # side outputs exist in training mode, and cost more
         model.train()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), torch.backends.mkldnn.flags(enabled=mkldnn), \
+                FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
             outs = model(x)
         assert [tuple(o.shape[1:]) for o in outs] == [tuple(s) for s in net.output_shapes.values()]
         if count_flops:

@@ -15,6 +15,9 @@ from oracle import check_against_torch
 # kind -> [(input shape, steps)]
 EXAMPLES = {
     "conv": [
+        ("4x50", "conv(8, 5, stride=2, pad=same)"),  # 1-D
+        ("2x6x9x9", "conv(4, 3, stride=2, pad=same)"),  # 3-D
+        ("2x6x9x9", "conv(4, 1x3x3, pad=[0, 1, 1])"),
         ("3x32x32", "conv(16, 3)"),
         ("3x32x32", "conv(16, 3, stride=2, pad=same)"),
         ("3x33x31", "conv(16, 4, stride=2, pad=same)"),  # even kernel: asymmetric padding
@@ -27,6 +30,8 @@ EXAMPLES = {
         ("4x9x9", "conv(8, 3, act=relu)"),
     ],
     "dwconv": [
+        ("8x40", "dwconv(4, pad=same)"),
+        ("4x5x8x8", "dwconv(3, stride=2)"),
         ("8x16x16", "dwconv(3, pad=same)"),
         ("8x16x16", "dwconv(5, stride=2, pad=same, mult=2, bias=false)"),
     ],
@@ -34,12 +39,15 @@ EXAMPLES = {
         ("8x16x16", "sepconv(32, 3, pad=same)"),
         ("8x15x15", "sepconv(32, 3, stride=2, pad=same, bias=false, mult=2)"),
     ],
-    "linear": [("3x8x8", "linear(10)"), ("100", "linear(20, bias=false)"), ("64", "FC-4096")],
-    "bn": [("8x5x5", "bn"), ("100", "bn"), ("8x5x5", "bn(affine=false, eps=0.001)")],
-    "lrn": [("16x8x8", "lrn"), ("16x8x8", "LRN(size=3, k=2)")],
-    "dropout": [("8x5x5", "dropout(0.3)"), ("100", "dropout")],
+    "linear": [("10x32", "linear(16)"), ("10x32 seq", "linear(8, bias=false)"), ("3x8x8", "linear(10)"), ("100", "linear(20, bias=false)"), ("64", "FC-4096")],
+    "bn": [("4x30", "bn"), ("4x3x6x6", "bn"), ("8x5x5", "bn"), ("100", "bn"), ("8x5x5", "bn(affine=false, eps=0.001)")],
+    "lrn": [("16x20", "lrn"), ("16x8x8", "lrn"), ("16x8x8", "LRN(size=3, k=2)")],
+    "dropout": [("7x16 seq", "dropout(0.1)"), ("8x5x5", "dropout(0.3)"), ("100", "dropout")],
     "droppath": [("8x5x5", "droppath(0.2)")],
     "maxpool": [
+        ("4x31", "maxpool(3, stride=2, pad=1)"),
+        ("2x7x8x8", "maxpool(2)"),
+        ("2x7x8x9", "maxpool(2, pad=same)"),
         ("8x32x32", "maxpool"),
         ("8x55x55", "maxpool(3, stride=2)"),
         ("8x56x56", "maxpool(3, stride=2, pad=1)"),
@@ -48,32 +56,66 @@ EXAMPLES = {
         ("8x14x14", "maxpool(3, stride=2, ceil=true)"),
     ],
     "avgpool": [
+        ("4x31", "avgpool(4, stride=2, pad=same)"),  # uneven `same`, 1-D
+        ("2x7x8x8", "avgpool(2, stride=1, pad=same)"),
         ("8x56x56", "avgpool(2)"),
         ("8x7x7", "avgpool(7, stride=1)"),
         ("8x15x15", "avgpool(3, stride=2, pad=same)"),
         ("8x14x14", "avgpool(3, stride=2, ceil=true)"),
     ],
-    "gap": [("8x7x5", "gap")],
-    "adaptive_avgpool": [("8x14x14", "adaptive_avgpool(4)"), ("8x13x7", "adaptive_avgpool(6x3)")],
-    "gmp": [("8x7x5", "gmp")],
-    "flatten": [("8x7x5", "flatten")],
+    "gap": [("8x30", "gap"), ("8x3x4x5", "gap"), ("8x7x5", "gap")],
+    "adaptive_avgpool": [("8x30", "adaptive_avgpool(7)"), ("8x6x6x6", "adaptive_avgpool(2x3x3)"), ("8x14x14", "adaptive_avgpool(4)"), ("8x13x7", "adaptive_avgpool(6x3)")],
+    "gmp": [("8x30", "gmp"), ("8x7x5", "gmp")],
+    "flatten": [("5x6 seq", "flatten"), ("8x7x5", "flatten")],
     "zeropad": [("3x8x8", "zeropad(1)"), ("3x8x8", "zeropad([1, 2])"), ("3x8x8", "zeropad([0, 1, 2, 3])")],
-    "identity": [("3x8x8", "identity")],
+    "identity": [("5x6 seq", "identity"), ("12 tokens of 100", "identity"), ("3x8x8", "identity")],
     "relu": [("3x8x8", "relu")],
     "relu6": [("3x8x8", "relu6")],
     "leakyrelu": [("3x8x8", "leakyrelu(0.2)")],
     "elu": [("3x8x8", "elu")],
-    "gelu": [("3x8x8", "gelu")],
+    "gelu": [("5x6 seq", "gelu"), ("3x8x8", "gelu")],
     "silu": [("3x8x8", "silu")],
     "sigmoid": [("100", "sigmoid")],
     "tanh": [("3x8x8", "tanh")],
     "hardswish": [("3x8x8", "hardswish")],
     "hardsigmoid": [("3x8x8", "hardsigmoid")],
     "mish": [("3x8x8", "mish")],
-    "softmax": [("10", "softmax"), ("3x4x4", "soft-max")],
-    "add": [("8x8x8", "add:\n        branch: conv(8, 3, pad=same)\n        branch: identity")],
-    "mul": [("8x8x8", "mul:\n        branch: identity\n        branch: gap conv(8, 1) sigmoid")],
-    "concat": [("8x8x8", "concat:\n        branch: conv(4, 1)\n        branch: maxpool(3, stride=1, pad=1)\n        branch: identity")],
+    "softmax": [("5x6 seq", "softmax"), ("10", "softmax"), ("3x4x4", "soft-max")],
+    "add": [("5x8 seq", "add:\n        branch: linear(8)\n        branch: identity"), ("8x8x8", "add:\n        branch: conv(8, 3, pad=same)\n        branch: identity")],
+    "mul": [("8x6x6", "mul:\n        branch: param(8x1x1, init=0.5)\n        branch: conv(8, 3, pad=1)"), ("8x8x8", "mul:\n        branch: identity\n        branch: gap conv(8, 1) sigmoid")],
+    "concat": [("5x8 seq", "concat:\n        branch: param(1x8)\n        branch: identity"), ("6x20", "concat:\n        branch: conv(3, 1)\n        branch: identity"), ("8x8x8", "concat:\n        branch: conv(4, 1)\n        branch: maxpool(3, stride=1, pad=1)\n        branch: identity")],
+    "layernorm": [("5x16 seq", "layernorm"), ("16", "layernorm(eps=1e-6)"),
+                  ("8x5x5", "layernorm(eps=1e-6)"), ("8x20", "layernorm(affine=false)")],
+    "rmsnorm": [("5x16 seq", "rmsnorm"), ("16", "rmsnorm(eps=1e-6, affine=false)")],
+    "groupnorm": [("8x5x5", "groupnorm(4)"), ("6x20", "groupnorm(1)"),
+                  ("4x3x5x5", "groupnorm(2, affine=false)")],
+    "instancenorm": [("8x5x5", "instancenorm"), ("6x20", "instancenorm(affine=true)"),
+                     ("4x3x5x5", "instancenorm(track=true)")],
+    "upsample": [("4x5x5", "upsample(2)"), ("4x5x5", "upsample(size=8x12, mode=\"linear\")"),
+                 ("4x10", "upsample(1.5, mode=\"linear\")"), ("2x3x4x4", "upsample([1, 2, 2])"),
+                 ("4x6x6", "upsample(2, mode=\"bilinear\", align_corners=true)")],
+    "upconv": [("8x7x7", "upconv(4, 2, stride=2)"), ("8x7x7", "upconv(4, 3, stride=2, pad=1, out_pad=1)"),
+               ("8x20", "upconv(4, 4, stride=2, pad=1, bias=false)"),
+               ("4x3x4x4", "upconv(2, 2, stride=2, act=relu)"), ("8x5x5", "upconv(8, 3, groups=4)")],
+    "pixelshuffle": [("16x5x5", "pixelshuffle(2)")],
+    "channels": [("8x5x5", "channels(2, 6)"), ("8x5x5", "channels(4)"), ("10", "channels(0, 3)")],
+    "channel_shuffle": [("12x4x4", "channel_shuffle(3)"), ("8x10", "channel_shuffle(2)")],
+    "pick": [("5x16 seq", "pick(0)"), ("5x16 seq", "pick(-1)")],
+    "param": [("5x16 seq", "add:\n        branch: identity\n        branch: param(5x16, init=\"normal\")"),
+              ("8", "add:\n        branch: identity\n        branch: param(8)")],
+    "rearrange": [("8x4x6", 'rearrange("c h w -> (h w) c")'),
+                  ("24x8 seq", 'rearrange("(h w) c -> c h w", h=4)'),
+                  ("8x4x6", 'rearrange("c h w -> c w h")'),
+                  ("5x16 seq", 'rearrange("l d -> d l", layout="map1d") conv(4, 3)'),
+                  ("8x4x6", 'rearrange("c h w -> (c h w)")')],
+    "attention": [("10x32 seq", "attention(4)"), ("10x32 seq", "attention(2, causal=true, bias=false)"),
+                  ("7x24 seq", "attention(3, dropout=0.1)")],
+    "embedding": [("12 tokens of 100", "embedding(32)"), ("12 tokens of 100", "embedding(16, vocab=120)"),
+                  ("12 tokens of 100", "wte: embedding(16)\n    linear(100, tied=wte)")],
+    "lstm": [("10x16 seq", "lstm(32)"), ("10x16 seq", "lstm(8, layers=2, bidirectional=true)"),
+             ("6x12 seq", "lstm(5, layers=3, bias=false, dropout=0.2)")],
+    "gru": [("10x16 seq", "gru(32)"), ("10x16 seq", "gru(8, layers=2, bidirectional=true)"),
+            ("6x12 seq", "gru(5, bias=false)")],
 }
 
 CASES = [(kind, shape, steps) for kind, examples in EXAMPLES.items() for shape, steps in examples]
@@ -101,7 +143,7 @@ def test_every_layer_states_all_its_facts():
     for kind in LAYERS.values():
         assert kind.doc, kind.name
         assert kind.family in {"conv", "linear", "norm", "activation", "pool", "structure",
-                               "regularization", "merge"}, kind.name
+                               "regularization", "merge", "resample", "attention"}, kind.name
         for p in kind.params:
             assert p.doc or kind.family == "activation", (kind.name, p.name)
 
@@ -132,7 +174,7 @@ def _pool_oracle(x, kind, kernel, stride, pads, ceil, explicit):
     import numpy as np
 
     c, h, w = x.shape
-    (kh, kw), (sh, sw), (top, bottom, left, right) = kernel, stride, pads
+    (kh, kw), (sh, sw), ((top, bottom), (left, right)) = kernel, stride, pads
 
     def starts(size, k, s, before, after):
         span = size + before + after - k

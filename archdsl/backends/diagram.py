@@ -24,12 +24,13 @@ from ..report import describe, human
 FAMILY_COLOURS = {
     "conv": "#cfe2f3", "linear": "#d9d2e9", "norm": "#fff2cc", "activation": "#d9ead3",
     "pool": "#fce5cd", "regularization": "#f4cccc", "structure": "#eeeeee", "merge": "#ffffff",
-    "block": "#e8eef7",
+    "block": "#e8eef7", "resample": "#d0e0e3", "attention": "#ead1dc",
 }
 FAMILY_NAMES = {
     "conv": "convolution", "linear": "fully connected", "norm": "normalisation",
     "activation": "activation", "pool": "pooling", "regularization": "dropout",
-    "structure": "reshaping", "block": "collapsed block",
+    "structure": "reshaping", "block": "collapsed block", "resample": "resampling",
+    "attention": "attention and embedding",
 }
 OTHER = "#f3f3f3"  # families of layers from plugins
 CLUSTER_COLOURS = {"label": "#7f8c8d", "block": "#95a5a6", "merge": "#bdc3c7",

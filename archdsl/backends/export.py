@@ -59,7 +59,9 @@ def to_onnx(net, path: Path, model=None) -> None:
     exported = net.build(side_outputs="always").eval()
     if model is not None:
         exported.load_state_dict(model.state_dict())
-    x = torch.randn(2, *net.input_shape)
+    from .torch_module import example_input
+
+    x = example_input(net.input_shape)
     batch = torch.export.Dim("batch", min=1, max=65536)
     tmp = path.with_name(path.name + ".tmp")
     torch.onnx.export(exported, (x,), str(tmp), input_names=["input"],

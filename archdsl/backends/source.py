@@ -288,7 +288,9 @@ class _Exporter:
         extras: dict[str, list] = {}  # parameters of their own, by the name of what they feed
         for i in range(len(first.values)):
             vector = [inst.values[i] for inst in cls.instances]
-            expr = _explain(vector, candidates) or _explain(vector, extras, literals=False)
+            square = first.targets[i] in SQUARE_ARGUMENTS
+            expr = _explain(vector, candidates, square=square) \
+                or _explain(vector, extras, literals=False)
             if expr is None:
                 expr = _fresh(first.targets[i], set(candidates) | set(extras))
                 extras[expr] = vector
@@ -318,7 +320,7 @@ class _Exporter:
             pass
         parts = []
         for i, (key, value) in enumerate(op.kwargs.items()):
-            expr = expressions[i] if expressions else _value(value)
+            expr = expressions[i] if expressions else _value(value, key)
             if _is_literal(expr) and key in defaults and _same(defaults[key], value):
                 continue  # PyTorch's default: leave it out
             parts.append((key, f"{key}={expr}"))
@@ -396,6 +398,11 @@ class _Exporter:
                    + ", ".join(f"{o} {show(s)}" for o, s in g.output_shapes().items()) + '."""',
                    "", "    def __init__(self):", "        super().__init__()"]
         network += self._init_lines("", None)
+        for layer, node in g.layers():
+            if node.get("tied"):  # one Parameter in both modules (weight tying)
+                mine, theirs = (".".join(module_path(n)) for n in (layer, node["tied"]))
+                network.append(f'        self.get_submodule("{mine}").weight = '
+                               f'self.get_submodule("{theirs}").weight')
         ops = self._ops("")
         needed = g.ancestors(g.outputs["output"])
         for op in ops:
@@ -415,7 +422,7 @@ class _Exporter:
             "import torch", "import torch.nn.functional as F", "from torch import nn", "", "", ""]
         footer = ["", "", 'if __name__ == "__main__":',
                   f"    model = {name}().eval()",
-                  f"    x = torch.randn(1, {', '.join(map(str, g.input_shape))})",
+                  f"    x = {_example_input_source(g.input_shape)}",
                   "    with torch.no_grad():",
                   "        print(model(x).shape)"]
         code = "\n".join(header) + "".join(h + "\n\n" for h in helpers) + "\n".join(body + network + footer) + "\n"
@@ -424,13 +431,26 @@ class _Exporter:
 
 # ---- values and expressions ----------------------------------------------------------------
 
+def _example_input_source(shape) -> str:
+    sizes = ", ".join(map(str, shape))
+    if getattr(shape, "layout", None) == "tokens":
+        return f"torch.randint(0, {shape.vocab}, (1, {sizes}))"
+    return f"torch.randn(1, {sizes})"
+
+
 def _indent(lines: list[str]) -> list[str]:
     return ["    " + line for line in lines]
 
 
-def _value(value) -> str:
+# Arguments of PyTorch's modules for which one int stands for a square (2, 2): not a tensor
+# shape such as FreeTensor's, where 1024 is not 1024x1024.
+SQUARE_ARGUMENTS = {"kernel_size", "stride", "padding", "dilation", "output_padding",
+                    "output_size", "size", "scale_factor"}
+
+
+def _value(value, key: str = "") -> str:
     if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] \
-            and isinstance(value[0], int):
+            and isinstance(value[0], int) and key in SQUARE_ARGUMENTS:
         return literal(value[0])  # PyTorch takes one int for a square size
     if isinstance(value, tuple):
         return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
@@ -465,10 +485,12 @@ def _fresh(target: str, taken: set) -> str:
     return name
 
 
-def _explain(vector: list, candidates: dict, literals: bool = True) -> str | None:
-    """An expression that gives `vector` (one value per call): a literal, or a parameter."""
+def _explain(vector: list, candidates: dict, literals: bool = True,
+             square: bool = False) -> str | None:
+    """An expression that gives `vector` (one value per call): a literal, or a parameter.
+    `square`: a PyTorch argument that takes one int for a square size."""
     if literals and all(v == vector[0] and type(v) is type(vector[0]) for v in vector):
-        return _value(vector[0])
+        return _value(vector[0], "size" if square else "")
     if not literals:
         for name, values in candidates.items():
             if vector == values:
@@ -478,7 +500,7 @@ def _explain(vector: list, candidates: dict, literals: bool = True) -> str | Non
         parts = [_explain([v[j] for v in vector], candidates) for j in range(len(vector[0]))]
         if any(p is None for p in parts):
             return None
-        if len(set(parts)) == 1:
+        if len(set(parts)) == 1 and square:
             return parts[0]  # PyTorch takes one int for a square size
         return "(" + ", ".join(parts) + ")"
     for name, values in candidates.items():

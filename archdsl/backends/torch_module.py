@@ -23,6 +23,14 @@ from .codegen import forward_source, in_place_layers, module_path, torch_op
 _counter = itertools.count()
 
 
+def example_input(shape, batch: int = 2, device="cpu") -> torch.Tensor:
+    """A random batch for an input shape: token ids below the vocabulary (int64, what
+    nn.Embedding takes), standard normal numbers otherwise."""
+    if getattr(shape, "layout", None) == "tokens":
+        return torch.randint(0, shape.vocab, (batch, *shape), device=device)
+    return torch.randn(batch, *shape, device=device)
+
+
 def resolve_class(path: str):
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -47,6 +55,11 @@ class ArchModule(nn.Module):
             op = torch_op(graph, name, in_place)
             if isinstance(op, TorchModule):
                 self._register(module_path(name), make_module(op))
+        for name, node in graph.layers():
+            if node.get("tied"):
+                # one Parameter in two modules: parameters() yields it once, the state_dict
+                # has both keys (as Hugging Face's GPT-2 lm_head and wte)
+                self._module(name).weight = self._module(node["tied"]).weight
         self.code = forward_source(graph, logits=logits, side_outputs=side_outputs,
                                    in_place=in_place)
         # Each model gets a class of its own whose `forward` is its generated function.
@@ -57,6 +70,9 @@ class ArchModule(nn.Module):
         self.__class__ = type(base.__name__, (base,), {
             "forward": _compile(self.code, graph.name), "__module__": base.__module__,
             "__qualname__": base.__qualname__, "__doc__": base.__doc__})
+
+    def _module(self, name: str) -> nn.Module:
+        return self.get_submodule(".".join(module_path(name)))
 
     def _register(self, path: list[str], module: nn.Module) -> None:
         parent: nn.Module = self

@@ -42,25 +42,103 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
-class AvgPool2dSame(nn.Module):
+class AvgPoolSame(nn.Module):
     """Average pooling with padding `same` where it is uneven (even kernels), leaving the
-    padded pixels out of each average as Keras does. PyTorch pads both sides alike, so this
-    pads explicitly, then divides each window's sum by the number of real pixels in it:
-    pooling the input and pooling a map of ones share one divisor per window, which cancels.
-    `padding` is (left, right, top, bottom), as torch.nn.functional.pad takes it."""
+    padded pixels out of each average as Keras does, on maps of any rank. PyTorch pads both
+    sides alike, so this pads explicitly, then divides each window's sum by the number of
+    real pixels in it: pooling the input and pooling a map of ones share one divisor per
+    window, which cancels. `padding` is as torch.nn.functional.pad takes it (last axis
+    first: left, right, top, bottom, ...)."""
 
     def __init__(self, kernel_size, stride, padding):
         super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride
+        self.kernel_size = tuple(kernel_size)
+        self.stride = tuple(stride)
         self.padding = tuple(padding)
+        self.pool = getattr(nn.functional, f"avg_pool{len(self.kernel_size)}d")
 
     def _pool(self, x):
-        return nn.functional.avg_pool2d(nn.functional.pad(x, self.padding), self.kernel_size,
-                                        self.stride)
+        return self.pool(nn.functional.pad(x, self.padding), self.kernel_size, self.stride)
 
     def forward(self, x):
         return self._pool(x) / self._pool(torch.ones_like(x[:1, :1]))
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """Layer norm over the channels at each position of a map (channels first), as
+    torchvision's ConvNeXt LayerNorm2d: its weight and bias are C each."""
+
+    def forward(self, x):
+        x = x.movedim(1, -1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)
+
+
+class FreeTensor(nn.Module):
+    """A learned tensor that ignores its input but for the batch size: a class token, a
+    position embedding, a layer scale. `init`: a number to fill it with, or "normal" (std
+    0.02, as ViT's position embedding). Stored with the shape given (`shape`), broadcast
+    over the batch."""
+
+    def __init__(self, shape, init=0.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(shape))
+        if init == "normal":
+            nn.init.normal_(self.weight, std=0.02)
+        else:
+            nn.init.constant_(self.weight, init)
+
+    def forward(self, x):
+        # Without autograd, a view of a parameter still "requires grad" but has no grad_fn,
+        # which breaks tools that hook module outputs (FlopCounterMode): detach it there.
+        weight = self.weight if torch.is_grad_enabled() else self.weight.detach()
+        return weight.expand(x.shape[0], *weight.shape)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over a sequence (N, L, D), with nn.MultiheadAttention's
+    parameters (in_proj_weight, in_proj_bias, out_proj) so that its weights (torchvision's
+    ViT) load, and scaled_dot_product_attention at run time (flash or memory-efficient
+    kernels where the device has them)."""
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, causal=False, bias=True):
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.causal = causal
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim)) if bias else None
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        if bias:
+            nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x):
+        n, length, width = x.shape
+        qkv = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias)
+        qkv = qkv.view(n, length, 3, self.num_heads, width // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        y = nn.functional.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal)
+        return self.out_proj(y.transpose(1, 2).reshape(n, length, width))
+
+    def extra_repr(self):
+        return f"heads={self.num_heads}, dropout={self.dropout}, causal={self.causal}"
+
+
+class LSTM(nn.LSTM):
+    """nn.LSTM (batch first) that returns its output sequence alone, not the final states:
+    one tensor, as every other layer."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class GRU(nn.GRU):
+    """nn.GRU (batch first) that returns its output sequence alone, not the final state."""
+
+    def forward(self, x):
+        return super().forward(x)[0]

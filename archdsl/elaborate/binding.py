@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic, Note, SpecError, did_you_mean
 from ..layers.registry import LayerKind, Param
-from ..layers.types import Activation, ArgumentError
+from ..layers.types import Activation, ArgumentError, Int
 from ..syntax import ast
 from .values import BoundArg
 
@@ -106,6 +106,23 @@ def bind_layer(kind: LayerKind, args: list[BoundArg], defaults: dict[str, BoundA
     the call itself does not give a value.
     """
     plan = _plan(kind)
+    sizes, named = {}, []
+    if kind.named_sizes:  # `rearrange("(h w) c -> c h w", h=14)`
+        rest = []
+        for arg in args:
+            if arg.name is None or arg.name in plan.names:
+                rest.append(arg)
+                continue
+            if arg.name in sizes:
+                raise SpecError(Diagnostic("E0305", f"`{arg.name}` is given twice", arg.span,
+                                           notes()))
+            named.append(arg)
+            try:
+                sizes[arg.name] = Int(1).accept(arg.value)
+            except ArgumentError as error:
+                raise SpecError(Diagnostic(error.code, f"the size of axis `{arg.name}`: "
+                                           f"{error.message}", arg.span, notes())) from None
+        args = rest
     given = _match(plan.names, args, call_span, f"layer `{kind.name}`", lambda: kind.signature,
                    notes)
     for name, arg in defaults.items():
@@ -131,6 +148,9 @@ def bind_layer(kind: LayerKind, args: list[BoundArg], defaults: dict[str, BoundA
                 error.code,
                 f"argument `{p.name}` of `{kind.name}`: {error.message}", arg.span, notes(),
                 help=help_text)) from None
+    if kind.named_sizes:
+        values["sizes"] = sizes
+        given.update({a.name: a for a in named})  # so that messages can point at them
     return values, given
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..diagnostics import Diagnostic, Note, SpecError, Span, did_you_mean
+from ..diagnostics import Diagnostic, Note, SpecError, Span, did_you_mean, printable
 from ..graph import LayerGraph
 from ..layers import registry
-from ..layers.registry import LayerKind, ShapeError, numel, show
+from ..layers.registry import LayerKind, ShapeError, check_layout, numel, show
+from ..shapes import LAYOUT_WORDS, SEQ, TOKENS, VECTOR, Shape, as_shape, layout_rank
 from ..limits import (BLOCK_CALL_WORK, ERROR_WORK, LAYER_WORK, MAX_BLOCK_DEPTH, MAX_ELEMENTS,
                       MAX_NODES, MAX_PARAMS, MAX_VARIANT_DEPTH, MAX_WORK, deep_recursion)
 from ..syntax import ast
@@ -59,6 +60,7 @@ class Node:
     notation: str | None = None
     output_name: str | None = None  # output nodes: the output's name
     name: str = ""  # assigned by naming.py
+    tied: "Node | None" = None  # the layer whose weight this one shares (`tied=wte`)
 
 
 class Poison:
@@ -89,6 +91,7 @@ class Elaborator:
         # same shape (`x 4`, a block called again) is the same layer: binding its arguments
         # and inferring its shape are done once (see _application_key).
         self._applied: dict[tuple, tuple] = {}
+        self._labels: dict[int, tuple] = {}  # id(definition) -> (it, its label names)
 
     # ---- the context the evaluator sees ----------------------------------------------------
 
@@ -170,6 +173,11 @@ class Elaborator:
         self.defaults: dict[str, dict[str, BoundArg]] = {}
         self.nodes: list[Node] = []
         self.outputs: dict[str, Node] = {}
+        # Tensors named by labels, in the network's body or the block call being elaborated:
+        # a block sees only its own (its caller's are out of scope), as its variables.
+        self.tensors: dict[str, Node | Poison] = {}
+        self.chain_definitions: list = []  # the network, then the blocks being called
+        self.network_input = None
         self.steps_run = 0
         self.current = None
         try:
@@ -268,15 +276,18 @@ class Elaborator:
             raise self.error("E0502", f"network `{definition.name}` does not start with `input`",
                              definition.name_span,
                              help="begin the body with the input shape: `input 3x224x224`")
+        layout, vocab = self._input_layout(body[0], scope)
         if input_override is not None:
             shape = self._checked_input(input_override, definition.name_span, "the input shape "
-                                        "given for it (--input)")
+                                        "given for it (--input)", layout, vocab)
         else:
             shape = self._checked_input(self.evaluator.eval(body[0].shape, scope),
-                                        body[0].shape.span, "`input`")
+                                        body[0].shape.span, "`input`", layout, vocab)
         root = Frame("network", definition.name, definition.span, None, title=definition.name)
         self.frame = root
-        x = self._add(None, "input", {}, [], tuple(shape), body[0].span)
+        self.unit = where
+        self.chain_definitions = [definition]
+        x = self.network_input = self._add(None, "input", {}, [], shape, body[0].span)
         x = self.body(body[1:], scope, x)
         if x is not POISON:
             main = self._add(None, "output", {}, [x], x.shape, definition.name_span,
@@ -309,22 +320,53 @@ class Elaborator:
                 kept.append(BoundArg(name, arg.value, arg.span))
         return kept + [BoundArg(k, v, definition.name_span) for k, v in overrides.items()]
 
-    def _checked_input(self, value, span, what: str) -> list[int]:
+    def _input_layout(self, s: ast.Input, scope) -> tuple[str | None, int | None]:
+        """The layout an `input` line states (`seq`, `tokens of 50257`), if any."""
+        if s.layout is None:
+            return None, None
+        words = {"seq": SEQ, "sequence": SEQ, "tokens": TOKENS, "vector": VECTOR,
+                 "map": None}
+        if s.layout not in words:
+            raise self.error("E0303", f"unknown layout `{s.layout}`", s.layout_span,
+                             help=did_you_mean(s.layout, list(words)) or
+                             "an input's sizes may be followed by `seq` or `tokens of VOCAB`")
+        layout = words[s.layout]
+        if (layout == TOKENS) != (s.vocab is not None):
+            raise self.error("E0303", "token ids need their vocabulary: `tokens of 50257`"
+                             if layout == TOKENS else f"only token ids have a vocabulary",
+                             s.layout_span, help="write `input 1024 tokens of 50257`")
+        vocab = None
+        if s.vocab is not None:
+            vocab = self.evaluator.integer(s.vocab, scope, "a vocabulary size")
+            if vocab < 1:
+                raise self.error("E0304", f"a vocabulary needs at least one token, got {vocab}",
+                                 s.vocab.span)
+        return layout, vocab
+
+    def _checked_input(self, value, span, what: str, layout: str | None = None,
+                       vocab: int | None = None) -> Shape:
         """An input shape, from the spec's `input` line or given from outside (the command
-        line, the API, a checkpoint): checked alike."""
+        line, the API, a checkpoint): checked alike. Its sizes say its layout (a vector,
+        a map of 1 to 3 spatial axes) unless the input line names one (`seq`, `tokens`)."""
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        if (not isinstance(value, (list, tuple)) or len(value) not in (1, 3)
+        if (not isinstance(value, (list, tuple)) or not 1 <= len(value) <= 4
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-            raise self.error("E0303", f"{what} needs CxHxW (such as 3x224x224) or a number of "
-                             f"features, got {type_name(value)}", span)
+            raise self.error("E0303", f"{what} needs sizes such as 3x224x224 (a map), 64x1000 "
+                             f"(a signal) or a number of features, got {type_name(value)}", span)
         if min(value) < 1:
             raise self.error("E0304", "input sizes must be positive, got " +
                              "x".join(map(str, value)), span)
         if numel(value) > MAX_ELEMENTS:
             raise LimitExceeded(Diagnostic("E0507", "the input has more than 2**40 elements",
                                            span))
-        return list(value)
+        if layout is not None and layout_rank(layout) != len(value):
+            raise self.error("E0303", f"{LAYOUT_WORDS[layout]} has {layout_rank(layout)} "
+                             f"size{'s' if layout_rank(layout) > 1 else ''}, got "
+                             + "x".join(map(str, value)), span,
+                             help="a sequence is LxD (`197x768 seq`), token ids a length "
+                                  "(`1024 tokens of 50257`)")
+        return Shape(value, layout, vocab)
 
     # ---- statements ------------------------------------------------------------------------
 
@@ -345,6 +387,8 @@ class Elaborator:
             return POISON
 
     def _StepLine(self, s, scope, x):
+        if s.source is not None:
+            x = self.reference(s.source, scope)
         for step in s.steps:
             x = self.step(step, scope, x)
         return x
@@ -421,8 +465,85 @@ class Elaborator:
             self.defaults = saved
 
     def _Label(self, s, scope, x):
-        with self.frame_of("label", s.name, s.span, s.name):
-            return self.body(s.body, scope.child(), x)
+        name = self.tensor_name(s.name, scope)
+        with self.frame_of("label", name, s.span, name):
+            y = self.body(s.body, scope.child(), x)
+        self.tensors[name] = y  # a later label of the same name shadows this one
+        return y
+
+    # ---- tensor names ----------------------------------------------------------------------
+
+    def tensor_name(self, name: ast.TensorName, scope) -> str:
+        """A label's, output's or reference's name, its {...} pieces computed (`p{i + 3}`)."""
+        if name.static is not None:
+            return name.static
+        text = []
+        for part in name.parts:
+            if isinstance(part, str):
+                text.append(part)
+                continue
+            value = self.evaluator.eval(part, scope)
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise self.error("E0303", "a piece of a name must be an integer or a string, "
+                                 f"got {type_name(value)}", part.span)
+            text.append(str(value))
+        result = "".join(text)
+        if not result.isidentifier() or len(result) > 200:
+            raise self.error("E0303", f"`{name.text}` gives `{printable(result[:60])}`, which "
+                             "is not a name", name.span,
+                             help="a name is letters, digits and `_`, not starting with a digit")
+        return result
+
+    def reference(self, name: ast.TensorName, scope):
+        """The tensor a `from NAME` starts from: the latest one a label of that name produced
+        in this network or block call (or the network's input, `from input`)."""
+        text = self.tensor_name(name, scope)
+        if text in self.tensors:
+            node = self.tensors[text]
+            if node is POISON:
+                raise Abandon()  # its label failed; that error is already reported
+            return node
+        if text == "input" and self.network_input is not None:
+            return self.network_input
+        definition = self.chain_definitions[-1]
+        lines = self.label_names(definition).get(text)
+        if lines and min(lines) < name.span.line:
+            raise self.error("E0208", f"no tensor named `{text}` was computed", name.span,
+                             help=f"its label (line {min(lines)}) is in a part of the network "
+                                  "that was left out: an `if` not taken, or a repeat "
+                                  "of 0 times")
+        if lines:
+            raise self.error("E0209", f"`{text}` is used before its label defines it",
+                             name.span, help="a step can start only from a tensor computed "
+                             "above it; move this line below the label")
+        owners = [d.name for d in self.program_definitions() if d is not definition
+                  and text in self.label_names(d)]
+        if owners:
+            where = "block" if isinstance(definition, ast.Block) else "network"
+            raise self.error("E0210", f"`{text}` is a tensor of `{owners[0]}`, out of scope in "
+                             f"{where} `{definition.name}`", name.span,
+                             help="a block sees only the tensors it names itself; pass what "
+                                  "it needs as its input, or name the tensor here")
+        raise self.error("E0208", f"no tensor named `{text}`", name.span,
+                         help=self.suggest(name.span, text, lambda: list(self.tensors))
+                         or "name a tensor with a label (`c4: stage(...)`), then start "
+                            "from it: `from c4`")
+
+    def label_names(self, definition) -> dict[str, list[int]]:
+        """The names the labels of a network's or block's body give (not computed ones),
+        with the lines they are on."""
+        key = id(definition)
+        if key not in self._labels:
+            names: dict[str, list[int]] = {}
+            for name, line in _labels_in(definition.body):
+                names.setdefault(name, []).append(line)
+            self._labels[key] = (definition, names)
+        return self._labels[key][1]
+
+    def program_definitions(self):
+        """The blocks and networks visible from the network being elaborated."""
+        return [d for d, _ in self.unit.namespace.values()
+                if isinstance(d, (ast.Block, ast.Network))]
 
     def _Merge(self, s, scope, x):
         if len(s.branches) < 2:
@@ -438,7 +559,9 @@ class Elaborator:
             if any(o is POISON for o in outs):
                 return POISON
             try:
-                shape = kind.shape({}, [o.shape for o in outs])
+                for o in outs:
+                    check_layout(kind.name, kind.accepts, o.shape)
+                shape = as_shape(kind.shape({}, [o.shape for o in outs]), outs[0].shape)
             except ShapeError as error:
                 notes = [Note(f"branch {b.name or i} gives {show(o.shape)}", b.span)
                          for i, (b, o) in enumerate(zip(s.branches, outs))]
@@ -449,17 +572,18 @@ class Elaborator:
             return node
 
     def _Output(self, s, scope, x):
-        if s.name in self.outputs or s.name == "output":
-            raise self.error("E0204", f"the output `{s.name}` is defined twice", s.span,
+        name = self.tensor_name(s.name, scope)
+        if name in self.outputs or name == "output":
+            raise self.error("E0204", f"the output `{name}` is defined twice", s.span,
                              help="give each side output its own name")
         before = self.steps_run
-        with self.frame_of("output", s.name, s.span, s.name) as frame:
+        with self.frame_of("output", name, s.span, name) as frame:
             y = self.body(s.body, scope.child(), x)
             if y is not POISON and self.steps_run > before:
                 # an output whose steps are all switched off (`when aux`) is left out
-                node = self._add(None, "output", {}, [y], y.shape, s.span, output_name=s.name)
+                node = self._add(None, "output", {}, [y], y.shape, s.span, output_name=name)
                 frame.node = node
-                self.outputs[s.name] = node
+                self.outputs[name] = node
         return x  # the main path goes on unchanged
 
     # ---- steps -----------------------------------------------------------------------------
@@ -484,7 +608,7 @@ class Elaborator:
                 if isinstance(_safe_lookup(scope, n), (LayerValue, BlockValue))})
             raise self.error("E0201", f"unknown layer or block `{s.name}`", s.name_span,
                              help=help_text) from None
-        args = [BoundArg(a.name, self.evaluator.eval(a.value, scope), a.span)
+        args = [BoundArg(a.name, self._argument_value(a, scope), a.span)
                 for a in (s.args or [])]
         if isinstance(value, LayerValue):
             return self.apply_layer(value, args, s.span, x, s.notation)
@@ -498,6 +622,14 @@ class Elaborator:
             what = "a function"
         raise self.error("E0505", f"`{s.name}` is {what}, not a layer or block", s.name_span,
                          help="steps are layers (conv, relu) and blocks; values go in arguments")
+
+    def _argument_value(self, a: ast.Arg, scope):
+        """An argument's value. `tied=wte` names a tensor, not a value: it stays a name,
+        checked where the layer is applied (a layer sharing the weight of the one that
+        computed `wte`)."""
+        if a.name == "tied" and isinstance(a.value, ast.Name):
+            return a.value.id
+        return self.evaluator.eval(a.value, scope)
 
     def _step_Group(self, s, scope, x):
         for step in s.steps:
@@ -560,7 +692,9 @@ class Elaborator:
             if x is POISON:
                 return POISON
             try:
-                shape = kind.shape(values, x.shape)
+                check_layout(kind.name, kind.accepts, x.shape)
+                values = kind.resolve(values, x.shape)
+                shape = as_shape(kind.shape(values, x.shape), x.shape)
             except ShapeError as error:
                 where = given[error.arg].span if error.arg in given else span
                 raise self.error(error.code, error.message, where, error.help,
@@ -572,12 +706,45 @@ class Elaborator:
         else:
             values, act, act_span, shape = known
             self.steps_run += 1
+        tied = None
+        if values.get("tied") is not None:
+            tied_span = next((b.span for b in args if b.name == "tied"), span)
+            tied = self._tied_source(kind, values, x.shape, tied_span)
         # the same dict for every application it stands for (nothing changes a node's args),
         # so counting can recognise repeated layers too (passes/cost.py)
         y = self._add(kind, kind.name, values, [x], shape, span, notation)
+        y.tied = tied
         if act is not None:
             y = self.apply_layer(act, [], act_span, y)
         return y
+
+    def _tied_source(self, kind, values, x_shape, span):
+        """The layer whose weight a `tied=NAME` layer shares: the one that computed the
+        tensor NAME, a layer with a weight of the same shape (GPT's output layer and its token
+        embedding: both vocab x width)."""
+        name = values["tied"]
+        source = self.reference(ast.TensorName(span, name, [name]), None)
+        if source.layer is None or not hasattr(source.layer, "weight_shape"):
+            what = "the network's input" if source.kind == "input" else f"`{source.kind}`"
+            raise self.error("E0406", f"`{name}` is computed by {what}, which has no weight "
+                             "to share", span,
+                             help="put the label on the layer itself: `wte: embedding(768)`, "
+                                  "then `linear(50257, bias=false, tied=wte)`",
+                             notes=[Note(f"`{name}` is computed here", source.span)])
+        if source.tied is not None:
+            raise self.error("E0406", f"`{name}` shares its weight already; tie to the layer "
+                             "that owns it", span, notes=[Note("it is declared here",
+                                                               source.span)])
+        mine = kind.weight_shape(values, x_shape)
+        theirs = source.layer.weight_shape(source.args, source.inputs[0].shape)
+        if mine != theirs:
+            raise self.error("E0406", f"`{kind.name}` needs a weight of {_sizes(mine)}, but "
+                             f"`{name}`'s {source.kind} weight is {_sizes(theirs)}", span,
+                             help="tied layers must have weights of the same shape: a linear "
+                                  "layer of `out` features from D tied to an embedding of "
+                                  "`out` tokens and width D",
+                             notes=[Note(f"`{name}` is computed here", source.span)])
+        return source
 
     def _check_size(self, kind, values, x_shape, shape, span):
         if numel(shape) > MAX_ELEMENTS:
@@ -606,6 +773,8 @@ class Elaborator:
         bind_arguments(self.evaluator, "block", block.name, block.definition.params,
                        list(block.bound) + args, scope, span)
         self.chain.append((block.name, span))
+        self.chain_definitions.append(block.definition)
+        saved_tensors, self.tensors = self.tensors, {}
         try:
             title = _call_title(block, scope, list(block.bound) + args)
             with self.frame_of("block", block.name, span, title) as frame:
@@ -613,6 +782,8 @@ class Elaborator:
                 return self.body(block.definition.body, scope, x)
         finally:
             self.chain.pop()
+            self.chain_definitions.pop()
+            self.tensors = saved_tensors
 
     # ---- frames and nodes ------------------------------------------------------------------
 
@@ -687,6 +858,30 @@ def _plain(value):
     if isinstance(value, LayerValue):
         return (LayerValue, value.kind, tuple((a.name, _plain(a.value)) for a in value.bound))
     raise _NotPlain
+
+
+def _sizes(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _labels_in(statements):
+    """The static names of the labels in a body, however deeply nested."""
+    for s in statements:
+        if isinstance(s, ast.Label) and s.name.static:
+            yield s.name.static, s.span.line
+        for body in _bodies(s):
+            yield from _labels_in(body)
+
+
+def _bodies(s):
+    if isinstance(s, (ast.Label, ast.Output, ast.Repeat, ast.With)):
+        yield s.body
+    elif isinstance(s, ast.If):
+        yield from (body for _, body in s.branches)
+        if s.otherwise:
+            yield s.otherwise
+    elif isinstance(s, ast.Merge):
+        yield from (b.body for b in s.branches)
 
 
 def _safe_lookup(scope, name):

@@ -18,6 +18,8 @@ from ..diagnostics import Diagnostic, SpecError, did_you_mean
 from ..layers import registry
 from ..limits import (FUNCTION_CALL_WORK, ITEMS_PER_WORK, MAX_CALL_DEPTH, MAX_INT, MAX_LIST,
                       MAX_VALUE_DEPTH)
+from ..shapes import MAP1D, MAP2D, MAP3D, MAPS, SEQ, TOKENS, VECTOR
+from ..shapes import describe as describe_shape
 from ..syntax import ast
 from .values import (BlockValue, BoundArg, Builtin, FunctionValue, LayerValue, ListValue,
                      NetworkValue, TensorShape, size_of, type_name)
@@ -385,19 +387,35 @@ class Evaluator:
         raise self.error("E0603", f"{type_name(value)} has no attribute `{e.name}`", e.span)
 
     def _shape_attr(self, shape, e):
+        """`in.shape`, `in.rank`, `in.layout`; and the sizes by what they mean in the layout:
+        `c` (a map's channels, a vector's features), `h` and `w` (a 2-D or 3-D map), `l` (a
+        1-D map's, a sequence's or token ids' length), `d` (a sequence's or vector's
+        features), `vocab` (token ids)."""
         if e.name == "shape":
             return ListValue(shape)
         if e.name == "rank":
             return len(shape)
-        if e.name == "c":
-            return shape[0]
-        if e.name in ("h", "w"):
-            if len(shape) != 3:
-                raise self.error("E0603", f"the input here is a vector of {shape[0]} features; it "
-                                 f"has no `{e.name}`", e.span)
-            return shape[1] if e.name == "h" else shape[2]
+        if e.name == "layout":
+            return shape.layout
+        layout = shape.layout
+        meaning = {"c": 0 if layout in MAPS or layout == VECTOR else None,
+                   "h": -2 if layout in (MAP2D, MAP3D) else None,
+                   "w": -1 if layout in (MAP2D, MAP3D) else None,
+                   "l": -1 if layout == MAP1D else 0 if layout in (SEQ, TOKENS) else None,
+                   "d": -1 if layout in (SEQ, VECTOR) else None}
+        if e.name == "vocab" and shape.vocab:
+            return shape.vocab
+        if meaning.get(e.name) is not None:
+            return shape[meaning[e.name]]
+        has = ", ".join(f"`{n}`" for n, i in meaning.items() if i is not None)
+        if e.name in meaning or e.name == "vocab":
+            if layout == VECTOR and e.name in ("h", "w"):
+                raise self.error("E0603", f"the input here is a vector of {shape[0]} features; "
+                                 f"it has no `{e.name}`", e.span)
+            raise self.error("E0603", f"the input here is {describe_shape(shape)}; it has no "
+                             f"`{e.name}`", e.span, help=f"it has {has}, `shape` and `rank`")
         raise self.error("E0603", f"`in` has no attribute `{e.name}`", e.span,
-                         help="`in` has `c`, `h`, `w`, `shape` and `rank`")
+                         help=f"`in` has {has}, `shape`, `rank` and `layout` here")
 
     # calls
     def _Apply(self, e, scope):

@@ -35,7 +35,8 @@ def build_graph(name, definition, path, parameters, root, nodes, outputs) -> Lay
     records = {node.name: dict(kind=node.kind, layer=node.layer, args=node.args,
                                inputs=[i.name for i in node.inputs], shape=node.shape,
                                span=node.span, notation=node.notation, scope=_scope_of(node),
-                               output=node.output_name)
+                               output=node.output_name,
+                               tied=node.tied.name if node.tied is not None else None)
                for node in nodes}
     return LayerGraph(name, path, parameters, records,
                       {out: node.name for out, node in outputs.items()}, _frames(root))

@@ -1,6 +1,7 @@
 """The layer kinds archdsl knows. Importing this package registers them all."""
 
-from . import activation, conv, linear, merge, norm, pool, structure  # noqa: F401  (registration)
+from . import (activation, attention, conv, linear, merge, norm, pool,  # noqa: F401
+               recurrent, resample, structure)  # (registration)
 from . import types
 from .registry import (LAYERS, LayerDeclarationError, LayerKind, Param, ShapeError, TorchFunction,
                        TorchModule, lookup, numel, register, spatial, unregister)

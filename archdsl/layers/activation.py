@@ -6,6 +6,7 @@ measurement (exp, division and comparison count one each).
 
 from __future__ import annotations
 
+from ..shapes import SEQ
 from .registry import LayerKind, Param, TorchModule, numel, register
 from .types import Float
 
@@ -91,9 +92,9 @@ class Elu(Activation):
 class Softmax(Activation):
     name = "softmax"
     cost = 3  # exp, sum, divide
-    doc = ("Softmax over channels (dim 1). A trailing softmax is part of the network for "
+    doc = ("Softmax over channels (dim 1; a sequence's features). A trailing softmax is part of the network for "
            "inference; training fuses it into the loss and trains on logits. Table notation: "
            "`soft-max`.")
 
     def torch(self, a, x, y):
-        return TorchModule("torch.nn.Softmax", dict(dim=1))
+        return TorchModule("torch.nn.Softmax", dict(dim=-1 if x.layout == SEQ else 1))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from ..shapes import MAPS, SEQ, VECTOR, Shape
 from .registry import LayerKind, Param, TorchModule, numel, register
-from .types import Bool, Int
+from .types import Bool, Int, Optional, TensorLabel
+
+TIED = Param("tied", Optional(TensorLabel()), None,
+             "share the weight of the layer labelled so (same weight shape); counted once")
 
 
 @register
@@ -14,29 +18,42 @@ class Linear(LayerKind):
     family = "linear"
     accepts_act = True
     doc = ("Fully connected layer (torch.nn.Linear). A feature-map input is flattened first, as "
-           "the papers' tables imply (VGG's FC-4096 after the last maxpool). Table notation "
-           "`FC-4096` is linear(4096).")
+           "the papers' tables imply (VGG's FC-4096 after the last maxpool); on a sequence it "
+           "acts on each position's features (LxD to LxOUT). Table notation `FC-4096` is "
+           "linear(4096). `tied=wte` shares the weight of the layer labelled `wte` (GPT's "
+           "output layer and its token embedding, Press & Wolf 2017): counted once, there.")
+    accepts = (VECTOR, *MAPS, SEQ)
     params = (
         Param("out", Int(1), doc="output features"),
         Param("bias", Bool(), True, "add a learned bias"),
+        TIED,
     )
 
     def shape(self, a, x):
-        return (a["out"],)
+        if x.layout == SEQ:
+            return x.like((x[0], a["out"]))
+        return Shape((a["out"],), VECTOR)
+
+    def in_features(self, x) -> int:
+        return x[1] if x.layout == SEQ else numel(x)
+
+    def weight_shape(self, a, x) -> tuple[int, int]:
+        return a["out"], self.in_features(x)
 
     def params_count(self, a, x):
-        return numel(x) * a["out"] + (a["out"] if a["bias"] else 0), 0
+        weight = 0 if a["tied"] else self.in_features(x) * a["out"]
+        return weight + (a["out"] if a["bias"] else 0), 0
 
     def macs(self, a, x, y):
-        return numel(x) * a["out"]
+        return numel(y) * self.in_features(x)
 
     def flops(self, a, x, y):
-        return 2 * self.macs(a, x, y) + (a["out"] if a["bias"] else 0)
+        return 2 * self.macs(a, x, y) + (numel(y) if a["bias"] else 0)
 
     def torch(self, a, x, y):
-        return TorchModule("torch.nn.Linear", dict(in_features=numel(x), out_features=a["out"],
-                                                   bias=a["bias"]),
-                           pre=(("flatten",),) if len(x) > 1 else ())
+        return TorchModule("torch.nn.Linear", dict(in_features=self.in_features(x),
+                                                   out_features=a["out"], bias=a["bias"]),
+                           pre=(("flatten",),) if x.is_map else ())
 
     def describe(self, a):
-        return f"FC-{a['out']}"
+        return f"FC-{a['out']}" + (f", tied to {a['tied']}" if a["tied"] else "")

@@ -1,8 +1,11 @@
-"""Merges: the layers that join branches. Every branch gets the same input; a merge combines
-their outputs. Shapes are checked strictly (add) or with broadcasting (mul)."""
+"""Merges: the layers that join branches. A branch starts from the merge's input, or from a
+named tensor (`branch: from c4 ...`); a merge combines their outputs, which must share a
+layout. Shapes are checked strictly (add) or with broadcasting (mul); concat joins along the
+first axis of the layout (channels of maps, features of vectors, positions of sequences)."""
 
 from __future__ import annotations
 
+from ..shapes import FEATURES, LAYOUT_WORDS, LAYOUTS
 from .registry import LayerKind, ShapeError, TorchFunction, numel, register, show
 
 
@@ -10,6 +13,15 @@ class Merge(LayerKind):
     output_disposable = True  # its backward does not read its output
     is_merge = True
     family = "merge"
+    accepts = FEATURES
+
+    def same_layout(self, xs) -> None:
+        layouts = {x.layout for x in xs}
+        if len(layouts) > 1:
+            raise ShapeError(f"`{self.name}` needs branches of one layout, got "
+                             + ", ".join(f"{LAYOUT_WORDS[x.layout]} {show(x)}" for x in xs),
+                             help="move every branch to the same layout first (rearrange, "
+                                  "flatten, pick)")
 
     def params_count(self, a, xs):
         return 0, 0
@@ -29,6 +41,7 @@ class Add(Merge):
     doc = "Element-wise sum of branches of equal shape (residual connections)."
 
     def shape(self, a, xs):
+        self.same_layout(xs)
         if any(x != xs[0] for x in xs):
             raise ShapeError(f"`add` needs branches of equal shape, got {_shapes(xs)}",
                              help="make the branches agree, e.g. a 1x1 conv with the right "
@@ -50,9 +63,8 @@ class Mul(Merge):
            "Cx1x1 gates times a CxHxW map).")
 
     def shape(self, a, xs):
+        self.same_layout(xs)
         rank = len(xs[0])
-        if any(len(x) != rank for x in xs):
-            raise ShapeError(f"`mul` needs branches of the same rank, got {_shapes(xs)}")
         out = []
         for sizes in zip(*xs):
             big = {s for s in sizes if s != 1}
@@ -60,7 +72,7 @@ class Mul(Merge):
                 raise ShapeError(f"`mul` cannot broadcast {_shapes(xs)}",
                                  help="each size must be equal across branches or 1")
             out.append(big.pop() if big else 1)
-        return tuple(out)
+        return xs[0].like(out)
 
     def flops(self, a, xs, y):
         return (len(xs) - 1) * numel(y)
@@ -72,16 +84,20 @@ class Mul(Merge):
 @register
 class Concat(Merge):
     name = "concat"
-    doc = "Concatenation of branches along channels (Inception, DenseNet); H and W must agree."
+    doc = ("Concatenation of branches along the first axis: the channels of maps (Inception, "
+           "DenseNet; the other sizes must agree), the features of vectors, the positions of "
+           "sequences (ViT's class token before the patches).")
+    accepts = LAYOUTS
 
     def shape(self, a, xs):
-        rank = len(xs[0])
-        if any(len(x) != rank for x in xs):
-            raise ShapeError(f"`concat` needs branches of the same rank, got {_shapes(xs)}")
-        if rank == 3 and any(x[1:] != xs[0][1:] for x in xs):
-            raise ShapeError(f"`concat` needs branches of equal height and width, got {_shapes(xs)}",
-                             help="give every branch the same spatial stride and padding")
-        return (sum(x[0] for x in xs), *xs[0][1:])
+        self.same_layout(xs)
+        if any(tuple(x[1:]) != tuple(xs[0][1:]) for x in xs):
+            what = ("features" if xs[0].layout == "seq" else
+                    "height and width" if len(xs[0]) == 3 else "sizes after the first")
+            raise ShapeError(f"`concat` needs branches of equal {what}, got {_shapes(xs)}",
+                             help="give every branch the same spatial stride and padding"
+                             if xs[0].is_map else None)
+        return xs[0].like((sum(x[0] for x in xs), *xs[0][1:]))
 
     def flops(self, a, xs, y):
         return 0  # copies only

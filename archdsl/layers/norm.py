@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .registry import LayerKind, Param, TorchModule, numel, register, spatial
-from .types import Bool, Float, Int
+from ..shapes import MAPS, SEQ, VECTOR
+from .registry import LayerKind, Param, ShapeError, TorchModule, numel, register
+from .types import Bool, Float, Int, Optional
 
 
 @register
@@ -12,7 +13,8 @@ class BatchNorm(LayerKind):
     name = "bn"
     aliases = ("batchnorm",)
     family = "norm"
-    doc = ("Batch normalisation over channels (torch.nn.BatchNorm2d; BatchNorm1d on a vector). "
+    doc = ("Batch normalisation over channels (torch.nn.BatchNorm2d; BatchNorm1d on a vector "
+           "or a 1-D map, BatchNorm3d on a volume). "
            "Defaults are PyTorch's; Keras' are eps=1e-3, momentum=0.01 in PyTorch's convention. "
            "Its scale and shift are trainable; the running mean and variance are the "
            "non-trainable parameters, as Keras counts them. PyTorch's `num_batches_tracked` "
@@ -23,6 +25,8 @@ class BatchNorm(LayerKind):
               "weight of the new batch in the running statistics (PyTorch's convention)"),
         Param("affine", Bool(), True, "learn a scale and a shift"),
     )
+    # not sequences: BatchNorm1d on (N, L, D) would normalise over positions, not features
+    accepts = (VECTOR, *MAPS)
 
     def shape(self, a, x):
         return x
@@ -38,7 +42,7 @@ class BatchNorm(LayerKind):
         return 2 * numel(y)  # inference: one multiply and one add per element
 
     def torch(self, a, x, y):
-        cls = "torch.nn.BatchNorm2d" if len(x) == 3 else "torch.nn.BatchNorm1d"
+        cls = f"torch.nn.BatchNorm{max(len(x.spatial), 1)}d"
         return TorchModule(cls, dict(num_features=x[0], eps=a["eps"], momentum=a["momentum"],
                                      affine=a["affine"]))
 
@@ -60,8 +64,10 @@ class LocalResponseNorm(LayerKind):
         Param("k", Float(), 1.0, "additive constant"),
     )
 
+    accepts = MAPS  # PyTorch normalises across the channels of a map, not a vector
+
     def shape(self, a, x):
-        return spatial("lrn", x)  # PyTorch normalises across channels of a map, not a vector
+        return x
 
     def params_count(self, a, x):
         return 0, 0
@@ -79,3 +85,129 @@ class LocalResponseNorm(LayerKind):
 
     def describe(self, a):
         return f"LRN {a['size']}"
+
+
+# ---- normalisations of modern networks -------------------------------------------------------
+# Their FLOPs: 4 per element to normalise (the mean's add, subtract, the variance's square and
+# add, then a divide by the root, counted once per element) and 2 more with a scale and shift.
+
+
+class _Norm(LayerKind):
+    family = "norm"
+    output_disposable = False  # their backward reads their output or statistics of it
+
+    def shape(self, a, x):
+        return x
+
+    def macs(self, a, x, y):
+        return 0
+
+    def flops(self, a, x, y):
+        return numel(y) * (6 if a.get("affine") else 4)
+
+
+@register
+class LayerNorm(_Norm):
+    name = "layernorm"
+    aliases = ("ln",)
+    doc = ("Layer normalisation (Ba et al. 2016) over the features at each position: a "
+           "sequence's D features or a vector's (torch.nn.LayerNorm(D)); on a map, the channels "
+           "at each pixel, as ConvNeXt's LayerNorm2d (its scale and shift are C each, so "
+           "torchvision's weights load). The scale and shift are trainable.")
+    params = (
+        Param("eps", Float(0.0, low_inclusive=False), 1e-5, "added to the variance"),
+        Param("affine", Bool(), True, "learn a scale and a shift"),
+    )
+    accepts = (SEQ, VECTOR, *MAPS)
+
+    def params_count(self, a, x):
+        return (2 * x.features if a["affine"] else 0), 0
+
+    def torch(self, a, x, y):
+        cls = ("archdsl.backends.torch_modules.ChannelLayerNorm" if x.is_map
+               else "torch.nn.LayerNorm")
+        return TorchModule(cls, dict(normalized_shape=x.features, eps=a["eps"],
+                                     elementwise_affine=a["affine"]))
+
+    def describe(self, a):
+        return "layernorm"
+
+
+@register
+class RMSNorm(_Norm):
+    name = "rmsnorm"
+    doc = ("Root-mean-square normalisation (Zhang & Sennrich 2019) over the features at each "
+           "position of a sequence or of a vector (torch.nn.RMSNorm): x / rms(x) * scale, no "
+           "shift. `eps=none` is PyTorch's default (the dtype's machine epsilon).")
+    params = (
+        Param("eps", Optional(Float(0.0, low_inclusive=False)), None, "added to the mean square"),
+        Param("affine", Bool(), True, "learn a scale"),
+    )
+    accepts = (SEQ, VECTOR)
+
+    def params_count(self, a, x):
+        return (x.features if a["affine"] else 0), 0
+
+    def flops(self, a, x, y):
+        return numel(y) * (4 if a["affine"] else 3)  # square, add, divide (+ scale)
+
+    def torch(self, a, x, y):
+        return TorchModule("torch.nn.RMSNorm", dict(normalized_shape=x.features, eps=a["eps"],
+                                                   elementwise_affine=a["affine"]))
+
+
+@register
+class GroupNorm(_Norm):
+    name = "groupnorm"
+    doc = ("Group normalisation (Wu & He 2018, torch.nn.GroupNorm): a map's channels in "
+           "`groups` groups, each normalised over its channels and all positions. "
+           "`groupnorm(1)` normalises each sample as a whole; `groupnorm(C)` is instance norm "
+           "with a learned scale.")
+    params = (
+        Param("groups", Int(1), doc="channel groups; must divide the channels"),
+        Param("eps", Float(0.0, low_inclusive=False), 1e-5, "added to the variance"),
+        Param("affine", Bool(), True, "learn a scale and a shift per channel"),
+    )
+    accepts = MAPS
+
+    def shape(self, a, x):
+        if x[0] % a["groups"]:
+            raise ShapeError(f"`groups={a['groups']}` must divide the {x[0]} channels",
+                             help="choose a number of groups that divides the channels",
+                             arg="groups", code="E0405")
+        return x
+
+    def params_count(self, a, x):
+        return (2 * x[0] if a["affine"] else 0), 0
+
+    def torch(self, a, x, y):
+        return TorchModule("torch.nn.GroupNorm", dict(num_groups=a["groups"], num_channels=x[0],
+                                                     eps=a["eps"], affine=a["affine"]))
+
+    def describe(self, a):
+        return f"groupnorm {a['groups']}"
+
+
+@register
+class InstanceNorm(_Norm):
+    name = "instancenorm"
+    doc = ("Instance normalisation (Ulyanov et al. 2016; torch.nn.InstanceNorm1d/2d/3d by the "
+           "map's rank): each channel of each sample over its positions. PyTorch's defaults: "
+           "no scale or shift, no running statistics (`track=true` keeps them, counted as "
+           "non-trainable as bn's are).")
+    params = (
+        Param("eps", Float(0.0, low_inclusive=False), 1e-5, "added to the variance"),
+        Param("momentum", Float(0.0, 1.0, high_inclusive=True), 0.1,
+              "weight of the new batch in the running statistics"),
+        Param("affine", Bool(), False, "learn a scale and a shift per channel"),
+        Param("track", Bool(), False, "keep running statistics for inference"),
+    )
+    accepts = MAPS
+
+    def params_count(self, a, x):
+        return (2 * x[0] if a["affine"] else 0), (2 * x[0] if a["track"] else 0)
+
+    def torch(self, a, x, y):
+        return TorchModule(f"torch.nn.InstanceNorm{len(x.spatial)}d", dict(
+            num_features=x[0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"],
+            track_running_stats=a["track"]))

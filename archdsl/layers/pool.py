@@ -1,12 +1,15 @@
-"""Pooling: maxpool, avgpool (windows), gap and gmp (global)."""
+"""Pooling: maxpool, avgpool (windows), gap, gmp and adaptive_avgpool (global), on maps of
+any rank: each runs in its input's (MaxPool1d/2d/3d...)."""
 
 from __future__ import annotations
 
 import math
 
-from .conv import _kernel_text, _stride_text, resolve_padding, torch_padding, window_shape
-from .registry import LayerKind, Param, ShapeError, TorchModule, numel, register, spatial
-from .types import Bool, Optional, Padding, Pair
+from ..shapes import MAPS
+from .conv import (kernel_text, resolve_padding, resolve_windows, stride_text, torch_class,
+                   torch_padding, window_shape)
+from .registry import LayerKind, Param, ShapeError, TorchModule, numel, register
+from .types import Bool, Optional, Padding, Sizes
 
 
 class WindowPool(LayerKind):
@@ -15,13 +18,17 @@ class WindowPool(LayerKind):
     doc_extra = ("The kernel defaults to 2 (Keras' default, and the tables' `maxpool`); the "
                  "stride defaults to the kernel; `ceil=true` is PyTorch's ceil_mode.")
     params = (
-        Param("kernel", Pair(), 2, "window size"),
-        Param("stride", Optional(Pair()), None, "step of the window; defaults to the kernel"),
+        Param("kernel", Sizes(), 2, "window size"),
+        Param("stride", Optional(Sizes()), None, "step of the window; defaults to the kernel"),
         Param("pad", Padding(), 0, "`same`, `valid`, or pixels per side"),
         Param("ceil", Bool(), False, "round the output size up (PyTorch's ceil_mode)"),
     )
-    torch_class = ""
+    accepts = MAPS
+    torch_base = ""  # MaxPool, AvgPool: the class for the input's rank is chosen by torch_class
     pad_value = 0.0
+
+    def resolve(self, a, x):
+        return resolve_windows(a, x, ("kernel", "stride", "pad"))
 
     def stride(self, a):
         return a["stride"] or a["kernel"]
@@ -30,16 +37,15 @@ class WindowPool(LayerKind):
         return resolve_padding(a["pad"], a["kernel"])
 
     def shape(self, a, x):
-        c, _, _ = spatial(self.name, x)
-        top, bottom, left, right = self.pads(a)
-        kh, kw = a["kernel"]
-        if a["pad"] not in ("same", "valid") and (top > kh // 2 or left > kw // 2):
-            raise ShapeError(f"`{self.name}` padding {top}x{left} is more than half its "
-                             f"{kh}x{kw} window", help="PyTorch allows at most kernel // 2",
-                             arg="pad", code="E0304")
-        ho, wo = window_shape(self.name, x, a["kernel"], self.stride(a), (1, 1), self.pads(a),
-                              a["ceil"])
-        return (c, ho, wo)
+        pads = self.pads(a)
+        if a["pad"] not in ("same", "valid") and any(
+                before > k // 2 for (before, _), k in zip(pads, a["kernel"])):
+            raise ShapeError(f"`{self.name}` padding {kernel_text(a['pad'])} is more than half "
+                             f"its {kernel_text(a['kernel'])} window",
+                             help="PyTorch allows at most kernel // 2", arg="pad", code="E0304")
+        out = window_shape(self.name, x, a["kernel"], self.stride(a), (1,) * len(a["kernel"]),
+                           pads, a["ceil"])
+        return x.like((x[0], *out))
 
     def params_count(self, a, x):
         return 0, 0
@@ -48,8 +54,7 @@ class WindowPool(LayerKind):
         return 0
 
     def flops(self, a, x, y):
-        kh, kw = a["kernel"]
-        return numel(y) * kh * kw  # one comparison (max) or add (average) per window tap
+        return numel(y) * math.prod(a["kernel"])  # one comparison or add per window tap
 
     def torch_kwargs(self, a, padding):
         return dict(kernel_size=a["kernel"], stride=self.stride(a), padding=padding,
@@ -60,41 +65,42 @@ class WindowPool(LayerKind):
         kwargs = self.torch_kwargs(a, padding)
         if pre:  # uneven padding, applied before the pool
             pre, kwargs["ceil_mode"] = (self.explicit_pads(a, x, y),), False
-        return TorchModule(self.torch_class, kwargs,
+        return TorchModule(torch_class(self.torch_base, x), kwargs,
                            pre=tuple(("pad", p, self.pad_value) for p in pre))
 
-    def explicit_pads(self, a, x, y) -> tuple[int, int, int, int]:
-        """(left, right, top, bottom) for padding explicitly before the pool. In ceil mode
-        PyTorch lets the last window start in padding it was given as input, so instead the
-        bottom and right are padded far enough for floor mode to give exactly `y`'s windows
-        (the extra pixels fill only the overhang that ceil mode allows, which maxima and
-        AvgPool2dSame's averages leave out)."""
-        top, bottom, left, right = self.pads(a)
+    def explicit_pads(self, a, x, y) -> tuple[int, ...]:
+        """The sides to pad explicitly before the pool, as F.pad takes them (last axis
+        first). In ceil mode PyTorch lets the last window start in padding it was given as
+        input, so instead the end of each axis is padded far enough for floor mode to give
+        exactly `y`'s windows (the extra pixels fill only the overhang that ceil mode allows,
+        which maxima and AvgPoolSame's averages leave out)."""
+        pads = list(self.pads(a))
         if a["ceil"]:
-            (kh, kw), (sh, sw) = a["kernel"], self.stride(a)
-            bottom = max(bottom, (y[1] - 1) * sh + kh - x[1] - top)
-            right = max(right, (y[2] - 1) * sw + kw - x[2] - left)
-        return (left, right, top, bottom)
+            for axis, (k, s) in enumerate(zip(a["kernel"], self.stride(a))):
+                before, after = pads[axis]
+                reach = (y[axis + 1] - 1) * s + k - x[axis + 1] - before
+                pads[axis] = (before, max(after, reach))
+        return tuple(side for before_after in reversed(pads) for side in before_after)
 
     def describe(self, a):
-        return f"{self.name} {_kernel_text(a['kernel'])}{_stride_text(self.stride(a))}"
+        return f"{self.name} {kernel_text(a['kernel'])}{stride_text(self.stride(a))}"
 
 
 @register
 class MaxPool(WindowPool):
     name = "maxpool"
     aliases = ("maxpool2d",)
-    torch_class = "torch.nn.MaxPool2d"
+    torch_base = "MaxPool"
     pad_value = float("-inf")
-    doc = "Max pooling (torch.nn.MaxPool2d). " + WindowPool.doc_extra
+    doc = "Max pooling (torch.nn.MaxPool1d/2d/3d by the map's rank). " + WindowPool.doc_extra
 
 
 @register
 class AvgPool(WindowPool):
     name = "avgpool"
     aliases = ("avgpool2d",)
-    torch_class = "torch.nn.AvgPool2d"
-    doc = ("Average pooling (torch.nn.AvgPool2d). With `pad=same` the padded pixels are left out "
+    torch_base = "AvgPool"
+    doc = ("Average pooling (torch.nn.AvgPool1d/2d/3d). With `pad=same` the padded pixels are left out "
            "of each average, as Keras does. " + WindowPool.doc_extra)
 
     def torch_kwargs(self, a, padding):
@@ -103,11 +109,10 @@ class AvgPool(WindowPool):
         return kwargs
 
     def torch(self, a, x, y):
-        top, bottom, left, right = self.pads(a)
-        if a["pad"] == "same" and (top, left) != (bottom, right):
+        if a["pad"] == "same" and any(before != after for before, after in self.pads(a)):
             # uneven `same` padding (an even kernel): PyTorch's AvgPool2d pads evenly, and
             # an explicit zero pad before it would count the zeros in the averages
-            return TorchModule("archdsl.backends.torch_modules.AvgPool2dSame",
+            return TorchModule("archdsl.backends.torch_modules.AvgPoolSame",
                                dict(kernel_size=a["kernel"], stride=self.stride(a),
                                     padding=self.explicit_pads(a, x, y)))
         return super().torch(a, x, y)
@@ -119,12 +124,14 @@ class GlobalAvgPool(LayerKind):
     name = "gap"
     aliases = ("global_avgpool",)
     family = "pool"
-    doc = ("Global average pooling to Cx1x1 (torch.nn.AdaptiveAvgPool2d(1)). A following "
-           "`linear` flattens it; a following 1x1 `conv` sees a 1x1 map (squeeze-excitation).")
+    doc = ("Global average pooling to Cx1x1 (torch.nn.AdaptiveAvgPool2d(1); Cx1 and Cx1x1x1 on "
+           "other maps). A following `linear` flattens it; a following 1x1 `conv` sees a 1x1 "
+           "map (squeeze-excitation).")
+    accepts = MAPS
+    torch_base = "AdaptiveAvgPool"
 
     def shape(self, a, x):
-        c, _, _ = spatial(self.name, x)
-        return (c, 1, 1)
+        return x.like((x[0],) + (1,) * len(x.spatial))
 
     def params_count(self, a, x):
         return 0, 0
@@ -136,7 +143,7 @@ class GlobalAvgPool(LayerKind):
         return numel(x)  # one add per input element (and one divide per channel, negligible)
 
     def torch(self, a, x, y):
-        return TorchModule("torch.nn.AdaptiveAvgPool2d", dict(output_size=1))
+        return TorchModule(torch_class(self.torch_base, x), dict(output_size=1))
 
     def describe(self, a):
         return "global avgpool"
@@ -146,10 +153,8 @@ class GlobalAvgPool(LayerKind):
 class GlobalMaxPool(GlobalAvgPool):
     name = "gmp"
     aliases = ("global_maxpool",)
-    doc = "Global max pooling to Cx1x1 (torch.nn.AdaptiveMaxPool2d(1))."
-
-    def torch(self, a, x, y):
-        return TorchModule("torch.nn.AdaptiveMaxPool2d", dict(output_size=1))
+    doc = "Global max pooling to Cx1x1 (torch.nn.AdaptiveMaxPool2d(1)), on maps of any rank."
+    torch_base = "AdaptiveMaxPool"
 
     def describe(self, a):
         return "global maxpool"
@@ -171,15 +176,18 @@ class AdaptiveAvgPool(LayerKind):
     doc = ("Average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d): "
            "`adaptive_avgpool(4)` gives Cx4x4 whatever the input's size, as torchvision's "
            "GoogLeNet auxiliary heads and AlexNet do.")
-    params = (Param("size", Pair(), doc="output height and width: 4, or 6x6"),)
+    params = (Param("size", Sizes(), doc="output sizes: 4, or 6x6"),)
+    accepts = MAPS
+
+    def resolve(self, a, x):
+        return resolve_windows(a, x, ("size",))
 
     def shape(self, a, x):
-        c, h, w = spatial(self.name, x)
-        oh, ow = a["size"]
-        if oh > h or ow > w:
-            raise ShapeError(f"`adaptive_avgpool` to {oh}x{ow} needs an input at least that "
-                             f"large, got {h}x{w}", arg="size", code="E0403")
-        return (c, oh, ow)
+        if any(o > n for o, n in zip(a["size"], x.spatial)):
+            raise ShapeError(f"`adaptive_avgpool` to {kernel_text(a['size'])} needs an input at "
+                             f"least that large, got {kernel_text(x.spatial)}", arg="size",
+                             code="E0403")
+        return x.like((x[0], *a["size"]))
 
     def params_count(self, a, x):
         return 0, 0
@@ -189,10 +197,10 @@ class AdaptiveAvgPool(LayerKind):
 
     def flops(self, a, x, y):
         # one add per window tap (windows may overlap), exactly as PyTorch computes them
-        return x[0] * _adaptive_windows(x[1], y[1]) * _adaptive_windows(x[2], y[2])
+        return x[0] * math.prod(_adaptive_windows(n, o) for n, o in zip(x.spatial, a["size"]))
 
     def torch(self, a, x, y):
-        return TorchModule("torch.nn.AdaptiveAvgPool2d", dict(output_size=a["size"]))
+        return TorchModule(torch_class("AdaptiveAvgPool", x), dict(output_size=a["size"]))
 
     def describe(self, a):
-        return f"adaptive avgpool {a['size'][0]}x{a['size'][1]}"
+        return f"adaptive avgpool {kernel_text(a['size'])}"

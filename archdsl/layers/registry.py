@@ -14,9 +14,14 @@ A layer kind is a class that states, side by side (MLIR ODS's "single source of 
                             and the source exporter share it and torch is never imported here
     describe(a)             the short notation shown in summaries and diagrams
 
-`a` is the dict of all arguments (defaults filled in, values normalised by their types); `x`
-is the input shape (for merges, the list of input shapes), `y` the output shape. Shapes are
-tuples of ints without the batch: (C, H, W) for feature maps, (F,) for vectors.
+    accepts                 the layouts of input it takes (archdsl.shapes): checked before
+                            `shape` runs, with a hint on how to get there
+    resolve(a, x)           the arguments made definite for this input (a kernel `3` on a
+                            2-D map is 3x3): run once before the facts above
+
+`a` is the dict of all arguments (defaults filled in, values normalised by their types, then
+resolved); `x` is the input Shape (for merges, the list of input Shapes), `y` the output
+Shape: sizes without the batch, and a layout (shapes.py).
 Adding a layer touches one file; the tests parametrised over the registry test it for free.
 """
 
@@ -25,9 +30,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..shapes import (FEATURES, LAYOUT_WORDS, MAP2D, MAPS, SEQ, TOKENS, VECTOR, Shape,
+                      describe as describe_shape, show)
 from .types import ArgType
-
-Shape = tuple
 
 REQUIRED = object()
 
@@ -112,6 +117,14 @@ class LayerKind:
     runs_in_place: bool = False
     output_disposable: bool = False
     passes_input_through: bool = False
+    # The layouts of input the layer takes (shapes.py); merges: of each branch.
+    accepts: tuple[str, ...] = FEATURES
+    # Named arguments besides its parameters are sizes of named axes, collected in
+    # a["sizes"] (rearrange's `h=14`)
+    named_sizes: bool = False
+
+    def resolve(self, a: dict, x) -> dict:
+        return a
 
     def shape(self, a: dict, x) -> Shape:
         raise NotImplementedError
@@ -149,6 +162,19 @@ def _show_default(value) -> str:
     if isinstance(value, tuple):
         return "x".join(str(v) for v in value)
     return str(value)
+
+
+class NoCost(LayerKind):
+    """Moves or masks data: no parameters, no multiply-adds, no arithmetic at inference."""
+
+    def params_count(self, a, x):
+        return 0, 0
+
+    def macs(self, a, x, y):
+        return 0
+
+    def flops(self, a, x, y):
+        return 0
 
 
 # ---- layers as values of a spec -----------------------------------------------------------
@@ -234,12 +260,43 @@ def numel(shape: Shape) -> int:
 
 
 def spatial(kind: str, x: Shape) -> tuple[int, int, int]:
-    """The (C, H, W) of a feature-map input, or a ShapeError naming the layer."""
-    if len(x) != 3:
-        raise ShapeError(f"`{kind}` needs a feature map (CxHxW), got a vector of {x[0]} features",
-                         help="put it before the `flatten` or `linear` that made the vector")
+    """The (C, H, W) of a 2-D feature map, or a ShapeError naming the layer (for layers
+    declared before layouts; a kind's `accepts` says the same for the built-in ones)."""
+    check_layout(kind, (MAP2D,), x)
     return x
 
 
-def show(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
+def check_layout(kind: str, accepts: tuple[str, ...], x: Shape) -> None:
+    """A ShapeError (E0404) unless the input's layout is one the layer takes, with a hint on
+    how to get from the layout it has to one it takes."""
+    layout = getattr(x, "layout", None)
+    if layout in accepts:
+        return
+    raise ShapeError(f"`{kind}` needs {_layout_list(accepts)}, got {describe_shape(x)}",
+                     help=_layout_hint(layout, accepts))
+
+
+def _layout_list(accepts) -> str:
+    if set(MAPS) <= set(accepts) and len(accepts) == len(MAPS):
+        return "a map (CxL, CxHxW or CxDxHxW)"
+    words = [LAYOUT_WORDS[layout] for layout in accepts]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _layout_hint(have: str, accepts) -> str | None:
+    """How a spec moves from the layout `have` to one of `accepts`: the explicit steps."""
+    if have == TOKENS:
+        return "`embedding(vocab, d)` turns token ids into a sequence of vectors"
+    if have == VECTOR and any(a in MAPS for a in accepts):
+        return "put it before the `flatten` or `linear` that made the vector"
+    if have == SEQ and any(a in MAPS for a in accepts):
+        return 'a sequence becomes a map with `rearrange("(h w) c -> c h w", h=...)`'
+    if have in MAPS and SEQ in accepts:
+        return 'a map becomes a sequence of its positions with `rearrange("c h w -> (h w) c")`'
+    if have == SEQ and VECTOR in accepts:
+        return "`pick(0)` takes one position out (a class token); `flatten` joins them all"
+    if have in MAPS and any(a in MAPS for a in accepts):
+        return f"this layer works on {_layout_list([a for a in accepts if a in MAPS])} only"
+    if have in MAPS and VECTOR in accepts:
+        return "`flatten` or `gap` turns a map into a vector"
+    return None

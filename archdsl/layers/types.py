@@ -171,6 +171,38 @@ class Pair(ArgType):
         raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
 
 
+class Sizes(ArgType):
+    """A size for every spatial axis of a map: `3` (the same on each), or one per axis —
+    `1x7` or `[1, 7]` on a 2-D map, `3x3x3` on a volume. An int is kept as it is and a list
+    becomes a tuple; how many sizes the input needs is known only once it is (per_axis)."""
+
+    def __init__(self, minimum: int = 1):
+        self.minimum = minimum
+        what = "a positive size" if minimum == 1 else f"a size ≥ {minimum}"
+        self.description = f"{what} such as 3 or 1x7"
+
+    def accept(self, value):
+        sizes = [value] if _is_int(value) else value
+        if (isinstance(sizes, (list, tuple)) and 1 <= len(sizes) <= 3
+                and all(_is_int(v) for v in sizes)):
+            if min(sizes) < self.minimum:
+                raise ArgumentError(f"expected {self.description}, got {describe_value(value)}",
+                                    code="E0304")
+            return value if _is_int(value) else tuple(value)
+        raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+
+
+def per_axis(value, axes: int, name: str):
+    """A Sizes or Padding value as a tuple of one entry per spatial axis; ValueError (with the
+    message for the user) when a list gives another number of sizes."""
+    if _is_int(value):
+        return (value,) * axes
+    if len(value) != axes:
+        raise ValueError(f"`{name}` gives {len(value)} sizes ({value_text(list(value))}) for "
+                         f"an input with {axes} spatial ax{'is' if axes == 1 else 'es'}")
+    return tuple(value)
+
+
 class Padding(ArgType):
     """`same`, `valid`, a number of pixels (`1`), or one per axis (`[0, 3]`, `0x3`)."""
 
@@ -179,7 +211,10 @@ class Padding(ArgType):
     def accept(self, value):
         if value in ("same", "valid"):
             return value
-        return _paddings(value, (value, value) if _is_int(value) else value, 2, self.description)
+        if _is_int(value):
+            return _paddings(value, (value,), 1, self.description)[0]
+        count = len(value) if isinstance(value, (list, tuple)) and 1 <= len(value) <= 3 else 2
+        return _paddings(value, value, count, self.description)
 
 
 def _paddings(given, sides, count: int, description: str) -> tuple:
@@ -241,3 +276,16 @@ class Activation(ArgType):
         if isinstance(value, LayerValue) and value.kind.family == "activation":
             return value
         raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+
+
+class TensorLabel(ArgType):
+    """The name of a tensor a label made (`tied=wte`); the elaborator checks that it exists,
+    is in scope and was computed by a layer with a weight to share."""
+
+    description = "the name of a labelled layer, such as `wte`"
+
+    def accept(self, value):
+        if isinstance(value, str) and value.isidentifier():
+            return value
+        raise ArgumentError(f"expected {self.description}, got {describe_value(value)}",
+                            help="write the label's name bare: `tied=wte`")

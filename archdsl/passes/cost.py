@@ -6,7 +6,9 @@ allocated and torch is not imported. Conventions: docs/counting.md.
 
 Parameters count every layer. MACs and FLOPs count an inference pass — the layers the main
 output needs; the heads that only side outputs need (GoogLeNet's auxiliary classifiers) run
-in training only and are counted apart (`macs_side`, `flops_side`).
+in training only and are counted apart (`macs_side`, `flops_side`). A layer whose result
+reaches no output (steps left behind by a `from`) is built but never run: its parameters
+count, its MACs and FLOPs are 0 (`unused` on its node).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def layer_inputs(graph: LayerGraph, node: dict):
 def count(graph: LayerGraph) -> Totals:
     """Count every layer of the graph, recording per-node figures; returns the totals."""
     main = graph.ancestors(graph.outputs["output"])
+    live = set(main)
+    for out, node in graph.outputs.items():
+        if out != "output":
+            live |= graph.ancestors(node)
     trainable = nontrainable = 0
     macs = {True: 0, False: 0}
     flops = {True: 0, False: 0}
@@ -54,6 +60,9 @@ def count(graph: LayerGraph) -> Totals:
                                       layer.flops(args, x, y))
         (t, n), node["macs"], node["flops"] = figures
         node["params"] = (t, n)
+        node["unused"] = name not in live
+        if node["unused"]:
+            node["macs"] = node["flops"] = 0
         node["side_only"] = name not in main
         trainable += t
         nontrainable += n

@@ -202,13 +202,36 @@ class Statement:
 
 
 @dataclass
+class TensorName:
+    """The name of a label, an output or a `from`: `c4`, or computed: `p{i + 3}`. `parts`
+    holds the text's pieces: strings, and expressions for the {...} pieces."""
+
+    span: Span
+    text: str
+    parts: list
+
+    @property
+    def static(self) -> str | None:
+        """The name, when it has no computed piece."""
+        return self.text if self.parts == [self.text] else None
+
+
+@dataclass
 class StepLine(Statement):
+    """Steps applied in order, to the flowing tensor or, after `from NAME`, to that one."""
+
     steps: list[Step]
+    source: TensorName | None = None
 
 
 @dataclass
 class Input(Statement):
+    """`input 3x224x224`, `input 197x768 seq`, `input 1024 tokens of 50257`."""
+
     shape: Expr
+    layout: str | None = None  # the layout word as written
+    layout_span: Span | None = None
+    vocab: Expr | None = None
 
 
 @dataclass
@@ -261,13 +284,13 @@ class Merge(Statement):
 
 @dataclass
 class Output(Statement):
-    name: str
+    name: TensorName
     body: list[Statement]
 
 
 @dataclass
 class Label(Statement):
-    name: str
+    name: TensorName
     body: list[Statement]
 
 

@@ -32,7 +32,7 @@ TOKEN = re.compile(r"""
   | (?P<op>\*\*|//|==|!=|<=|>=|[-+*/%<>=.,:()\[\]{}×\\])
 """, re.VERBOSE)
 
-KEYWORDS = {"if", "elif", "else", "and", "or", "not", "in", "x", "when", "let", "as", "repeat",
+KEYWORDS = {"if", "elif", "else", "and", "or", "not", "in", "x", "when", "let", "as", "repeat", "of",
             "with", "use", "def", "block", "network", "input", "output", "branch", "add",
             "concat", "mul", "return"}
 BINARY = {"**", "//", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%"}

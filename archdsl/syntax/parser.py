@@ -383,7 +383,9 @@ class _ToAst(Transformer):
 
     # statements
     def input_(self, meta, children):
-        return ast.Input(self._span(meta), children[0])
+        shape, layout, vocab = children
+        return ast.Input(self._span(meta), shape, str(layout) if layout else None,
+                         self._span(layout) if layout else None, vocab)
 
     def let(self, meta, children):
         name, value = children
@@ -426,14 +428,33 @@ class _ToAst(Transformer):
 
     def output(self, meta, children):
         name, body = children
-        return ast.Output(self._span(meta), str(name), body)
+        return ast.Output(self._span(meta), self._tensor_name(name), body)
 
     def label(self, meta, children):
         name, body = children
-        return ast.Label(self._span(meta), str(name), body)
+        if isinstance(body, ast.Merge):
+            body = [body]
+        return ast.Label(self._span(meta), self._tensor_name(name), body)
 
     def step_line(self, meta, children):
-        return ast.StepLine(self._span(meta), list(children))
+        source, *steps = children
+        return ast.StepLine(self._span(meta), [s for s in steps if s is not None], source)
+
+    def from_(self, meta, children):
+        return self._tensor_name(children[0])
+
+    def _tensor_name(self, token: Token) -> ast.TensorName:
+        """`c4`, or `p{i + 3}` with its {...} pieces parsed as expressions."""
+        text = str(token)
+        span = self._span(token)
+        if token.type != "TEMPLATE":
+            return ast.TensorName(span, text, [text])
+        parts = []
+        for match in re.finditer(r"\{[^{}]*\}|[^{]+", text):
+            piece = match.group()
+            parts.append(self._piece(token, match.start(), piece) if piece.startswith("{")
+                         else piece)
+        return ast.TensorName(span, text, parts)
 
     # steps
     def step(self, meta, children):
@@ -547,7 +568,8 @@ class _ToAst(Transformer):
         if text.startswith("{"):
             inner = text[1:-1]
             if not inner.strip():
-                raise SpecError(Diagnostic("E0102", "empty `{}` in a size or table notation", span,
+                raise SpecError(Diagnostic("E0102", "empty `{}` in a size, a name or table "
+                                           "notation", span,
                                            help="put an expression between the braces: {classes}"))
             return parse_expr(inner, self.source, line, col + 1)
         if text.isdigit():
