@@ -1,0 +1,293 @@
+"""The networks after 2019 (issue 16): layouts, references to earlier tensors, and the specs
+that need them, each against the real thing — torchvision's models with their weights copied
+in, or a plain PyTorch module written here."""
+
+import pytest
+import torch
+from torch import nn
+
+import archdsl
+from archdsl.backends.weights import copy_state, torchvision_model
+from conftest import SPECS
+from oracle import check_against_torch
+
+# ---- the specs against torchvision ----------------------------------------------------------
+
+# (file, network, torchvision model, its trainable parameters as the issue quotes them from
+# torchvision; the test also counts torchvision's own)
+MODERN = [
+    ("vit.arch", "vit_b_16", "vit_b_16", 86_567_656),
+    ("convnext.arch", "convnext_tiny", "convnext_tiny", 28_589_128),
+    ("shufflenet.arch", "shufflenet_v2_x1_0", "shufflenet_v2_x1_0", 2_278_604),
+]
+
+
+@pytest.mark.parametrize("file,name,reference,params", MODERN, ids=[m[1] for m in MODERN])
+def test_torchvision_weights_give_torchvision_outputs(file, name, reference, params):
+    torch.manual_seed(0)
+    net = archdsl.load(SPECS / file).network(name)
+    tv = torchvision_model(reference).eval()
+    assert net.params_trainable == params == sum(p.numel() for p in tv.parameters())
+    assert net.params_nontrainable == sum(b.numel() for n, b in tv.named_buffers()
+                                          if n.endswith(("running_mean", "running_var")))
+    model = net.build().eval()
+    transfer = copy_state(model, tv)
+    assert len(transfer) == len(tv.state_dict())
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        assert (model(x) - tv(x)).abs().max() <= 1e-5
+
+
+VARIANTS = [("vit.arch", n) for n in ("vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")] + \
+    [("convnext.arch", n) for n in ("convnext_small", "convnext_base", "convnext_large")] + \
+    [("shufflenet.arch", n) for n in ("shufflenet_v2_x0_5", "shufflenet_v2_x1_5",
+                                      "shufflenet_v2_x2_0")]
+
+
+@pytest.mark.parametrize("file,name", VARIANTS, ids=[v[1] for v in VARIANTS])
+def test_every_variant_counts_as_torchvision(file, name):
+    net = archdsl.load(SPECS / file).network(name)
+    with torch.device("meta"):
+        tv = torchvision_model(name)
+    assert net.params_trainable == sum(p.numel() for p in tv.parameters())
+
+
+@pytest.mark.parametrize("file,name", [("vit.arch", "vit_b_16"), ("convnext.arch", "convnext_tiny"),
+                                       ("shufflenet.arch", "shufflenet_v2_x1_0")])
+def test_modern_specs_against_torch_on_the_meta_device(file, name):
+    """Every layer's shape and the MACs against the built module (FlopCounterMode)."""
+    check_against_torch(archdsl.load(SPECS / file).network(name), batch=1, device="meta")
+
+
+@pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch"])
+def test_modern_specs_read_like_their_papers(file):
+    from archdsl.syntax import ast
+
+    unit = archdsl.load(SPECS / file).unit
+    for d in unit.module.definitions:
+        lines = d.span.end_line - d.span.line + 1
+        assert lines == 1 if isinstance(d, ast.Variant) else lines <= 40, (d.name, lines)
+
+
+# ---- U-Net against a plain PyTorch module ---------------------------------------------------
+
+
+class UNet(nn.Module):
+    """Ronneberger et al. 2015, Figure 1, written out as a PyTorch user would (padded 3x3
+    convolutions, as the spec)."""
+
+    def __init__(self, classes=2, c=64, depth=4, channels=1):
+        super().__init__()
+
+        def double(i, o):
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.ReLU(),
+                                 nn.Conv2d(o, o, 3, padding=1), nn.ReLU())
+
+        widths = [c * 2 ** i for i in range(depth + 1)]
+        self.down = nn.ModuleList([double(channels, c)] + [double(widths[i], widths[i + 1])
+                                                           for i in range(depth)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
+                                 for i in reversed(range(depth))])
+        self.fuse = nn.ModuleList([double(2 * widths[i], widths[i]) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(c, classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else nn.functional.max_pool2d(x, 2))
+            skips.append(x)
+        skips.pop()
+        for up, fuse in zip(self.up, self.fuse):
+            x = fuse(torch.cat([skips.pop(), up(x)], 1))
+        return self.head(x)
+
+    def ordered_state(self):
+        """The tensors in the order the spec's recursion creates them: each level's first
+        double conv on the way down, then from the bottom up the up-convolution and the
+        double conv after the concatenation."""
+        state, depth = self.state_dict(), len(self.up)
+        names = [n for i in range(depth + 1) for n in state if n.startswith(f"down.{i}.")]
+        for k in range(depth):
+            names += [n for n in state if n.startswith((f"up.{k}.", f"fuse.{k}."))]
+        names += ["head.weight", "head.bias"]
+        return {n: state[n] for n in names}
+
+
+def test_unet_matches_a_plain_pytorch_module():
+    torch.manual_seed(0)
+    full = archdsl.load(SPECS / "unet.arch").network("unet_paper")
+    assert full.params_total == sum(p.numel() for p in UNet().parameters())
+    net = archdsl.load(SPECS / "unet.arch").network("unet", c=8, res=64)
+    reference = UNet(c=8).eval()
+    model = net.build().eval()
+    copy_state(model, reference.ordered_state())
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        assert (model(x) - reference(x)).abs().max() <= 1e-5
+    check_against_torch(net)
+
+
+# ---- references -----------------------------------------------------------------------------
+
+FPN = """
+network fpn(c=16):
+    input 3x32x32
+    c3: conv(8, 3, stride=2, pad=1) relu
+    c4: conv(16, 3, stride=2, pad=1) relu
+    c5: conv(32, 3, stride=2, pad=1) relu
+    lat5: conv(c, 1)
+    top4: add:
+        branch: from c4 conv(c, 1)
+        branch: from lat5 upsample(2)
+    top3: add:
+        branch: from c3 conv(c, 1)
+        branch: from top4 upsample(2)
+    concat:
+        branch: from top3 conv(c, 3, pad=1) gap
+        branch: from top4 conv(c, 3, pad=1) gap
+        branch: from lat5 conv(c, 3, pad=1) gap
+"""
+
+
+def test_references_make_a_dag_that_is_checked_counted_and_compiled():
+    net = archdsl.load(FPN).network("fpn")
+    g = net.graph
+    assert g.graph.in_degree("top4") == 2  # an add of c4's lateral and lat5's upsampling
+    assert set(g["top4.1.upsample"]["inputs"]) == {"lat5.conv"}
+    assert set(g["top4.0.conv"]["inputs"]) == {"c4.relu"}
+    g.lint()
+    model = check_against_torch(net)
+    assert "self.top4" in model.code or "top4" in model.code
+
+
+def test_computed_names_of_labels_and_outputs():
+    net = archdsl.load("""
+network n:
+    input 3x16x16
+    repeat 3 as i:
+        c{i + 1}: conv(4 * (i + 1), 3, pad=1)
+    repeat 2 as i:
+        output p{i + 1}: from c{i + 1} gap
+""").network("n")
+    assert list(net.output_shapes) == ["output", "p1", "p2"]
+    assert net.output_shapes["p2"] == (8, 1, 1)
+    assert "c3.conv" in net.graph
+
+
+def test_a_block_starts_from_its_own_tensors():
+    net = archdsl.load("""
+block two_paths(c):
+    a: conv(c, 1)
+    b: conv(c, 3, pad=1)
+    add:
+        branch: from a
+        branch: identity
+    concat:
+        branch: identity
+        branch: from input conv(c, 1)
+
+network n:
+    input 3x8x8
+    two_paths(4) two_paths(2)
+""").network("n")
+    assert net.output_shapes["output"] == (4, 8, 8)
+    check_against_torch(net)
+
+
+# ---- layouts --------------------------------------------------------------------------------
+
+def test_layouts_are_part_of_the_shape_and_shown():
+    from archdsl.shapes import SEQ, Shape, show
+
+    seq, signal = Shape((64, 100), SEQ), Shape((64, 100))
+    assert seq != signal and seq == (64, 100) and signal.layout == "map1d"
+    assert show(seq) == "64x100 seq" and show(signal) == "64x100"
+    net = archdsl.load("network n:\n    input 12 tokens of 100\n    embedding(8) pick(-1)\n"
+                       ).network("n")
+    assert net.input_shape.layout == "tokens" and net.input_shape.vocab == 100
+    assert net.output_shapes["output"].layout == "vector"
+    summary = net.to_json()
+    assert summary["input_layout"] == "tokens" and summary["input_vocab"] == 100
+    assert [layer["layout"] for layer in summary["layers"]] == ["seq", "vector"]
+
+
+def test_shapes_survive_pickling():
+    import pickle
+
+    from archdsl.shapes import Shape
+
+    shape = Shape((12,), "tokens", 100)
+    again = pickle.loads(pickle.dumps(shape))
+    assert again == shape and again.vocab == 100 and again.layout == "tokens"
+
+
+class GPT(nn.Module):
+    """GPT-2 (Radford et al. 2019) as a PyTorch user writes it, its output layer tied to the
+    token embedding."""
+
+    def __init__(self, depth, d, heads, context=1024, vocab=50257, p=0.1):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.wpe = nn.Parameter(torch.randn(context, d) * 0.02)
+        self.drop = nn.Dropout(p)
+        self.h = nn.ModuleList(GPTLayer(d, heads, p) for _ in range(depth))
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, ids):
+        x = self.drop(self.wte(ids) + self.wpe)
+        for layer in self.h:
+            x = layer(x)
+        return self.lm_head(self.ln_f(x))
+
+
+class GPTLayer(nn.Module):
+    def __init__(self, d, heads, p):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ln_2 = nn.LayerNorm(d)
+        self.fc = nn.Linear(d, 4 * d)
+        self.proj = nn.Linear(4 * d, d)
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x):
+        y = self.ln_1(x)
+        causal = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).triu(1)
+        x = x + self.drop(self.attn(y, y, y, attn_mask=causal, need_weights=False)[0])
+        return x + self.drop(self.proj(nn.functional.gelu(self.fc(self.ln_2(x)))))
+
+
+# GPT-2's sizes (Radford et al. 2019, Table 2) and the figure the issue quotes for the small one
+GPT2_SIZES = {"gpt2": (12, 768, 12), "gpt2_medium": (24, 1024, 16),
+              "gpt2_large": (36, 1280, 20), "gpt2_xl": (48, 1600, 25)}
+
+
+@pytest.mark.parametrize("name", GPT2_SIZES)
+def test_gpt2_counts_its_tied_weight_once(name):
+    net = archdsl.load(SPECS / "gpt.arch").network(name)
+    with torch.device("meta"):
+        reference = GPT(*GPT2_SIZES[name])
+    assert net.params_total == sum(p.numel() for p in reference.parameters())
+    if name == "gpt2":
+        assert net.params_total == 124_439_808  # the issue's figure (Hugging Face's gpt2)
+
+
+def test_gpt_matches_a_plain_pytorch_module_with_tied_weights():
+    torch.manual_seed(0)
+    net = archdsl.load(SPECS / "gpt.arch").network("gpt", depth=2, d=64, heads=4, context=16,
+                                                   vocab=100)
+    model, reference = net.build().eval(), GPT(2, 64, 4, context=16, vocab=100).eval()
+    assert model.lm_head.linear.weight is model.wte.embedding.weight
+    assert sum(p.numel() for p in model.parameters()) == net.params_total \
+        == sum(p.numel() for p in reference.parameters())
+    copy_state(model, reference)
+    ids = torch.randint(0, 100, (3, 16))
+    with torch.no_grad():  # in float64: the same function, not just close in float32
+        assert (model.double()(ids) - reference.double()(ids)).abs().max() <= 1e-10
+    check_against_torch(net)
+    # training moves the shared weight once, by the sum of both uses' gradients
+    model.train()
+    model(ids).sum().backward()
+    assert model.wte.embedding.weight.grad is model.lm_head.linear.weight.grad
