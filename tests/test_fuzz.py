@@ -177,8 +177,18 @@ def layer_step(draw) -> str:
     # layers that make a vector are rare, so that most networks stay convolutional to the head
     kind = draw(st.sampled_from(["conv", "conv", "conv", "dwconv", "sepconv", "bn", "bn", "act",
                                  "act", "maxpool", "avgpool", "dropout", "zeropad", "identity",
-                                 "lrn", "table", "droppath"] * 5 + ["linear", "gap", "flatten"]))
+                                 "lrn", "table", "droppath", "modern"] * 5
+                                + ["linear", "gap", "flatten"]))
     c = draw(st.integers(1, 12))
+    if kind == "modern":  # the layer kinds of issue 16, on maps
+        return draw(st.sampled_from([
+            f"groupnorm({draw(st.integers(1, 3))})", "instancenorm", "layernorm",
+            f"upsample({draw(st.sampled_from(['2', '1.5', '[1, 2]']))})",
+            f"upsample(2, mode=\"linear\")",
+            f"upconv({c}, {draw(st.integers(1, 3))}, stride={draw(st.integers(1, 2))})",
+            f"channels({draw(st.integers(0, 2))}, {draw(st.integers(1, 6))})",
+            f"channel_shuffle({draw(st.integers(1, 3))})", "pixelshuffle(2)",
+            "adaptive_avgpool(2)", "gmp"]))
     if kind == "conv":
         args = [str(c), draw(sizes())] + optional_args(draw, {
             "stride": sizes(), "pad": pad_arg(), "dilation": st.integers(1, 2),
@@ -225,28 +235,52 @@ def steps(draw, depth: int) -> str:
     return " ".join(parts)
 
 
+# names for labels and the references to them: some defined, some not, some later
+TENSORS = st.sampled_from(["t0", "t1", "t2", "t3"])
+
+
+def source(draw, named=()) -> str:
+    """A line's or branch's start: the flowing tensor, or `from` a named one — mostly one
+    named above (`named`), sometimes any name (unknown, or named further down)."""
+    if draw(st.integers(0, 3 if named else 12)):
+        return ""
+    if named and draw(st.integers(0, 6)):
+        return f"from {draw(st.sampled_from(sorted(named)))} "
+    return f"from {draw(TENSORS)} "
+
+
+def label(draw, named) -> str:
+    if draw(st.integers(0, 2)):
+        return ""
+    name = draw(TENSORS)
+    named.add(name)
+    return f"{name}: "
+
+
 @st.composite
-def body(draw, indent: str, depth: int) -> list[str]:
+def body(draw, indent: str, depth: int, named=None) -> list[str]:
+    named = set() if named is None else named  # the tensors labelled so far
     lines = []
     for _ in range(draw(st.integers(1, 4))):
         choice = draw(st.integers(0, 11))
         if choice <= 5 or depth > 1:
-            lines.append(indent + draw(steps(depth)))
+            start = source(draw, named)
+            lines.append(indent + label(draw, named) + start + draw(steps(depth)))
         elif choice in (6, 7):
             op = draw(st.sampled_from(["add", "concat", "mul"]))
             lines.append(f"{indent}{op}:")
             for _ in range(draw(st.integers(2, 3))):
                 branch = "identity" if draw(st.integers(0, 3)) == 0 else draw(steps(depth + 1))
-                lines.append(f"{indent}    branch: {branch}")
+                lines.append(f"{indent}    branch: {source(draw, named)}{branch}")
         elif choice == 8:
             lines.append(f"{indent}if in.c {draw(st.sampled_from(['>', '<=', '=='])) } "
                          f"{draw(st.integers(1, 8))}:")
-            lines += draw(body(indent + "    ", depth + 1))
+            lines += draw(body(indent + "    ", depth + 1, named))
             lines.append(f"{indent}else:")
-            lines += draw(body(indent + "    ", depth + 1))
+            lines += draw(body(indent + "    ", depth + 1, named))
         elif choice == 9:
             lines.append(f"{indent}with conv(bias=false, pad=same), bn(eps=0.001):")
-            lines += draw(body(indent + "    ", depth + 1))
+            lines += draw(body(indent + "    ", depth + 1, named))
         elif choice == 10:
             lines.append(f"{indent}unit({draw(st.integers(1, 12))}, {draw(st.integers(1, 2))})")
         else:
@@ -265,8 +299,58 @@ def vector_steps(draw) -> str:
 
 
 @st.composite
+def sequence_steps(draw) -> str:
+    return " ".join(draw(st.lists(st.one_of(
+        st.integers(1, 4).map(lambda n: f"attention({n})"),
+        st.integers(1, 4).map(lambda n: f"attention({n}, causal=true, bias=false)"),
+        st.integers(1, 24).map(lambda n: f"linear({n})"),
+        st.tuples(st.sampled_from(["lstm", "gru"]), st.integers(1, 9), st.integers(1, 2),
+                  st.booleans()).map(lambda t: f"{t[0]}({t[1]}, layers={t[2]}, "
+                                               f"bidirectional={str(t[3]).lower()})"),
+        st.sampled_from(["layernorm", "rmsnorm", "gelu", "dropout(0.1)", "identity", "softmax",
+                         'rearrange("l d -> d l", layout="map1d") conv(4, 3) '
+                         'rearrange("c l -> l c")'])), min_size=1, max_size=5)))
+
+
+@st.composite
+def sequence_network(draw) -> str:
+    """A transformer-like network: token ids or a sequence, residual branches, free tensors,
+    references; ending in a vector or a sequence."""
+    length, width = draw(st.integers(1, 12)), draw(st.sampled_from([4, 6, 8, 12]))
+    named, endings = set(), ["", "pick(0) linear(3)", "pick(-1)", "flatten", "linear(5)"]
+    if draw(st.booleans()):
+        vocab = draw(st.integers(2, 50))
+        lines = ["network n:", f"    input {length} tokens of {vocab}",
+                 f"    t0: embedding({width})"]
+        named.add("t0")
+        endings.append(f"linear({width}) linear({vocab}, bias=false, tied=t0)")  # GPT's head
+    else:
+        lines = ["network n:", f"    input {length}x{width} seq"]
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.integers(0, 4))
+        if kind == 0:
+            lines.append("    " + draw(sequence_steps()))
+        elif kind == 1:
+            lines += [f"    {label(draw, named) or 't1: '}add:",
+                      f"        branch: {source(draw, named)}identity",
+                      f"        branch: {draw(sequence_steps())}"]
+        elif kind == 2:
+            lines += ["    concat:", f"        branch: param(1x{draw(st.sampled_from([width, 4]))})",
+                      "        branch: identity"]
+        elif kind == 3:
+            lines += ["    add:", "        branch: identity",
+                      f"        branch: param({draw(st.integers(1, 13))}x{width}, init=\"normal\")"]
+        else:
+            lines.append(f"    {source(draw, named)}layernorm")
+    lines.append("    " + draw(st.sampled_from(endings)))
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
 def random_network(draw) -> str:
     unit = "block unit(c, s=1):\n    conv(c, 3, stride=s, pad=same) bn relu\n"
+    if draw(st.integers(0, 4)) == 0:
+        return draw(sequence_network())
     if draw(st.integers(0, 5)) == 0:  # a multilayer perceptron
         lines = [unit, "network n:", f"    input {draw(st.integers(1, 64))}"]
         for _ in range(draw(st.integers(1, 3))):
@@ -276,12 +360,15 @@ def random_network(draw) -> str:
                 lines += ["    add:", f"        branch: {draw(vector_steps())}",
                           "        branch: identity"]
         return "\n".join(lines) + "\n"
-    shape = f"{draw(st.integers(1, 6))}x{draw(st.integers(4, 32))}x{draw(st.integers(4, 32))}"
+    spatial = draw(st.sampled_from([1, 2, 2, 2, 3]))  # signals, images, volumes
+    shape = "x".join(str(n) for n in [draw(st.integers(1, 6))] + [
+        draw(st.integers(4, 32 if spatial < 3 else 8)) for _ in range(spatial)])
     lines = [unit, "network n:", f"    input {shape}"]
-    lines += draw(body("    ", 0))
+    named = set()
+    lines += draw(body("    ", 0, named))
     if draw(st.booleans()):
         lines.append("    output aux: flatten linear(3)")
-        lines += draw(body("    ", 1))
+        lines += draw(body("    ", 1, named))
     lines.append("    " + draw(st.sampled_from(["", "gap linear(10)", "flatten FC-10 soft-max",
                                                   "gap flatten linear(5) relu linear(2)"])))
     return "\n".join(lines) + "\n"
