@@ -36,6 +36,7 @@ def collect(files: list[Path], diagnostics: Diagnostics) -> list[dict]:
                 continue
             rows.append({
                 "file": str(path), "network": name, "input": list(net.input_shape),
+                "input_layout": net.input_shape.layout, "input_text": show(net.input_shape),
                 "params_total": net.params_total, "params_trainable": net.params_trainable,
                 "params_nontrainable": net.params_nontrainable, "macs": net.macs,
                 "flops": net.flops, "depth": depth(net.graph),
@@ -46,7 +47,7 @@ def collect(files: list[Path], diagnostics: Diagnostics) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     header = ("file", "network", "input", "params", "MACs", "depth")
-    lines = [header] + [(Path(r["file"]).name, r["network"], show(r["input"]),
+    lines = [header] + [(Path(r["file"]).name, r["network"], r["input_text"],
                          f"{r['params_total']:,}", human(r["macs"]), str(r["depth"]))
                         for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -62,7 +63,7 @@ def markdown(rows: list[dict]) -> str:
     out = ["| file | network | input | total params | trainable | non-trainable | MACs | depth |",
            "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {Path(r['file']).name} | `{r['network']}` | {show(r['input'])} | "
+        out.append(f"| {Path(r['file']).name} | `{r['network']}` | {r['input_text']} | "
                    f"{r['params_total']:,} | {r['params_trainable']:,} | "
                    f"{r['params_nontrainable']:,} | {human(r['macs'])} | {r['depth']} |")
     return "\n".join(out) + "\n"
