@@ -193,8 +193,9 @@ def cmd_compile(args) -> int:
     shape = tuple(net.input_shape)
     with torch.no_grad():
         out = model(example_input(net.input_shape, 1))
-    got = tuple(out.shape[1:])
-    expected = tuple(net.output_shapes["output"])
+    outs = out if isinstance(out, tuple) else (out,)
+    got = [tuple(o.shape[1:]) for o in outs]
+    expected = [tuple(net.output_shapes[o]) for o in net.graph.main_outputs]
     if got != expected:
         raise RuntimeError(f"compiled model gives {got}, the spec says {expected}")
     if args.output:
@@ -208,7 +209,8 @@ def cmd_compile(args) -> int:
     else:
         print(model.code, end="")
     print(f"compiled {net.name}: {net.params_total:,} params; forward pass on "
-          f"{'x'.join(map(str, shape))} gives {'x'.join(map(str, got))}", file=sys.stderr)
+          f"{'x'.join(map(str, shape))} gives {', '.join('x'.join(map(str, g)) for g in got)}",
+          file=sys.stderr)
     if args.torchvision:
         return compare_with_torchvision(net, args.torchvision)
     return EXIT_OK

@@ -55,12 +55,17 @@ class LayerGraph:
     import networkx and start faster."""
 
     def __init__(self, name: str, file: str, parameters: dict, records: dict[str, dict],
-                 outputs: dict[str, str], frames: dict[str, FrameRecord] | None = None):
+                 outputs: dict[str, str], frames: dict[str, FrameRecord] | None = None,
+                 main_outputs: list[str] | None = None):
         self.name = name
         self.file = file
         self.parameters = parameters
         self.records = records
-        self.outputs = outputs  # output name -> node name; "output" is the main one first
+        self.outputs = outputs  # output name -> node name, the main outputs first
+        # The network's results, computed in every mode: `output` (where the body ends), or
+        # the named outputs of a network whose body ends with them (an FPN's p3, p4, p5).
+        # The others are side outputs, computed in training mode only (GoogLeNet's aux heads).
+        self.main_outputs = main_outputs or ["output"]
         self.frames = frames or {}  # path -> FrameRecord; "" is the network itself
         self._graph = None
 
@@ -110,6 +115,17 @@ class LayerGraph:
         for name, node in self.records.items():
             if node["layer"] is not None:
                 yield name, node
+
+    @property
+    def side_outputs(self) -> list[str]:
+        return [o for o in self.outputs if o not in self.main_outputs]
+
+    def main_ancestors(self) -> set[str]:
+        """Every node a main output depends on."""
+        needed: set[str] = set()
+        for out in self.main_outputs:
+            needed |= self.ancestors(self.outputs[out])
+        return needed
 
     def ancestors(self, name: str) -> set[str]:
         """Every node `name` depends on (not itself)."""

@@ -83,6 +83,7 @@ def summary_json(net) -> dict:
         "input": list(g.input_shape), "input_layout": g.input_shape.layout,
         **({"input_vocab": g.input_shape.vocab} if g.input_shape.vocab else {}),
         "outputs": {o: list(s) for o, s in g.output_shapes().items()},
+        "main_outputs": list(g.main_outputs),
         "output_layouts": {o: s.layout for o, s in g.output_shapes().items()},
         "params_total": t.params_total, "params_trainable": t.params_trainable,
         "params_nontrainable": t.params_nontrainable, "macs": t.macs, "flops": t.flops,

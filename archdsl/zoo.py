@@ -14,14 +14,14 @@ WEIGHTED = ("conv", "linear")  # families whose layers count towards depth
 
 
 def depth(graph) -> int:
-    """Weight layers on the longest path from the input to the main output: VGG-16 is 16,
+    """Weight layers on the longest path from the input to a main output: VGG-16 is 16,
     ResNet-50 is 50, GoogLeNet 22, DenseNet-121 121."""
     longest = {}
     for name, node in graph.items():
         before = max((longest[i] for i in node["inputs"]), default=0)
         weighted = node["layer"] is not None and node["layer"].family in WEIGHTED
         longest[name] = before + (1 if weighted else 0)
-    return longest[graph.outputs["output"]]
+    return max(longest[graph.outputs[o]] for o in graph.main_outputs)
 
 
 def collect(files: list[Path], diagnostics: Diagnostics) -> list[dict]:

@@ -57,14 +57,16 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
 
     for name, shape in seen.items():
         assert shape == tuple(graph[name]["shape"]), f"{name}: torch gives {shape}, archdsl says {graph[name]['shape']}"
-    assert tuple(out.shape[1:]) == tuple(net.output_shapes["output"])
+    outs = out if isinstance(out, tuple) else (out,)  # several main outputs: a tuple
+    assert [tuple(o.shape[1:]) for o in outs] == \
+        [tuple(net.output_shapes[o]) for o in graph.main_outputs]
     trainable = sum(p.numel() for p in model.parameters())
     assert trainable == net.params_trainable, (trainable, net.params_trainable)
     assert running_stats(model) == net.params_nontrainable
     if count_flops:
         assert flops == 2 * net.macs * batch, (flops, 2 * net.macs * batch)
 
-    if len(net.output_shapes) > 1:  # side outputs exist in training mode, and cost more
+    if graph.side_outputs:  # side outputs exist in training mode, and cost more
         model.train()
         with torch.no_grad(), torch.backends.mkldnn.flags(enabled=mkldnn), \
                 FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):

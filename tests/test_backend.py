@@ -113,6 +113,48 @@ def test_no_graph_breaks_and_fx_traces():
     assert torch.equal(traced(x), model(x))
 
 
+MODERN = [("fpn.arch", "resnet18_fpn", dict(res=64)),
+          ("gpt.arch", "gpt", dict(depth=2, d=64, heads=4, context=16, vocab=100)),
+          ("vit.arch", "vit", dict(patch=8, d=64, depth=2, heads=4, mlp=128, classes=10, res=32)),
+          ("unet.arch", "unet", dict(c=8, res=64)),
+          ("convnext.arch", "convnext", dict(widths=[8, 16, 32, 64], depths=[1, 1, 1, 1], sd=0.1)),
+          ("shufflenet.arch", "shufflenet_v2_x0_5", {})]
+
+
+@pytest.mark.parametrize("file,name,args", MODERN, ids=[m[1] for m in MODERN])
+def test_modern_networks_compile_to_one_graph(file, name, args):
+    """Attention, token ids, free tensors, references, several outputs, upsampling, channel
+    slices and shuffles: one graph under torch.compile, the same values."""
+    from archdsl.backends.torch_module import example_input
+
+    net = archdsl.load(SPECS / file).network(name, **args)
+    model = net.build()
+    x = example_input(net.input_shape)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+def test_recurrent_layers_compile_to_one_graph_with_rnns_allowed(monkeypatch):
+    """PyTorch's dynamo runs nn.LSTM and nn.GRU eagerly (the whole forward) unless
+    torch._dynamo.config.allow_rnn is set; with it, one graph."""
+    import torch._dynamo.config
+
+    from archdsl.backends.torch_module import example_input
+
+    net = archdsl.load("""
+network tagger:
+    input 12 tokens of 50
+    embedding(16) lstm(24, bidirectional=true) gru(16, layers=2) linear(5)
+""").network("tagger")
+    model = net.build().eval()
+    x = example_input(net.input_shape)
+    monkeypatch.setattr(torch._dynamo.config, "allow_rnn", True)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
 def test_asymmetric_padding_is_explicit(spec_text):
     model = spec_text("network n:\n    input 3x9x9\n    conv(4, 4, stride=2, pad=same)\n").network("n").build()
     assert "F.pad(x, (1, 2, 1, 2), value=0.0)" in model.code

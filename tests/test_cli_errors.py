@@ -69,6 +69,9 @@ CASES = [
     "check specs --plugin no_such_plugin_module",
     "check specs --plugin {tmp}/missing.py",
     "frobnicate",
+    "train specs/fpn.arch resnet18_fpn --no-progress --no-tensorboard --out {tmp}/run",
+    "train specs/gpt.arch gpt2 --no-progress --no-tensorboard --out {tmp}/run",
+    "train specs/unet.arch unet --no-progress --no-tensorboard --out {tmp}/run",
 ]
 
 

@@ -211,3 +211,41 @@ def test_a_spec_given_as_text_round_trips_through_a_pt_file(tmp_path):
     saved = archdsl.load(tmp_path / "n.pt")
     assert saved.network.params_total == net.params_total
     assert saved.spec.files()[1] == "_text_.arch"
+
+
+RECURRENT = """
+network tagger(vocab=50, d=16):
+    input 12 tokens of vocab
+    embedding(d) lstm(24, bidirectional=true) gru(16, layers=2) linear(5)
+"""
+
+# The networks after 2019, small: attention, token ids, references and several outputs,
+# upsampling and transposed convolutions, channel shuffles, recurrent layers
+MODERN_ONNX = [("fpn.arch", "resnet18_fpn", dict(res=64)),
+               ("gpt.arch", "gpt", dict(depth=2, d=64, heads=4, context=16, vocab=100)),
+               ("vit.arch", "vit", dict(patch=8, d=64, depth=2, heads=4, mlp=128, classes=10,
+                                        res=32)),
+               ("unet.arch", "unet", dict(c=8, res=64)),
+               ("shufflenet.arch", "shufflenet_v2_x0_5", {}),
+               (None, "tagger", {})]
+
+
+@pytest.mark.parametrize("file,name,args", MODERN_ONNX, ids=[m[1] for m in MODERN_ONNX])
+def test_onnx_export_of_modern_networks(tmp_path, file, name, args):
+    import onnxruntime
+
+    from archdsl.backends.torch_module import example_input
+
+    net = (archdsl.load(SPECS / file) if file else archdsl.load(RECURRENT)).network(name, **args)
+    model = net.build().eval()
+    path = net.export(tmp_path / f"{name}.onnx", model)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == net.graph.main_outputs
+    torch.manual_seed(0)
+    x = example_input(net.input_shape, 3)
+    with torch.no_grad():
+        expected = model(x)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    got = session.run(None, {"input": x.numpy()})
+    for a, b in zip(got, expected, strict=True):
+        assert abs(torch.from_numpy(a) - b).max() <= 1e-4 * max(1.0, float(b.abs().max()))

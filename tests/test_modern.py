@@ -291,3 +291,56 @@ def test_gpt_matches_a_plain_pytorch_module_with_tied_weights():
     model.train()
     model(ids).sum().backward()
     assert model.wte.embedding.weight.grad is model.lm_head.linear.weight.grad
+
+
+# ---- a feature pyramid: several outputs, all of them the network's --------------------------
+
+
+class ResNetFPN(nn.Module):
+    """ResNet-18's stages with torchvision's FeaturePyramidNetwork on C3-C5: P3, P4, P5."""
+
+    def __init__(self, c=256):
+        import torchvision
+        from torchvision.ops import FeaturePyramidNetwork
+
+        super().__init__()
+        self.body = torchvision.models.resnet18()
+        del self.body.fc
+        self.fpn = FeaturePyramidNetwork([128, 256, 512], c)
+
+    def forward(self, x):
+        b = self.body
+        c2 = b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x)))))
+        c3 = b.layer2(c2)
+        c4 = b.layer3(c3)
+        c5 = b.layer4(c4)
+        return tuple(self.fpn({"c3": c3, "c4": c4, "c5": c5}).values())
+
+    def ordered_state(self):
+        """The backbone, then the laterals from the top (C5's first) and the output
+        convolutions from P3 up: the order the spec creates them."""
+        state = self.state_dict()
+        names = [n for n in state if n.startswith("body.")]
+        names += [n for i in (2, 1, 0) for n in state if n.startswith(f"fpn.inner_blocks.{i}.")]
+        names += [n for n in state if n.startswith("fpn.layer_blocks.")]
+        return {n: state[n] for n in names}
+
+
+def test_resnet18_fpn_matches_torchvision_feature_pyramid():
+    torch.manual_seed(0)
+    net = archdsl.load(SPECS / "fpn.arch").network("resnet18_fpn", res=128)
+    assert net.graph.main_outputs == ["p3", "p4", "p5"]  # all of them, in every mode
+    assert net.output_shapes == {"p3": (256, 16, 16), "p4": (256, 8, 8), "p5": (256, 4, 4)}
+    reference = ResNetFPN().eval()
+    assert net.params_trainable == sum(p.numel() for p in reference.parameters())
+    model = net.build().eval()
+    assert len(copy_state(model, reference.ordered_state())) == len(reference.state_dict())
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        outs, expected = model(x), reference(x)
+    assert len(outs) == 3
+    for got, want in zip(outs, expected):
+        assert got.shape == want.shape and (got - want).abs().max() <= 1e-5
+    model.train()  # the same three outputs in training mode
+    assert [o.shape for o in model(x)] == [o.shape for o in expected]
+    check_against_torch(net)

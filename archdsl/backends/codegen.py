@@ -182,18 +182,18 @@ def forward_source(graph: LayerGraph, *, logits: bool = False, side_outputs: str
     names under `self`.
 
     logits: leave out a softmax that is the last layer before the main output (training fuses
-    it into the loss). side_outputs: "train" (only in training mode), "always" or "never".
+    it into the loss). Several main outputs are returned as a tuple, in their order. side_outputs: "train" (only in training mode), "always" or "never".
     in_place: the parameter-free layers to write in their in-place form (in_place_layers).
     """
     g = graph.graph
-    main_output = graph.outputs["output"]
-    side = [node for out, node in graph.outputs.items() if out != "output"]
+    mains = [graph.outputs[o] for o in graph.main_outputs]
+    side = [graph.outputs[o] for o in graph.side_outputs]
     if side_outputs == "never":
         side = []
-    last = g.nodes[main_output]["inputs"][0]
-    dropped_softmax = last if (logits and g.nodes[last]["kind"] == "softmax"
+    last = g.nodes[mains[0]]["inputs"][0]
+    dropped_softmax = last if (logits and len(mains) == 1 and g.nodes[last]["kind"] == "softmax"
                                and g.out_degree(last) == 1) else None
-    needed_by_main = graph.ancestors(main_output)
+    needed_by_main = graph.main_ancestors()
     needed = set(needed_by_main)
     for node in side:
         needed |= graph.ancestors(node)
@@ -214,7 +214,7 @@ def forward_source(graph: LayerGraph, *, logits: bool = False, side_outputs: str
             call, path = op.expression, None
         ops.append(Op(name, node["inputs"], call, show(node["shape"]),
                       side_only=name not in needed_by_main, module=path))
-    body = emit(ops, "input", [g.nodes[main_output]["inputs"][0]],
+    body = emit(ops, "input", [g.nodes[n]["inputs"][0] for n in mains],
                 [g.nodes[n]["inputs"][0] for n in side], side_outputs)
     return "\n".join([f"def forward(self, x):", f"    # x: {show(graph.input_shape)}", *body]) + "\n"
 

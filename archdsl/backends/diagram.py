@@ -170,8 +170,9 @@ def _node_attrs(g, name, node) -> dict:
                 "style": "filled", "fillcolor": "#ffffff", "penwidth": "1.5"}
     if kind == "output":
         out = node["output"]
-        if out == "output":
-            return {"label": _label("output", show(node["shape"])), "style": "filled",
+        if out in g.main_outputs:
+            title = "output" if out == "output" else f"output `{out}`"
+            return {"label": _label(title, show(node["shape"])), "style": "filled",
                     "fillcolor": "#ffffff", "penwidth": "1.5"}
         return {"label": _label(f"side output `{out}`", show(node["shape"])), "shape": "note",
                 "style": "filled", "fillcolor": "#fadbd8", "color": "#c0392b"}

@@ -392,7 +392,7 @@ class _Exporter:
         for cls in self.classes:
             body += self._class_source(cls) + ["", ""]
         name = camel(g.name)
-        side = [n for o, n in g.outputs.items() if o != "output"]
+        side = [g.outputs[o] for o in g.side_outputs]
         network = [f"class {name}(nn.Module):",
                    f'    """`{g.name}`: input {show(g.input_shape)}; outputs '
                    + ", ".join(f"{o} {show(s)}" for o, s in g.output_shapes().items()) + '."""',
@@ -404,11 +404,12 @@ class _Exporter:
                 network.append(f'        self.get_submodule("{mine}").weight = '
                                f'self.get_submodule("{theirs}").weight')
         ops = self._ops("")
-        needed = g.ancestors(g.outputs["output"])
+        needed = g.main_ancestors()
         for op in ops:
             op.side_only = op.key not in needed
         network += ["", "    def forward(self, x):", f"        # x: {show(g.input_shape)}",
-                    *_indent(emit(ops, "input", [self.g.nodes[g.outputs["output"]]["inputs"][0]],
+                    *_indent(emit(ops, "input", [self.g.nodes[g.outputs[o]]["inputs"][0]
+                                                 for o in g.main_outputs],
                                   [self.g.nodes[n]["inputs"][0] for n in side]))]
         helpers = [inspect.getsource(_own(path)) for path in sorted(self.helpers)]
         header = [

@@ -48,8 +48,8 @@ class ArchModule(nn.Module):
         super().__init__()
         self.network_name = graph.name
         self.input_shape = tuple(graph.input_shape)
-        self.output_names = ["output"] + (
-            [o for o in graph.outputs if o != "output"] if side_outputs != "never" else [])
+        self.output_names = graph.main_outputs + (
+            graph.side_outputs if side_outputs != "never" else [])
         in_place = in_place_layers(graph) if in_place else set()
         for name, node in graph.layers():
             op = torch_op(graph, name, in_place)

@@ -178,6 +178,7 @@ class Elaborator:
         self.tensors: dict[str, Node | Poison] = {}
         self.chain_definitions: list = []  # the network, then the blocks being called
         self.network_input = None
+        self.after_output = None  # the flowing tensor after the latest `output` statement
         self.steps_run = 0
         self.current = None
         try:
@@ -289,14 +290,19 @@ class Elaborator:
         self.chain_definitions = [definition]
         x = self.network_input = self._add(None, "input", {}, [], shape, body[0].span)
         x = self.body(body[1:], scope, x)
-        if x is not POISON:
+        if x is not POISON and self.outputs and x is self.after_output:
+            # Nothing flows on after the last `output`: the network ends with its outputs, and
+            # they are all its results (an FPN's P3-P5), computed in every mode.
+            main_outputs = list(self.outputs)
+        elif x is not POISON:
             main = self._add(None, "output", {}, [x], x.shape, definition.name_span,
                              output_name="output")
             self.outputs = {"output": main, **self.outputs}  # the main output first
+            main_outputs = ["output"]
         if x is POISON or len(self.diagnostics) > self.errors_before:
             return None
         return build_graph(name, definition, where.path, parameters, root, self.nodes,
-                           self.outputs)
+                           self.outputs, main_outputs)
 
     def _apply_overrides(self, definition, args, overrides):
         """`--set name=value` replaces whatever a variant bound to that parameter."""
@@ -584,6 +590,7 @@ class Elaborator:
                 node = self._add(None, "output", {}, [y], y.shape, s.span, output_name=name)
                 frame.node = node
                 self.outputs[name] = node
+        self.after_output = x
         return x  # the main path goes on unchanged
 
     # ---- steps -----------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from collections import Counter
 from ..graph import FrameRecord, LayerGraph, ScopeEntry
 
 
-def build_graph(name, definition, path, parameters, root, nodes, outputs) -> LayerGraph:
+def build_graph(name, definition, path, parameters, root, nodes, outputs,
+                main_outputs) -> LayerGraph:
     _collapse(root)
     _assign(root, "")
     for node in nodes:
@@ -39,7 +40,8 @@ def build_graph(name, definition, path, parameters, root, nodes, outputs) -> Lay
                                tied=node.tied.name if node.tied is not None else None)
                for node in nodes}
     return LayerGraph(name, path, parameters, records,
-                      {out: node.name for out, node in outputs.items()}, _frames(root))
+                      {out: node.name for out, node in outputs.items()}, _frames(root),
+                      main_outputs)
 
 
 def _frames(root) -> dict:

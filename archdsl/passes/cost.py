@@ -5,7 +5,7 @@ real input size and records them on each node (`params`, `macs`, `flops`). No we
 allocated and torch is not imported. Conventions: docs/counting.md.
 
 Parameters count every layer. MACs and FLOPs count an inference pass — the layers the main
-output needs; the heads that only side outputs need (GoogLeNet's auxiliary classifiers) run
+outputs need; the heads that only side outputs need (GoogLeNet's auxiliary classifiers) run
 in training only and are counted apart (`macs_side`, `flops_side`). A layer whose result
 reaches no output (steps left behind by a `from`) is built but never run: its parameters
 count, its MACs and FLOPs are 0 (`unused` on its node).
@@ -40,11 +40,10 @@ def layer_inputs(graph: LayerGraph, node: dict):
 
 def count(graph: LayerGraph) -> Totals:
     """Count every layer of the graph, recording per-node figures; returns the totals."""
-    main = graph.ancestors(graph.outputs["output"])
+    main = graph.main_ancestors()
     live = set(main)
-    for out, node in graph.outputs.items():
-        if out != "output":
-            live |= graph.ancestors(node)
+    for out in graph.side_outputs:
+        live |= graph.ancestors(graph.outputs[out])
     trainable = nontrainable = 0
     macs = {True: 0, False: 0}
     flops = {True: 0, False: 0}

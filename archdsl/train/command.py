@@ -11,7 +11,8 @@ from pathlib import Path
 from ..diagnostics import Diagnostics, SpecError, printable
 from . import checkpoint
 from .data import DataError
-from .loop import RunInfo, TrainConfig, TrainingStopped, evaluate, new_run_dir, pick_device, train
+from .loop import (RunInfo, TrainConfig, TrainingStopped, check_classifier, evaluate, new_run_dir,
+                   pick_device, train)
 
 
 def network_from_files(files: dict, root: str, name: str, args: dict, input_shape):
@@ -129,6 +130,11 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         if net is None:
             print_diagnostics(diagnostics)
             return 1
+        try:
+            check_classifier(net)  # before a run directory is made
+        except DataError as error:
+            say("train", error)
+            return 2
         config.progress = not args.no_progress
         config.tensorboard = not args.no_tensorboard
         from ..api import load

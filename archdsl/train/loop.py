@@ -199,6 +199,24 @@ def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
                            nesterov=config.nesterov and config.momentum > 0)
 
 
+def check_classifier(net) -> None:
+    """`train` trains image classifiers: numbers in, one vector of class scores out."""
+    from ..shapes import TOKENS, VECTOR, show
+
+    graph = net.graph
+    if len(graph.main_outputs) > 1:
+        raise DataError(f"`{net.name}` has {len(graph.main_outputs)} outputs "
+                        f"({', '.join(graph.main_outputs)}); archdsl train trains classifiers, "
+                        "whose one output is a vector of class scores")
+    out = net.output_shapes[graph.main_outputs[0]]
+    if out.layout != VECTOR:
+        raise DataError(f"`{net.name}` outputs {show(out)}, not a vector of class scores; "
+                        "archdsl train trains classifiers: end the network in `linear(classes)` "
+                        "(after `gap`, `flatten` or `pick(0)`)")
+    if net.input_shape.layout == TOKENS:
+        raise DataError(f"`{net.name}` takes token ids; archdsl train's data sets are images")
+
+
 def split_outputs(out):
     """The main output and the side outputs (a tuple in training mode when there are any)."""
     if isinstance(out, (tuple, list)):
@@ -361,6 +379,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         device_for(processes, config.device)
     if not processes.main:
         log = _silent
+    check_classifier(net)
     splits: Splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
                                  val_split=config.val_split, seed=config.seed,
                                  fake_size=config.fake_size, download=not config.offline)
