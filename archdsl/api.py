@@ -48,6 +48,11 @@ class Network:
         return self.graph.input_shape
 
     @property
+    def input_shapes(self) -> dict[str, tuple]:
+        """Every input's shape by name (`{"input": ...}` for a network's only input)."""
+        return self.graph.input_shapes()
+
+    @property
     def output_shapes(self) -> dict[str, tuple]:
         return self.graph.output_shapes()
 

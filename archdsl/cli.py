@@ -188,11 +188,10 @@ def cmd_compile(args) -> int:
         except (DataError, WeightsError) as error:
             print(printable(f"archdsl compile: {error}"), file=sys.stderr)
             return EXIT_USAGE
-    from .backends.torch_module import example_input
+    from .backends.torch_module import example_inputs
 
-    shape = tuple(net.input_shape)
     with torch.no_grad():
-        out = model(example_input(net.input_shape, 1))
+        out = model(*example_inputs(net.graph, 1))
     outs = out if isinstance(out, tuple) else (out,)
     got = [tuple(o.shape[1:]) for o in outs]
     expected = [tuple(net.output_shapes[o]) for o in net.graph.main_outputs]
@@ -208,9 +207,9 @@ def cmd_compile(args) -> int:
             return EXIT_USAGE
     else:
         print(model.code, end="")
-    print(f"compiled {net.name}: {net.params_total:,} params; forward pass on "
-          f"{'x'.join(map(str, shape))} gives {', '.join('x'.join(map(str, g)) for g in got)}",
-          file=sys.stderr)
+    sizes = ", ".join("x".join(map(str, s)) for s in net.input_shapes.values())
+    print(f"compiled {net.name}: {net.params_total:,} params; forward pass on {sizes} gives "
+          f"{', '.join('x'.join(map(str, g)) for g in got)}", file=sys.stderr)
     if args.torchvision:
         return compare_with_torchvision(net, args.torchvision)
     return EXIT_OK

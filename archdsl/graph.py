@@ -56,7 +56,7 @@ class LayerGraph:
 
     def __init__(self, name: str, file: str, parameters: dict, records: dict[str, dict],
                  outputs: dict[str, str], frames: dict[str, FrameRecord] | None = None,
-                 main_outputs: list[str] | None = None):
+                 main_outputs: list[str] | None = None, inputs: dict[str, str] | None = None):
         self.name = name
         self.file = file
         self.parameters = parameters
@@ -66,6 +66,9 @@ class LayerGraph:
         # the named outputs of a network whose body ends with them (an FPN's p3, p4, p5).
         # The others are side outputs, computed in training mode only (GoogLeNet's aux heads).
         self.main_outputs = main_outputs or ["output"]
+        # input name -> node name, in order: {"input": "input"} for a network's only input;
+        # several are named (`input image: ...`, `input meta: ...`), the first node "input"
+        self.inputs = inputs or {"input": "input"}
         self.frames = frames or {}  # path -> FrameRecord; "" is the network itself
         self._graph = None
 
@@ -137,6 +140,9 @@ class LayerGraph:
                 stack.extend(self.records[n]["inputs"])
         return seen
 
+    def input_shapes(self) -> dict[str, tuple]:
+        return {name: self.records[node]["shape"] for name, node in self.inputs.items()}
+
     def output_shapes(self) -> dict[str, tuple]:
         return {out: self.records[node]["shape"] for out, node in self.outputs.items()}
 
@@ -150,6 +156,7 @@ class LayerGraph:
         assert nx.is_directed_acyclic_graph(g), "the layer graph has a cycle"
         order = {name: i for i, name in enumerate(g.nodes)}
         assert g.nodes["input"]["kind"] == "input"
+        assert all(g.nodes[node]["kind"] == "input" for node in self.inputs.values())
         for name, node in g.nodes(data=True):
             inputs = node["inputs"]
             assert set(inputs) == set(g.predecessors(name)), f"{name}: inputs disagree with edges"

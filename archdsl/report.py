@@ -34,7 +34,8 @@ def summary_text(net) -> str:
     g = net.graph
     args = ", ".join(f"{k}={value_text(v, SHOWN_ARGUMENT)}" for k, v in g.parameters.items())
     header = [f"Network: {g.name}" + (f"({args})" if args else "") + f"   [{g.file}]",
-              f"Input: {show(g.input_shape)}"]
+              f"Input: {show(g.input_shape)}" if len(g.inputs) == 1 else
+              "Inputs: " + ", ".join(f"{n} {show(s)}" for n, s in g.input_shapes().items())]
     rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")]
     for name, node in g.layers():
         trainable, frozen = node["params"]
@@ -82,6 +83,7 @@ def summary_json(net) -> dict:
         "arguments": {k: _json_value(v) for k, v in g.parameters.items()},
         "input": list(g.input_shape), "input_layout": g.input_shape.layout,
         **({"input_vocab": g.input_shape.vocab} if g.input_shape.vocab else {}),
+        "inputs": {n: list(s) for n, s in g.input_shapes().items()},
         "outputs": {o: list(s) for o, s in g.output_shapes().items()},
         "main_outputs": list(g.main_outputs),
         "output_layouts": {o: s.layout for o, s in g.output_shapes().items()},

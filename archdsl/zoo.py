@@ -36,7 +36,8 @@ def collect(files: list[Path], diagnostics: Diagnostics) -> list[dict]:
                 continue
             rows.append({
                 "file": str(path), "network": name, "input": list(net.input_shape),
-                "input_layout": net.input_shape.layout, "input_text": show(net.input_shape),
+                "input_layout": net.input_shape.layout, "input_text": ", ".join(
+                    show(s) for s in net.input_shapes.values()),
                 "params_total": net.params_total, "params_trainable": net.params_trainable,
                 "params_nontrainable": net.params_nontrainable, "macs": net.macs,
                 "flops": net.flops, "depth": depth(net.graph),

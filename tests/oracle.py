@@ -11,7 +11,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from archdsl.backends.codegen import module_path
-from archdsl.backends.torch_module import example_input
+from archdsl.backends.torch_module import example_inputs
 
 
 def running_stats(model) -> int:
@@ -39,7 +39,7 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
             seen[name] = tuple(output.shape[1:])
 
         hooks.append(module.register_forward_hook(hook))
-    x = example_input(graph.input_shape, batch, device)
+    xs = example_inputs(graph, batch, device)
     # oneDNN's fused LSTM kernel is not counted by FlopCounterMode; without it, the LSTM runs
     # as matmuls that are (only then: it makes convolutions slower)
     mkldnn = not any(node["kind"] == "lstm" for _, node in graph.layers())
@@ -48,10 +48,10 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
             # the math kernel of scaled_dot_product_attention is matmuls that FlopCounterMode
             # counts (its fused CPU kernel is not counted)
             with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
-                out = model(x)
+                out = model(*xs)
             flops = counter.get_total_flops()
         else:
-            out = model(x)
+            out = model(*xs)
     for h in hooks:
         h.remove()
 
@@ -70,7 +70,7 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
         model.train()
         with torch.no_grad(), torch.backends.mkldnn.flags(enabled=mkldnn), \
                 FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
-            outs = model(x)
+            outs = model(*xs)
         assert [tuple(o.shape[1:]) for o in outs] == [tuple(s) for s in net.output_shapes.values()]
         if count_flops:
             assert counter.get_total_flops() == 2 * (net.macs + net.totals.macs_side) * batch

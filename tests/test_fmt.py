@@ -57,6 +57,16 @@ def test_canonical_layout():
     assert format_text(CANONICAL) == CANONICAL
 
 
+def test_the_new_constructs_format():
+    """Named inputs, references, computed names (kept as written: a name is one token) and
+    tied weights."""
+    messy = ("network n:\n    input   image :3x32x32\n    input meta:12\n    conv(8,3) gap flatten\n"
+             "    repeat 2 as i:\n        output p{ i+3 }: from  meta linear(8,tied = wte)\n")
+    assert format_text(messy) == (
+        "network n:\n    input image: 3x32x32\n    input meta: 12\n    conv(8, 3) gap flatten\n"
+        "    repeat 2 as i:\n        output p{ i+3 }: from  meta linear(8, tied=wte)\n")
+
+
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_idempotent_and_comment_preserving_over_the_zoo(path):
     text = path.read_text()
@@ -67,9 +77,14 @@ def test_idempotent_and_comment_preserving_over_the_zoo(path):
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_formatted_specs_compile_to_the_same_graphs(path):
+def test_formatted_specs_compile_to_the_same_graphs(path, tmp_path):
+    import shutil
+
     before = archdsl.load(path)
-    after = archdsl.load(format_text(path.read_text(), str(path)))
+    copy = tmp_path / "specs"  # beside the files it may `use`
+    shutil.copytree(path.parent, copy)
+    (copy / path.name).write_text(format_text(path.read_text(), str(path)))
+    after = archdsl.load(copy / path.name)
     for name in before.concrete_networks():
         assert before.network(name).graph.dump().split("\n", 1)[1] == \
             after.network(name).graph.dump().split("\n", 1)[1]

@@ -363,12 +363,23 @@ def random_network(draw) -> str:
     spatial = draw(st.sampled_from([1, 2, 2, 2, 3]))  # signals, images, volumes
     shape = "x".join(str(n) for n in [draw(st.integers(1, 6))] + [
         draw(st.integers(4, 32 if spatial < 3 else 8)) for _ in range(spatial)])
-    lines = [unit, "network n:", f"    input {shape}"]
     named = set()
+    if draw(st.integers(0, 4)) == 0:  # a second input, joined to the map's features
+        meta = draw(st.integers(1, 16))
+        lines = [unit, "network n:", f"    input image: {shape}", f"    input meta: {meta}"]
+        lines += draw(body("    ", 0, named))
+        lines += ["    gap flatten", f"    {draw(st.sampled_from(['concat', 'add', 'mul']))}:",
+                  "        branch: linear(8)", f"        branch: from meta {draw(vector_steps())} "
+                  "linear(8)"]
+        return "\n".join(lines) + "\n"
+    lines = [unit, "network n:", f"    input {shape}"]
     lines += draw(body("    ", 0, named))
     if draw(st.booleans()):
         lines.append("    output aux: flatten linear(3)")
         lines += draw(body("    ", 1, named))
+    if draw(st.integers(0, 5)) == 0:  # the network ends with its outputs: all of them main
+        lines += ["    output a: gap linear(4)", "    output b: flatten linear(2)"]
+        return "\n".join(lines) + "\n"
     lines.append("    " + draw(st.sampled_from(["", "gap linear(10)", "flatten FC-10 soft-max",
                                                   "gap flatten linear(5) relu linear(2)"])))
     return "\n".join(lines) + "\n"

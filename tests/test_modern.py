@@ -169,7 +169,8 @@ network n:
     repeat 2 as i:
         output p{i + 1}: from c{i + 1} gap
 """).network("n")
-    assert list(net.output_shapes) == ["output", "p1", "p2"]
+    assert list(net.output_shapes) == ["p1", "p2"]  # the body ends with them: both main
+    assert net.graph.main_outputs == ["p1", "p2"]
     assert net.output_shapes["p2"] == (8, 1, 1)
     assert "c3.conv" in net.graph
 
@@ -344,3 +345,73 @@ def test_resnet18_fpn_matches_torchvision_feature_pyramid():
     model.train()  # the same three outputs in training mode
     assert [o.shape for o in model(x)] == [o.shape for o in expected]
     check_against_torch(net)
+
+
+# ---- several inputs -------------------------------------------------------------------------
+
+FUSION = """
+network fusion(classes=10):                 # an image and a vector of metadata per example
+    input image: 3x32x32
+    input meta: 12
+    conv(16, 3, pad=1) relu gap flatten
+    concat:
+        branch: identity
+        branch: from meta linear(16) relu
+    linear(classes)
+"""
+
+
+class Fusion(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.meta = nn.Linear(12, 16)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, image, meta):
+        x = torch.relu(self.conv(image)).mean((2, 3))
+        return self.head(torch.cat([x, torch.relu(self.meta(meta))], 1))
+
+
+def test_several_named_inputs_are_arguments_in_order(tmp_path):
+    torch.manual_seed(0)
+    net = archdsl.load(FUSION).network("fusion")
+    assert net.input_shapes == {"image": (3, 32, 32), "meta": (12,)}
+    assert "Inputs: image 3x32x32, meta 12" in net.summary()
+    assert net.to_json()["inputs"] == {"image": [3, 32, 32], "meta": [12]}
+    model = net.build().eval()
+    assert model.code.startswith("def forward(self, x, meta):")
+    reference = Fusion().eval()
+    copy_state(model, reference)
+    image, meta = torch.randn(4, 3, 32, 32), torch.randn(4, 12)
+    with torch.no_grad():
+        assert (model(image, meta) - reference(image, meta)).abs().max() <= 1e-6
+    check_against_torch(net)
+    # ONNX names its inputs as the spec does
+    import onnxruntime
+
+    path = net.export(tmp_path / "fusion.onnx", model)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image", "meta"]
+    got = session.run(None, {"image": image.numpy(), "meta": meta.numpy()})[0]
+    assert abs(torch.from_numpy(got) - model(image, meta)).max() <= 1e-4
+
+
+def test_an_input_can_be_used_deep_in_the_network_and_drawn():
+    net = archdsl.load("""
+network film:
+    input image: 8x16x16
+    input cond: 8
+    conv(8, 3, pad=1) gap flatten
+    mul:                                    # gated by the second input
+        branch: identity
+        branch: from cond linear(8) sigmoid
+    linear(3)
+""").network("film")
+    assert net.graph.inputs == {"image": "input", "cond": "input.cond"}
+    net.graph.lint()
+    check_against_torch(net)
+    from archdsl.backends.diagram import to_dot
+
+    source = to_dot(net).source
+    assert "input `cond`" in source and "input `image`" in source

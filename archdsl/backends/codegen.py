@@ -22,6 +22,7 @@ The same generator serves the PyTorch module builder and the standalone source e
 from __future__ import annotations
 
 import keyword
+import re
 from dataclasses import dataclass, replace
 
 from ..graph import LayerGraph
@@ -124,9 +125,12 @@ class Op:
 
 
 def emit(ops: list[Op], input_key: str, results: list[str], side_results: list[str] = (),
-         side_outputs: str = "train", argument: str = "x") -> list[str]:
-    """The body of a forward function (indented by 4), ending with its return."""
-    value_of: dict[str, str] = {input_key: input_key}
+         side_outputs: str = "train", argument: str = "x",
+         more_inputs: dict[str, str] | None = None) -> list[str]:
+    """The body of a forward function (indented by 4), ending with its return.
+    `more_inputs`: a network's further inputs, node key -> argument name."""
+    more_inputs = more_inputs or {}
+    value_of: dict[str, str] = {input_key: input_key, **{k: k for k in more_inputs}}
     for op in ops:
         value_of[op.key] = value_of[op.inputs[0]] if op.expression is None else op.key
     computed = [op for op in ops if op.expression is not None]
@@ -138,9 +142,9 @@ def emit(ops: list[Op], input_key: str, results: list[str], side_results: list[s
         last_use[value_of[key]] = len(computed)
 
     variables = _Variables()
-    var_of = {input_key: variables.take(argument)}
+    var_of = {input_key: variables.take(argument), **more_inputs}
     blocks = _Blocks([op.module for op in computed if op.module],
-                     reserved={argument, *_RESERVED_LOCALS})
+                     reserved={argument, *more_inputs.values(), *_RESERVED_LOCALS})
     lines = []
     in_training_block = False
     for i, op in enumerate(computed):
@@ -182,7 +186,9 @@ def forward_source(graph: LayerGraph, *, logits: bool = False, side_outputs: str
     names under `self`.
 
     logits: leave out a softmax that is the last layer before the main output (training fuses
-    it into the loss). Several main outputs are returned as a tuple, in their order. side_outputs: "train" (only in training mode), "always" or "never".
+    it into the loss). Several main outputs are returned as a tuple, in their order; several
+    inputs are arguments in theirs (input_arguments). side_outputs: "train" (only in training
+    mode), "always" or "never".
     in_place: the parameter-free layers to write in their in-place form (in_place_layers).
     """
     g = graph.graph
@@ -214,9 +220,32 @@ def forward_source(graph: LayerGraph, *, logits: bool = False, side_outputs: str
             call, path = op.expression, None
         ops.append(Op(name, node["inputs"], call, show(node["shape"]),
                       side_only=name not in needed_by_main, module=path))
+    arguments = input_arguments(graph)
     body = emit(ops, "input", [g.nodes[n]["inputs"][0] for n in mains],
-                [g.nodes[n]["inputs"][0] for n in side], side_outputs)
-    return "\n".join([f"def forward(self, x):", f"    # x: {show(graph.input_shape)}", *body]) + "\n"
+                [g.nodes[n]["inputs"][0] for n in side], side_outputs,
+                more_inputs={k: v for k, v in arguments.items() if k != "input"})
+    return "\n".join([f"def forward(self, {', '.join(arguments.values())}):",
+                      *input_comments(graph, arguments), *body]) + "\n"
+
+
+def input_arguments(graph: LayerGraph) -> dict[str, str]:
+    """The forward function's arguments, input node -> name: `x` for the first input, the
+    input's own name for the others (`meta`), unless it could clash with a generated name."""
+    arguments = {}
+    for i, (name, node) in enumerate(graph.inputs.items()):
+        if i == 0:
+            arguments[node] = "x"
+        elif keyword.iskeyword(name) or name in _RESERVED_LOCALS or re.fullmatch(r"x\d*", name):
+            arguments[node] = f"{name}_input"
+        else:
+            arguments[node] = name
+    return arguments
+
+
+def input_comments(graph: LayerGraph, arguments: dict[str, str]) -> list[str]:
+    names = {node: name for name, node in graph.inputs.items()}
+    return [f"    # {arg}: " + (f"`{names[node]}` " if len(names) > 1 else "")
+            + show(graph[node]["shape"]) for node, arg in arguments.items()]
 
 
 # Names the generated code uses besides its values (x, x1, x2, ...; a block's local never

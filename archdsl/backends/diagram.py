@@ -80,8 +80,10 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
 
     g = net.graph
     t = net.totals
-    title = (f"{g.name}  —  input {show(g.input_shape)}  ·  {t.params_total:,} params  ·  "
-             f"{human(t.macs)} MACs")
+    inputs = show(g.input_shape) if len(g.inputs) == 1 else ", ".join(
+        f"{n} {show(s)}" for n, s in g.input_shapes().items())
+    title = (f"{g.name}  —  input{'s' if len(g.inputs) > 1 else ''} {inputs}  ·  "
+             f"{t.params_total:,} params  ·  {human(t.macs)} MACs")
     dot = graphviz.Digraph(g.name, graph_attr={
         "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "14", "label": title,
         "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.3",
@@ -166,7 +168,9 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
 def _node_attrs(g, name, node) -> dict:
     kind = node["kind"]
     if kind == "input":
-        return {"label": _label("input", show(node["shape"])), "shape": "box",
+        title = "input" if name == "input" and len(g.inputs) == 1 else \
+            f"input `{next(n for n, v in g.inputs.items() if v == name)}`"
+        return {"label": _label(title, show(node["shape"])), "shape": "box",
                 "style": "filled", "fillcolor": "#ffffff", "penwidth": "1.5"}
     if kind == "output":
         out = node["output"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 FORMATS = (".py", ".onnx", ".pt")
@@ -46,8 +47,8 @@ def saved_spec(net) -> dict:
 
 
 def to_onnx(net, path: Path, model=None) -> None:
-    """ONNX through torch.export: input `input`, outputs named as in the spec (side outputs
-    included), a dynamic batch dimension; checked with onnx.checker."""
+    """ONNX through torch.export: input `input` (several inputs by their names), outputs
+    named as in the spec (side outputs included), a dynamic batch dimension; checked with onnx.checker."""
     import torch
 
     try:
@@ -59,14 +60,20 @@ def to_onnx(net, path: Path, model=None) -> None:
     exported = net.build(side_outputs="always").eval()
     if model is not None:
         exported.load_state_dict(model.state_dict())
-    from .torch_module import example_input
+    from .codegen import input_arguments
+    from .torch_module import example_inputs
 
-    x = example_input(net.input_shape)
+    xs = example_inputs(net.graph)
     batch = torch.export.Dim("batch", min=1, max=65536)
     tmp = path.with_name(path.name + ".tmp")
-    torch.onnx.export(exported, (x,), str(tmp), input_names=["input"],
-                      output_names=list(net.output_shapes), dynamic_shapes={"x": {0: batch}},
-                      dynamo=True, verbose=False)
+    arguments = input_arguments(net.graph).values()
+    with warnings.catch_warnings():
+        # several inputs share the one batch dimension, which the exporter notes each time
+        warnings.filterwarnings("ignore", message="The axis name: batch will not be used")
+        torch.onnx.export(exported, xs, str(tmp), input_names=list(net.graph.inputs),
+                          output_names=list(net.output_shapes),
+                          dynamic_shapes={arg: {0: batch} for arg in arguments},
+                          dynamo=True, verbose=False)
     onnx.checker.check_model(onnx.load(str(tmp)))
     tmp.replace(path)
 

@@ -26,7 +26,8 @@ import textwrap
 from .. import __version__
 from ..graph import LayerGraph
 from ..layers.registry import TorchModule, show
-from .codegen import Op, emit, in_place_layers, module_path, torch_op
+from .codegen import (Op, emit, in_place_layers, input_arguments, input_comments, module_path,
+                      torch_op)
 from .codegen import _pre as pre_ops
 
 OWN_MODULES = "archdsl.backends.torch_modules."
@@ -394,7 +395,9 @@ class _Exporter:
         name = camel(g.name)
         side = [g.outputs[o] for o in g.side_outputs]
         network = [f"class {name}(nn.Module):",
-                   f'    """`{g.name}`: input {show(g.input_shape)}; outputs '
+                   f'    """`{g.name}`: input' + ("s " + ", ".join(
+                       f"{n} {show(s)}" for n, s in g.input_shapes().items())
+                       if len(g.inputs) > 1 else f" {show(g.input_shape)}") + '; outputs '
                    + ", ".join(f"{o} {show(s)}" for o, s in g.output_shapes().items()) + '."""',
                    "", "    def __init__(self):", "        super().__init__()"]
         network += self._init_lines("", None)
@@ -407,10 +410,14 @@ class _Exporter:
         needed = g.main_ancestors()
         for op in ops:
             op.side_only = op.key not in needed
-        network += ["", "    def forward(self, x):", f"        # x: {show(g.input_shape)}",
+        arguments = input_arguments(g)
+        network += ["", f"    def forward(self, {', '.join(arguments.values())}):",
+                    *_indent(input_comments(g, arguments)),
                     *_indent(emit(ops, "input", [self.g.nodes[g.outputs[o]]["inputs"][0]
                                                  for o in g.main_outputs],
-                                  [self.g.nodes[n]["inputs"][0] for n in side]))]
+                                  [self.g.nodes[n]["inputs"][0] for n in side],
+                                  more_inputs={k: v for k, v in arguments.items()
+                                               if k != "input"}))]
         helpers = [inspect.getsource(_own(path)) for path in sorted(self.helpers)]
         header = [
             f'"""The network `{g.name}` of {g.file}, as plain PyTorch.', "",
@@ -423,9 +430,11 @@ class _Exporter:
             "import torch", "import torch.nn.functional as F", "from torch import nn", "", "", ""]
         footer = ["", "", 'if __name__ == "__main__":',
                   f"    model = {name}().eval()",
-                  f"    x = {_example_input_source(g.input_shape)}",
+                  *[f"    {arg} = {_example_input_source(g[node]['shape'])}"
+                    for node, arg in arguments.items()],
                   "    with torch.no_grad():",
-                  "        print(model(x).shape)"]
+                  f"        out = model({', '.join(arguments.values())})",
+                  "    print(out.shape if torch.is_tensor(out) else [o.shape for o in out])"]
         code = "\n".join(header) + "".join(h + "\n\n" for h in helpers) + "\n".join(body + network + footer) + "\n"
         return re.sub(r"\n{4,}", "\n\n\n", code)
 

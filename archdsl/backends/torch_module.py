@@ -31,6 +31,11 @@ def example_input(shape, batch: int = 2, device="cpu") -> torch.Tensor:
     return torch.randn(batch, *shape, device=device)
 
 
+def example_inputs(graph: LayerGraph, batch: int = 2, device="cpu") -> tuple:
+    """A random batch for each of a network's inputs, in order: the forward's arguments."""
+    return tuple(example_input(shape, batch, device) for shape in graph.input_shapes().values())
+
+
 def resolve_class(path: str):
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -41,13 +46,15 @@ def make_module(op: TorchModule) -> nn.Module:
 
 
 class ArchModule(nn.Module):
-    """A network compiled from a spec. Call it on a batch: (N, C, H, W) or (N, F)."""
+    """A network compiled from a spec. Call it on a batch: (N, C, H, W) or (N, F); with
+    several inputs, on one batch of each, in the order of the spec's `input` lines."""
 
     def __init__(self, graph: LayerGraph, *, logits: bool = False, side_outputs: str = "train",
                  in_place: bool = True):
         super().__init__()
         self.network_name = graph.name
         self.input_shape = tuple(graph.input_shape)
+        self.input_shapes = {name: tuple(s) for name, s in graph.input_shapes().items()}
         self.output_names = graph.main_outputs + (
             graph.side_outputs if side_outputs != "never" else [])
         in_place = in_place_layers(graph) if in_place else set()

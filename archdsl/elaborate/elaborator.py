@@ -17,6 +17,7 @@ clusters.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from ..diagnostics import Diagnostic, Note, SpecError, Span, did_you_mean, printable
@@ -178,6 +179,7 @@ class Elaborator:
         self.tensors: dict[str, Node | Poison] = {}
         self.chain_definitions: list = []  # the network, then the blocks being called
         self.network_input = None
+        self.inputs: dict[str, Node] = {}  # by name, in order; the first flows into the body
         self.after_output = None  # the flowing tensor after the latest `output` statement
         self.steps_run = 0
         self.current = None
@@ -277,19 +279,29 @@ class Elaborator:
             raise self.error("E0502", f"network `{definition.name}` does not start with `input`",
                              definition.name_span,
                              help="begin the body with the input shape: `input 3x224x224`")
-        layout, vocab = self._input_layout(body[0], scope)
-        if input_override is not None:
-            shape = self._checked_input(input_override, definition.name_span, "the input shape "
-                                        "given for it (--input)", layout, vocab)
-        else:
-            shape = self._checked_input(self.evaluator.eval(body[0].shape, scope),
-                                        body[0].shape.span, "`input`", layout, vocab)
+        inputs = list(itertools.takewhile(lambda s: isinstance(s, ast.Input), body))
+        shapes = []
+        for i, line in enumerate(inputs):
+            layout, vocab = self._input_layout(line, scope)
+            if i == 0 and input_override is not None:
+                shapes.append(self._checked_input(input_override, definition.name_span,
+                                                  "the input shape given for it (--input)",
+                                                  layout, vocab))
+            else:
+                shapes.append(self._checked_input(self.evaluator.eval(line.shape, scope),
+                                                  line.shape.span, "`input`", layout, vocab))
+        names = self._input_names(inputs)
         root = Frame("network", definition.name, definition.span, None, title=definition.name)
         self.frame = root
         self.unit = where
         self.chain_definitions = [definition]
-        x = self.network_input = self._add(None, "input", {}, [], shape, body[0].span)
-        x = self.body(body[1:], scope, x)
+        for line, input_name, shape in zip(inputs, names, shapes):
+            node = self._add(None, "input", {}, [], shape, line.span)
+            self.inputs[input_name] = node
+            self.tensors[input_name] = node  # `from meta` starts from that input
+        # the first input flows into the first step; `from input` is it too
+        x = self.network_input = self.inputs[names[0]]
+        x = self.body(body[len(inputs):], scope, x)
         if x is not POISON and self.outputs and x is self.after_output:
             # Nothing flows on after the last `output`: the network ends with its outputs, and
             # they are all its results (an FPN's P3-P5), computed in every mode.
@@ -302,7 +314,7 @@ class Elaborator:
         if x is POISON or len(self.diagnostics) > self.errors_before:
             return None
         return build_graph(name, definition, where.path, parameters, root, self.nodes,
-                           self.outputs, main_outputs)
+                           self.inputs, self.outputs, main_outputs)
 
     def _apply_overrides(self, definition, args, overrides):
         """`--set name=value` replaces whatever a variant bound to that parameter."""
@@ -325,6 +337,25 @@ class Elaborator:
             if name not in overrides:
                 kept.append(BoundArg(name, arg.value, arg.span))
         return kept + [BoundArg(k, v, definition.name_span) for k, v in overrides.items()]
+
+    def _input_names(self, inputs: list[ast.Input]) -> list[str]:
+        """The inputs' names: `input` for a network's only one, unless named; several inputs
+        are each named (`input image: 3x224x224`, `input meta: 12`), once each."""
+        if len(inputs) == 1:
+            return [inputs[0].name or "input"]
+        names = []
+        for line in inputs:
+            if line.name is None:
+                raise self.error("E0503", "a network with several inputs names each of them",
+                                 line.span, help="write `input NAME: SIZES`, as `input meta: 12`; "
+                                                 "`from meta` then starts from it")
+            if line.name in names or line.name == "input":
+                raise self.error("E0204", f"the input `{line.name}` is defined twice"
+                                 if line.name in names else "`input` cannot name an input: "
+                                 "`from input` is the first one", line.name_span,
+                                 help="give each input its own name")
+            names.append(line.name)
+        return names
 
     def _input_layout(self, s: ast.Input, scope) -> tuple[str | None, int | None]:
         """The layout an `input` line states (`seq`, `tokens of 50257`), if any."""
@@ -400,9 +431,10 @@ class Elaborator:
         return x
 
     def _Input(self, s, scope, x):
-        raise self.error("E0503", "`input` can only be the first line of a network", s.span,
-                         help="a network has one input; blocks receive the tensor they are "
-                              "applied to")
+        raise self.error("E0503", "`input` lines can only begin a network", s.span,
+                         help="declare every input at the top of the network (`input meta: "
+                              "12`) and start from it where it is used (`from meta`); blocks "
+                              "receive the tensor they are applied to")
 
     def _Let(self, s, scope, x):
         try:

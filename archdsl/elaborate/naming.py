@@ -24,14 +24,16 @@ from collections import Counter
 from ..graph import FrameRecord, LayerGraph, ScopeEntry
 
 
-def build_graph(name, definition, path, parameters, root, nodes, outputs,
+def build_graph(name, definition, path, parameters, root, nodes, inputs, outputs,
                 main_outputs) -> LayerGraph:
     _collapse(root)
     _assign(root, "")
+    for i, (input_name, node) in enumerate(inputs.items()):
+        # the first input is `input`; the others `input.meta` (no label path starts so:
+        # `input` is a keyword)
+        node.name = "input" if i == 0 else f"input.{input_name}"
     for node in nodes:
-        if node.kind == "input":
-            node.name = "input"
-        elif node.kind == "output" and node.output_name == "output":
+        if node.kind == "output" and node.output_name == "output":
             node.name = "output"
     records = {node.name: dict(kind=node.kind, layer=node.layer, args=node.args,
                                inputs=[i.name for i in node.inputs], shape=node.shape,
@@ -41,7 +43,7 @@ def build_graph(name, definition, path, parameters, root, nodes, outputs,
                for node in nodes}
     return LayerGraph(name, path, parameters, records,
                       {out: node.name for out, node in outputs.items()}, _frames(root),
-                      main_outputs)
+                      main_outputs, {name: node.name for name, node in inputs.items()})
 
 
 def _frames(root) -> dict:

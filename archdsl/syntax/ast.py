@@ -226,12 +226,15 @@ class StepLine(Statement):
 
 @dataclass
 class Input(Statement):
-    """`input 3x224x224`, `input 197x768 seq`, `input 1024 tokens of 50257`."""
+    """`input 3x224x224`, `input 197x768 seq`, `input 1024 tokens of 50257`; one of several:
+    `input meta: 12`."""
 
     shape: Expr
     layout: str | None = None  # the layout word as written
     layout_span: Span | None = None
     vocab: Expr | None = None
+    name: str | None = None
+    name_span: Span | None = None
 
 
 @dataclass

@@ -27,6 +27,7 @@ TOKEN = re.compile(r"""
   | (?P<string>"[^"\n]*")
   | (?P<table>(?:conv\d+(?:x\d+)?|FC|fc)-(?:\w+|\{[^{}\n]*\})|soft-max)(?![\w-])
   | (?P<dims>""" + _PIECE + r"""(?:[x×]""" + _PIECE + r""")+)
+  | (?P<template>[A-Za-z_]\w*(?:\{[^{}\n]*\}\w*)+)
   | (?P<number>\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)
   | (?P<name>[A-Za-z_]\w*)
   | (?P<op>\*\*|//|==|!=|<=|>=|[-+*/%<>=.,:()\[\]{}×\\])

@@ -383,9 +383,13 @@ class _ToAst(Transformer):
 
     # statements
     def input_(self, meta, children):
-        shape, layout, vocab = children
+        name, shape, layout, vocab = children
         return ast.Input(self._span(meta), shape, str(layout) if layout else None,
-                         self._span(layout) if layout else None, vocab)
+                         self._span(layout) if layout else None, vocab,
+                         str(name) if name else None, self._span(name) if name else None)
+
+    def input_name(self, meta, children):
+        return children[0]
 
     def let(self, meta, children):
         name, value = children

@@ -204,6 +204,10 @@ def check_classifier(net) -> None:
     from ..shapes import TOKENS, VECTOR, show
 
     graph = net.graph
+    if len(graph.inputs) > 1:
+        raise DataError(f"`{net.name}` takes {len(graph.inputs)} inputs "
+                        f"({', '.join(graph.inputs)}); archdsl train's data sets give one "
+                        "image per example")
     if len(graph.main_outputs) > 1:
         raise DataError(f"`{net.name}` has {len(graph.main_outputs)} outputs "
                         f"({', '.join(graph.main_outputs)}); archdsl train trains classifiers, "
