@@ -135,7 +135,7 @@ def test_modern_networks_compile_to_one_graph(file, name, args):
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
 
 
-def test_recurrent_layers_compile_to_one_graph_with_rnns_allowed(monkeypatch):
+def test_recurrent_layers_compile_to_one_graph_with_rnns_allowed():
     """PyTorch's dynamo runs nn.LSTM and nn.GRU eagerly (the whole forward) unless
     torch._dynamo.config.allow_rnn is set; with it, one graph."""
     import torch._dynamo.config
@@ -149,9 +149,10 @@ network tagger:
 """).network("tagger")
     model = net.build().eval()
     x = example_input(net.input_shape)
-    monkeypatch.setattr(torch._dynamo.config, "allow_rnn", True)
     torch._dynamo.reset()
-    explanation = torch._dynamo.explain(model)(x)
+    # (not monkeypatch: undoing it deletes the option from dynamo's config module)
+    with torch._dynamo.config.patch(allow_rnn=True):
+        explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
 
 

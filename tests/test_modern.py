@@ -59,7 +59,8 @@ def test_modern_specs_against_torch_on_the_meta_device(file, name):
     check_against_torch(archdsl.load(SPECS / file).network(name), batch=1, device="meta")
 
 
-@pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch"])
+@pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch",
+                                  "gpt.arch", "fpn.arch"])
 def test_modern_specs_read_like_their_papers(file):
     from archdsl.syntax import ast
 
