@@ -1,5 +1,9 @@
 """Recurrent layers over a sequence: LSTM and GRU (batch first), returning every position's
-hidden state — the sequence that the next layer (a linear, a pick) reads."""
+hidden state — the sequence that the next layer (a linear, a pick) reads.
+
+Under torch.compile, PyTorch's dynamo runs a forward that calls nn.LSTM or nn.GRU eagerly,
+whole, unless `torch._dynamo.config.allow_rnn` is set; with it the network is one graph
+(tests/test_backend.py)."""
 
 from __future__ import annotations
 
@@ -73,7 +77,8 @@ class LSTM(Recurrent):
     doc = ("Long short-term memory (Hochreiter & Schmidhuber 1997; torch.nn.LSTM, batch "
            "first): LxD to Lx(hidden·directions), every position's hidden state. MACs: the "
            "four gates' input and hidden products, 4·hidden·(D + hidden) per position, layer "
-           "and direction.")
+           "and direction. torch.compile traces it with torch._dynamo.config.allow_rnn = True "
+           "(PyTorch runs RNNs eagerly otherwise).")
     gates = 4
     torch_class = "archdsl.backends.torch_modules.LSTM"
 
