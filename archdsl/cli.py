@@ -215,6 +215,20 @@ def cmd_compile(args) -> int:
     return EXIT_OK
 
 
+def _option_value(text: str):
+    """A torchvision keyword's value as written on the command line: a boolean, an integer,
+    a float, or else the string (`num_classes=10`, `width_mult=0.5`, `aux_logits=false`)."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def compare_with_torchvision(net, spec: str) -> int:
     """`compile --torchvision NAME[:key=value,...]`: copy torchvision's weights in, compare."""
     import torch
@@ -225,7 +239,7 @@ def compare_with_torchvision(net, spec: str) -> int:
     kwargs = {}
     for item in filter(None, options.split(",")):
         key, _, value = item.partition("=")
-        kwargs[key] = {"true": True, "false": False}.get(value.lower(), value)
+        kwargs[key] = _option_value(value)
     try:
         reference = torchvision_model(name, **kwargs).eval()
         model = net.build(logits=True).eval()

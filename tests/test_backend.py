@@ -203,6 +203,18 @@ def test_compile_checks_compatibility_from_the_command_line(capsys):
     assert status == 0 and "all 122 tensors fit" in capsys.readouterr().err
 
 
+def test_torchvision_options_keep_their_types(capsys):
+    """`NAME:key=value` passes numbers as numbers (issue 18: `num_classes=10` and
+    `width_mult=0.5` used to arrive as strings)."""
+    from archdsl.cli import main
+
+    assert main(["compile", str(SPECS / "resnet.arch"), "resnet18", "--set", "classes=10",
+                 "--torchvision", "resnet18:num_classes=10"]) == 0
+    assert main(["compile", str(SPECS / "mobilenet.arch"), "mobilenet_v3_small", "--set",
+                 "w=0.5", "--torchvision", "mobilenet_v3_small:width_mult=0.5"]) == 0
+    assert capsys.readouterr().err.count("agree (max |difference| 0.00e+00)") == 2
+
+
 IN_PLACE = """
 network n:
     input 3x16x16

@@ -19,6 +19,14 @@ MODERN = [
     ("vit.arch", "vit_b_16", "vit_b_16", 86_567_656),
     ("convnext.arch", "convnext_tiny", "convnext_tiny", 28_589_128),
     ("shufflenet.arch", "shufflenet_v2_x1_0", "shufflenet_v2_x1_0", 2_278_604),
+    # torchvision's own counts (issue 17 quotes none)
+    ("mobilenet.arch", "mobilenet_v2", "mobilenet_v2", 3_504_872),
+    ("mobilenet.arch", "mobilenet_v3_large", "mobilenet_v3_large", 5_483_032),
+    ("mobilenet.arch", "mobilenet_v3_small", "mobilenet_v3_small", 2_542_856),
+    ("resnet.arch", "resnext50_32x4d", "resnext50_32x4d", 25_028_904),
+    ("resnet.arch", "wide_resnet50_2", "wide_resnet50_2", 68_883_240),
+    ("squeezenet.arch", "squeezenet1_0", "squeezenet1_0", 1_248_424),
+    ("squeezenet.arch", "squeezenet1_1", "squeezenet1_1", 1_235_496),
 ]
 
 
@@ -41,7 +49,8 @@ def test_torchvision_weights_give_torchvision_outputs(file, name, reference, par
 VARIANTS = [("vit.arch", n) for n in ("vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")] + \
     [("convnext.arch", n) for n in ("convnext_small", "convnext_base", "convnext_large")] + \
     [("shufflenet.arch", n) for n in ("shufflenet_v2_x0_5", "shufflenet_v2_x1_5",
-                                      "shufflenet_v2_x2_0")]
+                                      "shufflenet_v2_x2_0")] + \
+    [("resnet.arch", n) for n in ("resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2")]
 
 
 @pytest.mark.parametrize("file,name", VARIANTS, ids=[v[1] for v in VARIANTS])
@@ -60,7 +69,7 @@ def test_modern_specs_against_torch_on_the_meta_device(file, name):
 
 
 @pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch",
-                                  "gpt.arch", "fpn.arch"])
+                                  "gpt.arch", "fpn.arch", "mobilenet.arch", "squeezenet.arch"])
 def test_modern_specs_read_like_their_papers(file):
     from archdsl.syntax import ast
 
