@@ -27,6 +27,8 @@ MODERN = [
     ("resnet.arch", "wide_resnet50_2", "wide_resnet50_2", 68_883_240),
     ("squeezenet.arch", "squeezenet1_0", "squeezenet1_0", 1_248_424),
     ("squeezenet.arch", "squeezenet1_1", "squeezenet1_1", 1_235_496),
+    ("mnasnet.arch", "mnasnet1_0", "mnasnet1_0", 4_383_312),
+    ("efficientnet.arch", "efficientnet_v2_s", "efficientnet_v2_s", 21_458_488),
 ]
 
 
@@ -50,7 +52,9 @@ VARIANTS = [("vit.arch", n) for n in ("vit_b_32", "vit_l_16", "vit_l_32", "vit_h
     [("convnext.arch", n) for n in ("convnext_small", "convnext_base", "convnext_large")] + \
     [("shufflenet.arch", n) for n in ("shufflenet_v2_x0_5", "shufflenet_v2_x1_5",
                                       "shufflenet_v2_x2_0")] + \
-    [("resnet.arch", n) for n in ("resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2")]
+    [("resnet.arch", n) for n in ("resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2")] + \
+    [("mnasnet.arch", n) for n in ("mnasnet0_5", "mnasnet0_75", "mnasnet1_3")] + \
+    [("efficientnet.arch", n) for n in ("efficientnet_v2_m", "efficientnet_v2_l")]
 
 
 @pytest.mark.parametrize("file,name", VARIANTS, ids=[v[1] for v in VARIANTS])
@@ -69,7 +73,8 @@ def test_modern_specs_against_torch_on_the_meta_device(file, name):
 
 
 @pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch",
-                                  "gpt.arch", "fpn.arch", "mobilenet.arch", "squeezenet.arch"])
+                                  "gpt.arch", "fpn.arch", "mobilenet.arch", "squeezenet.arch",
+                                  "mnasnet.arch"])
 def test_modern_specs_read_like_their_papers(file):
     from archdsl.syntax import ast
 
