@@ -29,6 +29,8 @@ MODERN = [
     ("squeezenet.arch", "squeezenet1_1", "squeezenet1_1", 1_235_496),
     ("mnasnet.arch", "mnasnet1_0", "mnasnet1_0", 4_383_312),
     ("efficientnet.arch", "efficientnet_v2_s", "efficientnet_v2_s", 21_458_488),
+    ("regnet.arch", "regnet_x_400mf", "regnet_x_400mf", 5_495_976),
+    ("regnet.arch", "regnet_y_400mf", "regnet_y_400mf", 4_344_144),
 ]
 
 
@@ -65,6 +67,32 @@ def test_every_variant_counts_as_torchvision(file, name):
     assert net.params_trainable == sum(p.numel() for p in tv.parameters())
 
 
+REGNETS = [n for n in archdsl.load(SPECS / "regnet.arch").concrete_networks()]
+
+
+@pytest.mark.parametrize("name", REGNETS)
+def test_regnet_widths_from_the_rule_give_torchvision_counts(name, monkeypatch):
+    """Every RegNet X and Y: the widths come from the quantised linear rule in the spec, not
+    from a table, and give torchvision's parameters and running statistics exactly."""
+    from torchvision.models import regnet
+
+    # torchvision computes the widths with tensors: on the CPU, while the model is made on
+    # the meta device (no memory: regnet_y_128gf has 644,812,894 parameters)
+    rule = regnet.BlockParams.from_init_params.__func__
+
+    def on_the_cpu(cls, *args, **kwargs):
+        with torch.device("cpu"):
+            return rule(cls, *args, **kwargs)
+
+    monkeypatch.setattr(regnet.BlockParams, "from_init_params", classmethod(on_the_cpu))
+    with torch.device("meta"):
+        tv = torchvision_model(name)
+    net = archdsl.load(SPECS / "regnet.arch").network(name)
+    assert net.params_trainable == sum(p.numel() for p in tv.parameters())
+    assert net.params_nontrainable == sum(b.numel() for n, b in tv.named_buffers()
+                                          if n.endswith(("running_mean", "running_var")))
+
+
 @pytest.mark.parametrize("file,name", [("vit.arch", "vit_b_16"), ("convnext.arch", "convnext_tiny"),
                                        ("shufflenet.arch", "shufflenet_v2_x1_0")])
 def test_modern_specs_against_torch_on_the_meta_device(file, name):
@@ -74,7 +102,7 @@ def test_modern_specs_against_torch_on_the_meta_device(file, name):
 
 @pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch",
                                   "gpt.arch", "fpn.arch", "mobilenet.arch", "squeezenet.arch",
-                                  "mnasnet.arch"])
+                                  "mnasnet.arch", "regnet.arch", "efficientnet.arch"])
 def test_modern_specs_read_like_their_papers(file):
     from archdsl.syntax import ast
 

@@ -86,6 +86,18 @@ def _round(value, digits=None):
     return round(value, max(-400, min(digits, 400)))
 
 
+def _log(value, base=None):
+    value = _number(value)
+    if value <= 0:
+        raise BuiltinError(f"the logarithm needs a positive number, got {value}")
+    if base is None:
+        return math.log(value)
+    base = _number(base)
+    if base <= 0 or base == 1:
+        raise BuiltinError(f"a logarithm's base must be positive and not 1, got {base}")
+    return math.log(value) / math.log(base)
+
+
 def _len(value):
     if not isinstance(value, (list, str)):
         raise BuiltinError(f"argument must be a list, got {type_name(value)}")
@@ -106,6 +118,7 @@ BUILTINS = {b.name: b for b in [
     Builtin("ceil", lambda x: math.ceil(_number(x)), "ceil(x)", "the smallest integer ≥ x"),
     Builtin("floor", lambda x: math.floor(_number(x)), "floor(x)", "the largest integer ≤ x"),
     Builtin("abs", lambda x: abs(_number(x)), "abs(x)", "the absolute value"),
+    Builtin("log", _log, "log(x, base=e)", "the logarithm (RegNet's quantised widths)"),
     Builtin("divisible", _divisible, "divisible(v, divisor=8, min_value=divisor)",
             "v rounded to a multiple of divisor, never below 90% of v (EfficientNet, MobileNet)"),
     Builtin("len", _len, "len(list)", "the number of items"),
