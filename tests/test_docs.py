@@ -100,3 +100,8 @@ def test_the_api_guide_figures():
     for name in ("load", "list_models", "zoo_network", "create_model", "copy_state",
                  "load_torchvision", "register_layer", "unregister_layer"):
         assert hasattr(archdsl, name) and f"archdsl.{name}" in text, name
+
+
+def test_readme_counts_the_golden_error_cases():
+    cases = len(list((ROOT / "tests" / "ui").glob("*.arch")))
+    assert f"({cases} golden cases in `tests/ui/`" in (ROOT / "README.md").read_text()
