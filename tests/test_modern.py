@@ -67,6 +67,32 @@ def test_every_variant_counts_as_torchvision(file, name):
     assert net.params_trainable == sum(p.numel() for p in tv.parameters())
 
 
+@pytest.mark.parametrize("name,aux", [("inception_v3", True), ("inception_v3_noaux", False)])
+def test_inception_v3_with_and_without_its_auxiliary_head(name, aux):
+    """torchvision's counts and outputs; the auxiliary classifier runs in training mode only,
+    as torchvision's (whose InceptionOutputs are (logits, aux_logits))."""
+    torch.manual_seed(0)
+    net = archdsl.load(SPECS / "inception_v3.arch").network(name)
+    tv = torchvision_model("inception_v3", aux_logits=aux, init_weights=False).eval()
+    assert net.params_trainable == sum(p.numel() for p in tv.parameters())
+    assert net.params_nontrainable == sum(b.numel() for n, b in tv.named_buffers()
+                                          if n.endswith(("running_mean", "running_var")))
+    model = net.build().eval()
+    copy_state(model, tv)
+    x = torch.randn(2, 3, 299, 299)
+    with torch.no_grad():
+        assert (model(x) - tv(x)).abs().max() <= 1e-5
+        model.train(), tv.train()
+        torch.manual_seed(1)
+        ours = model(x)
+        torch.manual_seed(1)
+        theirs = tv(x)
+    if aux:  # dropout draws the same masks in the same order
+        assert all((a - b).abs().max() <= 1e-5 for a, b in zip(ours, theirs, strict=True))
+    else:
+        assert (ours - theirs).abs().max() <= 1e-5
+
+
 REGNETS = [n for n in archdsl.load(SPECS / "regnet.arch").concrete_networks()]
 
 
@@ -102,7 +128,8 @@ def test_modern_specs_against_torch_on_the_meta_device(file, name):
 
 @pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch",
                                   "gpt.arch", "fpn.arch", "mobilenet.arch", "squeezenet.arch",
-                                  "mnasnet.arch", "regnet.arch", "efficientnet.arch"])
+                                  "mnasnet.arch", "regnet.arch", "efficientnet.arch",
+                                  "inception_v3.arch"])
 def test_modern_specs_read_like_their_papers(file):
     from archdsl.syntax import ast
 
