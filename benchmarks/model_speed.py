@@ -4,7 +4,8 @@ breaks under torch.compile.
     .venv/bin/python benchmarks/model_speed.py [--write] [--device cuda] [--batch 64] [--size 224]
 
 Forward (inference, no_grad) and forward+backward (training) throughput of ResNet-50, VGG-16,
-DenseNet-121, EfficientNet-B0 and GoogLeNet, archdsl's and torchvision's built side by side in
+DenseNet-121, EfficientNet-B0, GoogLeNet, ViT-B/16, ConvNeXt-T, MobileNet V3 and ShuffleNet V2,
+archdsl's and torchvision's built side by side in
 one process with the same weights, eager and torch.compile. Each model is warmed up for at
 least a second (compilation, allocator, thread pool), then the two are timed in interleaved
 rounds whose order alternates (AB BA AB ...), so neither always runs first and slow drift of
@@ -24,17 +25,22 @@ import torch
 import torchvision
 
 import archdsl
+from archdsl.backends.torch_module import example_inputs
 from archdsl.backends.weights import copy_state
 from common import ROOT, interleaved, machine, with_steady_malloc, write_section
 
 # VGG's paper classifier reads a 7x7x512 map, so VGG-16 always runs at 224x224 (torchvision's
 # adaptive pool would hide a different size; the paper's network has none).
-FIXED_SIZE = {"vgg16": 224}
+FIXED_SIZE = {"vgg16": 224, "vit_b_16": 224}  # ViT's position embeddings: 14x14 patches
 MODELS = [("resnet.arch", "resnet50", "resnet50", {}), ("vgg.arch", "vgg16", "vgg16", {}),
           ("densenet.arch", "densenet121", "densenet121", {}),
           ("efficientnet.arch", "efficientnet_b0", "efficientnet_b0", {}),
           ("googlenet.arch", "googlenet_torchvision_noaux", "googlenet",
-           {"aux_logits": False, "init_weights": True})]
+           {"aux_logits": False, "init_weights": True}),
+          ("vit.arch", "vit_b_16", "vit_b_16", {}),
+          ("convnext.arch", "convnext_tiny", "convnext_tiny", {}),
+          ("mobilenet.arch", "mobilenet_v3_large", "mobilenet_v3_large", {}),
+          ("shufflenet.arch", "shufflenet_v2_x1_0", "shufflenet_v2_x1_0", {})]
 
 
 def sync(device):
@@ -121,9 +127,11 @@ def graph_breaks():
                     net = spec.network(name, input_shape=[shape[0], 64, 64])
                 except archdsl.SpecError:
                     pass
-            model = net.build().eval()
+            # on the meta device: the same graph, without allocating GPT-2 XL's 6 GB
+            with torch.device("meta"):
+                model = net.build().eval()
             torch._dynamo.reset()
-            explanation = torch._dynamo.explain(model)(torch.randn(2, *net.input_shape))
+            explanation = torch._dynamo.explain(model)(*example_inputs(net.graph, 2, "meta"))
             counts[name] = explanation.graph_break_count
     return counts
 
@@ -144,11 +152,14 @@ def main():
                         help="time only these networks compiled as well (compiling ten models "
                         "takes many minutes on a GPU host)")
     parser.add_argument("--only", nargs="+", choices=[m[1] for m in MODELS],
-                        help="time just these networks (no graph breaks, nothing written)")
+                        help="time just these networks (no graph breaks; written only to a "
+                        "--section of their own)")
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--section", help="with --only and --write: the docs/benchmarks.md "
+                        "section to write (the main table needs every network)")
     args = parser.parse_args()
-    if args.only and args.write:
-        parser.error("--write records the whole table; leave out --only")
+    if args.only and args.write and not args.section:
+        parser.error("--write records the whole table; leave out --only, or name a --section")
     device = torch.device(args.device)
     args.repeats = args.repeats or (20 if device.type == "cuda" else 3)
     torch.manual_seed(0)
@@ -193,7 +204,8 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_section("model-speed-" + ("cuda" if device.type == "cuda" else "cpu"), text)
+        write_section(args.section or
+                      "model-speed-" + ("cuda" if device.type == "cuda" else "cpu"), text)
 
 
 if __name__ == "__main__":
