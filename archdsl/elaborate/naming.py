@@ -35,9 +35,11 @@ def build_graph(name, definition, path, parameters, root, nodes, inputs, outputs
     for node in nodes:
         if node.kind == "output" and node.output_name == "output":
             node.name = "output"
+    scopes: dict = {}
     records = {node.name: dict(kind=node.kind, layer=node.layer, args=node.args,
                                inputs=[i.name for i in node.inputs], shape=node.shape,
-                               span=node.span, notation=node.notation, scope=_scope_of(node),
+                               span=node.span, notation=node.notation,
+                               scope=_scope_of(node.frame, scopes),
                                output=node.output_name,
                                tied=node.tied.name if node.tied is not None else None)
                for node in nodes}
@@ -150,21 +152,21 @@ def _number(segments) -> list[str]:
     return names
 
 
-def _scope_of(node) -> tuple[ScopeEntry, ...]:
-    chain = []
-    frame = node.frame
-    # a merge's join node and an output node sit *in* their frame's cluster
-    while frame is not None and frame.kind != "network":
-        chain.append(frame)
-        frame = frame.parent
-    entries = []
-    for f in reversed(chain):
-        path = _frame_path(f)
-        title = f.title
-        if f.absorbed:
-            title = " · ".join([f.title] + [a.title for a in f.absorbed if a.title != f.title])
-        entries.append(ScopeEntry(path, f.kind, title))
-    return tuple(entries)
+def _scope_of(frame, cache: dict) -> tuple[ScopeEntry, ...]:
+    """The frames around a node, outermost first (a merge's join node and an output node sit
+    *in* their frame's cluster). Worked out once per frame: the nodes of a frame share it."""
+    if frame is None or frame.kind == "network":
+        return ()
+    scope = cache.get(id(frame))
+    if scope is None:
+        title = frame.title
+        if frame.absorbed:
+            title = " · ".join([frame.title] + [a.title for a in frame.absorbed
+                                                if a.title != frame.title])
+        scope = _scope_of(frame.parent, cache) + (
+            ScopeEntry(_frame_path(frame), frame.kind, title),)
+        cache[id(frame)] = scope
+    return scope
 
 
 def _frame_path(frame) -> str:
