@@ -7,7 +7,7 @@ its peak memory (maximum resident set, from /usr/bin/time), and the analysis alo
 warm process. archdsl reads the spec and counts without torch; torchinfo and fvcore build
 torchvision's model (allocating its weights) and run it. Also `archdsl check` over the zoo.
 Targets: summary <= 0.3 s and >= 15x faster than torchinfo as whole processes; archdsl's
-peak memory independent of the network's size; check of the zoo <= 1 s.
+peak memory independent of the network's size; check of the whole zoo <= 1.5 s.
 """
 
 import json
@@ -109,7 +109,8 @@ def main():
         f"{'met' if worst <= 0.3 else 'missed'}); smallest speed-up over torchinfo "
         f"{least:.1f}x (target 15x: {'met' if least >= 15 else 'missed'}); archdsl's peak memory "
         f"{min(mems):.0f}–{max(mems):.0f} MB whatever the network; check of the zoo "
-        f"{'met' if check <= 1 else 'missed'} (target 1 s)."])
+        f"{'met' if check <= 1.5 else 'missed'} (target 1.5 s for the whole zoo, which doubled "
+        "with the networks after 2019)."])
     print(text)
     if "--write" in sys.argv:
         write_section("analysis-speed", text)
