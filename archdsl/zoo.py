@@ -84,11 +84,14 @@ def plot(rows: list[dict], path: Path) -> Path:
         bubbles.setdefault(key, {**r, "names": []})["names"].append(r["network"])
     points = list(bubbles.values())
     files = sorted({r["file"] for r in points})
-    colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(files)}
-    fig, ax = plt.subplots(figsize=(14, 9))
+    # 20 colours, then the same colours with another marker: every file its own look
+    colours = {f: plt.cm.tab20(i % 20) for i, f in enumerate(files)}
+    markers = {f: "osD^v"[i // 20 % 5] for i, f in enumerate(files)}
+    fig, ax = plt.subplots(figsize=(16, 10))
     for r in points:
         ax.scatter(r["macs"] / 1e9, r["params_total"] / 1e6, s=max(r["params_total"] / 1e6 * 4, 10),
-                   color=colours[r["file"]], alpha=0.4, edgecolors="black", linewidths=0.5, zorder=2)
+                   color=colours[r["file"]], marker=markers[r["file"]], alpha=0.45,
+                   edgecolors="black", linewidths=0.5, zorder=2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     macs = [r["macs"] / 1e9 for r in points]
@@ -101,23 +104,32 @@ def plot(rows: list[dict], path: Path) -> Path:
                  "(after Canziani, Paszke & Culurciello 2017)")
     ax.grid(True, which="both", alpha=0.25)
     for f in files:
-        ax.scatter([], [], color=colours[f], alpha=0.6, label=Path(f).name)
-    ax.legend(title="spec file", fontsize=8, loc="upper left")
+        ax.scatter([], [], color=colours[f], marker=markers[f], alpha=0.6, label=Path(f).name)
+    legend = ax.legend(title="spec file", fontsize=8, loc="upper left", ncol=2)
     fig.tight_layout()
-    _place_labels(fig, ax, points)
+    left_out = _place_labels(fig, ax, points, avoid=[legend])
+    if left_out:
+        ax.text(0.995, 0.005, f"{left_out} labels left out where they would overlap others "
+                "(docs/zoo.md lists every network)", transform=ax.transAxes, ha="right",
+                va="bottom", fontsize=7, color="#555555")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def _place_labels(fig, ax, points, fontsize=7):
-    """Greedy placement: each label takes the first nearby spot that overlaps no label so far."""
+def _place_labels(fig, ax, points, fontsize=7, avoid=()) -> int:
+    """Greedy placement: each label takes the first nearby spot that overlaps no label so far
+    (nor the artists in `avoid`, the legend); one that finds none is left out, never drawn
+    over another. Returns how many were left out."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    taken = []
+    taken = [artist.get_window_extent(renderer) for artist in avoid]
     offsets = [(6, 2), (6, -10), (-6, 2), (-6, -10), (6, 12), (-6, 12), (6, -20), (-6, -20),
-               (0, 18), (0, -26), (12, 22), (-12, 22), (12, -32), (-12, -32)]
+               (0, 18), (0, -26), (12, 22), (-12, 22), (12, -32), (-12, -32), (24, 34),
+               (-24, 34), (24, -44), (-24, -44), (36, 0), (-36, 0), (40, 48), (-40, 48),
+               (40, -58), (-40, -58)]
+    left_out = 0
     for r in sorted(points, key=lambda r: (-r["params_total"], r["macs"])):
         text = " = ".join(r["names"])
         xy = (r["macs"] / 1e9, r["params_total"] / 1e6)
@@ -125,11 +137,13 @@ def _place_labels(fig, ax, points, fontsize=7):
             label = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points",
                                 fontsize=fontsize, ha="left" if dx >= 0 else "right", zorder=3)
             box = label.get_window_extent(renderer).expanded(1.02, 1.1)
-            if not any(box.overlaps(other) for other in taken) or (dx, dy) == offsets[-1]:
+            if not any(box.overlaps(other) for other in taken):
                 taken.append(box)
                 if abs(dy) > 12 or abs(dx) > 6:
-                    label.arrow_patch = None
                     ax.annotate("", xy, xytext=(dx, dy), textcoords="offset points",
                                 arrowprops=dict(arrowstyle="-", color="#888888", lw=0.5))
                 break
             label.remove()
+        else:
+            left_out += 1
+    return left_out
