@@ -68,6 +68,10 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
 
     if graph.side_outputs:  # side outputs exist in training mode, and cost more
         model.train()
+        # batch norm in training needs two values per channel: an auxiliary head's 1x1 map
+        # (Inception-v3's) has one per example
+        batch = max(batch, 2)
+        xs = example_inputs(graph, batch, device)
         with torch.no_grad(), torch.backends.mkldnn.flags(enabled=mkldnn), \
                 FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
             outs = model(*xs)
