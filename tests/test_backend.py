@@ -295,3 +295,26 @@ def test_every_model_compiles_on_its_own(spec_text):
     from archdsl.backends.torch_module import ArchModule
 
     assert isinstance(model, ArchModule) and type(model).__name__ == "ArchModule"
+
+
+def test_labels_named_like_module_internals_build(tmp_path):
+    """`output __class__: ...` and `_modules: ...` passed `check` and failed in `build`
+    (issue 18): names that could be nn.Module's attributes get a trailing `_`."""
+    net = archdsl.load("""
+network n:
+    input 3x8x8
+    _modules: conv(4, 3)
+    output __class__: gap linear(2)
+    training: conv(4, 1)
+    input_shapes: gap linear(3)
+""").network("n")
+    model = net.build()
+    assert isinstance(model.__class___.linear, torch.nn.Linear)
+    assert "_modules_.conv.weight" in model.state_dict()
+    main, side = model.train()(torch.randn(2, 3, 8, 8))
+    assert main.shape == (2, 3) and side.shape == (2, 2)
+    path = net.export(tmp_path / "n.py", model)
+    namespace = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    exported = namespace["N"]()
+    exported.load_state_dict(model.state_dict())

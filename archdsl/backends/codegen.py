@@ -37,14 +37,19 @@ _MODULE_ATTRIBUTES = {
     "extra_repr", "get_submodule", "get_parameter", "get_buffer", "share_memory", "dump_patches",
     "call_super_init", "compile", "ipu", "xpu", "mtia", "register_module", "set_extra_state",
     "get_extra_state", "code", "graph", "input_shape", "output_names", "network_name",
+    "input_shapes", "register_forward_hook", "register_forward_pre_hook", "to_empty",
+    "register_full_backward_hook", "register_full_backward_pre_hook", "register_backward_hook",
     # nn.ModuleDict's methods (the exported source keeps containers in ModuleDicts)
     "keys", "items", "values", "update", "pop", "clear",
 }
 
 
 def module_path(name: str) -> list[str]:
-    """The submodule path of a node: its name's segments, made safe as attribute names."""
-    return [s + "_" if s in _MODULE_ATTRIBUTES else s for s in name.split(".")]
+    """The submodule path of a node: its name's segments, made safe as attribute names (a
+    name that starts with `_` could be one of nn.Module's internals: `__class__`,
+    `_modules`)."""
+    return [s + "_" if s in _MODULE_ATTRIBUTES or s.startswith("_") else s
+            for s in name.split(".")]
 
 
 def attribute_expr(base: str, path: list[str]) -> str:
