@@ -72,6 +72,7 @@ CASES = [
     "train specs/fpn.arch resnet18_fpn --no-progress --no-tensorboard --out {tmp}/run",
     "train specs/gpt.arch gpt2 --no-progress --no-tensorboard --out {tmp}/run",
     "train specs/unet.arch unet --no-progress --no-tensorboard --out {tmp}/run",
+    "train {tmp}/fusion.arch --no-progress --no-tensorboard --out {tmp}/run",
 ]
 
 
@@ -91,6 +92,10 @@ def scratch(tmp):
     checkpoint.save(tmp / "damaged.pt", {**state, "config": {"batch_size": -3}})
     torch.save({"weights": torch.zeros(3)}, tmp / "not-a-checkpoint.pt")
     (tmp / "notes.txt").write_text("network n:\n    input 3\n    relu\n")
+    (tmp / "fusion.arch").write_text("network fusion:\n    input image: 3x32x32\n"
+                                     "    input meta: 12\n    conv(8, 3) gap flatten\n"
+                                     "    concat:\n        branch: identity\n"
+                                     "        branch: from meta linear(8)\n    linear(10)\n")
     (tmp / "empty").mkdir()
 
 

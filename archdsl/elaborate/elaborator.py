@@ -24,6 +24,7 @@ from ..diagnostics import Diagnostic, Note, SpecError, Span, did_you_mean, print
 from ..graph import LayerGraph
 from ..layers import registry
 from ..layers.registry import LayerKind, ShapeError, check_layout, numel, show
+from ..layers.types import Optional, TensorLabel
 from ..shapes import LAYOUT_WORDS, SEQ, TOKENS, VECTOR, Shape, as_shape, layout_rank
 from ..limits import (BLOCK_CALL_WORK, ERROR_WORK, LAYER_WORK, MAX_BLOCK_DEPTH, MAX_ELEMENTS,
                       MAX_NODES, MAX_PARAMS, MAX_VARIANT_DEPTH, MAX_WORK, deep_recursion)
@@ -647,7 +648,8 @@ class Elaborator:
                 if isinstance(_safe_lookup(scope, n), (LayerValue, BlockValue))})
             raise self.error("E0201", f"unknown layer or block `{s.name}`", s.name_span,
                              help=help_text) from None
-        args = [BoundArg(a.name, self._argument_value(a, scope), a.span)
+        names = _tensor_label_params(value)
+        args = [BoundArg(a.name, self._argument_value(a, scope, names), a.span)
                 for a in (s.args or [])]
         if isinstance(value, LayerValue):
             return self.apply_layer(value, args, s.span, x, s.notation)
@@ -662,11 +664,10 @@ class Elaborator:
         raise self.error("E0505", f"`{s.name}` is {what}, not a layer or block", s.name_span,
                          help="steps are layers (conv, relu) and blocks; values go in arguments")
 
-    def _argument_value(self, a: ast.Arg, scope):
-        """An argument's value. `tied=wte` names a tensor, not a value: it stays a name,
-        checked where the layer is applied (a layer sharing the weight of the one that
-        computed `wte`)."""
-        if a.name == "tied" and isinstance(a.value, ast.Name):
+    def _argument_value(self, a: ast.Arg, scope, tensor_labels: set[str]):
+        """An argument's value. A parameter typed TensorLabel (`tied=wte`) names a tensor,
+        not a value: a bare name stays a name, checked where the layer is applied."""
+        if a.name in tensor_labels and isinstance(a.value, ast.Name):
             return a.value.id
         return self.evaluator.eval(a.value, scope)
 
@@ -763,7 +764,9 @@ class Elaborator:
         embedding: both vocab x width)."""
         name = values["tied"]
         source = self.reference(ast.TensorName(span, name, [name]), None)
-        if source.layer is None or not hasattr(source.layer, "weight_shape"):
+        theirs = None if source.layer is None else \
+            source.layer.weight_shape(source.args, source.inputs[0].shape)
+        if theirs is None:
             what = "the network's input" if source.kind == "input" else f"`{source.kind}`"
             raise self.error("E0406", f"`{name}` is computed by {what}, which has no weight "
                              "to share", span,
@@ -775,7 +778,6 @@ class Elaborator:
                              "that owns it", span, notes=[Note("it is declared here",
                                                                source.span)])
         mine = kind.weight_shape(values, x_shape)
-        theirs = source.layer.weight_shape(source.args, source.inputs[0].shape)
         if mine != theirs:
             raise self.error("E0406", f"`{kind.name}` needs a weight of {_sizes(mine)}, but "
                              f"`{name}`'s {source.kind} weight is {_sizes(theirs)}", span,
@@ -897,6 +899,15 @@ def _plain(value):
     if isinstance(value, LayerValue):
         return (LayerValue, value.kind, tuple((a.name, _plain(a.value)) for a in value.bound))
     raise _NotPlain
+
+
+def _tensor_label_params(value) -> set[str]:
+    """The parameters of a layer that take the name of a labelled tensor (TensorLabel)."""
+    if not isinstance(value, LayerValue):
+        return set()
+    return {p.name for p in value.kind.params
+            if isinstance(p.type, TensorLabel) or
+            (isinstance(p.type, Optional) and isinstance(p.type.inner, TensorLabel))}
 
 
 def _sizes(shape) -> str:

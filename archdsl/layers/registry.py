@@ -144,6 +144,10 @@ class LayerKind:
     def describe(self, a: dict) -> str:
         return self.name
 
+    def weight_shape(self, a: dict, x) -> tuple | None:
+        """The shape of the weight another layer may share (`tied=`); None: none to share."""
+        return None
+
     @property
     def signature(self) -> str:
         parts = []
