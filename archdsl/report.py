@@ -38,8 +38,7 @@ def summary_text(net) -> str:
               "Inputs: " + ", ".join(f"{n} {show(s)}" for n, s in g.input_shapes().items())]
     rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")]
     for name, node in g.layers():
-        trainable, frozen = node["params"]
-        rows.append((name, describe(node), show(node["shape"]), f"{trainable + frozen:,}",
+        rows.append((name, describe(node), show(node["shape"]), f"{node['params'].total:,}",
                      f"{node['macs']:,}"))
     widths = [max(map(len, column)) for column in zip(*rows)]
     rule = "─" * (sum(widths) + 2 * 4)
@@ -51,6 +50,11 @@ def summary_text(net) -> str:
         f"Total params: {t.params_total:,}",
         f"Trainable params: {t.params_trainable:,}",
         f"Non-trainable params: {t.params_nontrainable:,}",
+    ]
+    if t.params_frozen:
+        out.append(f"  of which frozen: {t.params_frozen:,} (parameters without gradients; "
+                   f"PyTorch's parameters(): {t.params_torch:,})")
+    out += [
         f"MACs: {t.macs:,} ({human(t.macs)}; multiply-adds of conv, linear and attention)",
         f"FLOPs: {t.flops:,} ({human(t.flops)}; every operation, see docs/counting.md)",
     ]
@@ -68,13 +72,14 @@ def summary_json(net) -> dict:
     t = net.totals
     layers = []
     for name, node in g.layers():
-        trainable, frozen = node["params"]
+        params = node["params"]
         layers.append({
             "name": name, "kind": node["kind"], "notation": describe(node),
             "output_shape": list(node["shape"]), "layout": node["shape"].layout,
             "inputs": node["inputs"],
-            "params": trainable + frozen, "params_trainable": trainable,
-            "params_nontrainable": frozen, "macs": node["macs"], "flops": node["flops"],
+            "params": params.total, "params_trainable": params.trainable,
+            "params_nontrainable": params.non_trainable, "params_frozen": params.frozen,
+            "macs": node["macs"], "flops": node["flops"],
             "side_output_only": node["side_only"],
             "line": node["span"].line, "column": node["span"].col,
         })
@@ -88,7 +93,8 @@ def summary_json(net) -> dict:
         "main_outputs": list(g.main_outputs),
         "output_layouts": {o: s.layout for o, s in g.output_shapes().items()},
         "params_total": t.params_total, "params_trainable": t.params_trainable,
-        "params_nontrainable": t.params_nontrainable, "macs": t.macs, "flops": t.flops,
+        "params_nontrainable": t.params_nontrainable, "params_frozen": t.params_frozen,
+        "params_torch": t.params_torch, "macs": t.macs, "flops": t.flops,
         "macs_side_outputs": t.macs_side, "flops_side_outputs": t.flops_side,
         "layers": layers,
     }

@@ -60,9 +60,11 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
     outs = out if isinstance(out, tuple) else (out,)  # several main outputs: a tuple
     assert [tuple(o.shape[1:]) for o in outs] == \
         [tuple(net.output_shapes[o]) for o in graph.main_outputs]
-    trainable = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     assert trainable == net.params_trainable, (trainable, net.params_trainable)
-    assert running_stats(model) == net.params_nontrainable
+    assert frozen == net.totals.params_frozen, (frozen, net.totals.params_frozen)
+    assert running_stats(model) + frozen == net.params_nontrainable
     if count_flops:
         assert flops == 2 * net.macs * batch, (flops, 2 * net.macs * batch)
 

@@ -29,6 +29,10 @@ EXAMPLES = {
         ("3x9x9", "conv3-64"),
         ("4x9x9", "conv(8, 3, act=relu)"),
     ],
+    "dfl": [
+        ("64x100", "dfl"),
+        ("32x7", "dfl(8)"),
+    ],
     "dwconv": [
         ("8x40", "dwconv(4, pad=same)"),
         ("4x5x8x8", "dwconv(3, stride=2)"),

@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from ..layers.registry import show
+from ..layers.registry import Params, show
 from ..report import describe, human
 
 FAMILY_COLOURS = {
@@ -57,8 +57,8 @@ def _label(title: str, *lines: str) -> str:
     return f"<<b>{html.escape(title)}</b>{body}>"
 
 
-def _params_text(trainable: int, frozen: int) -> str:
-    total = trainable + frozen
+def _params_text(params) -> str:
+    total = params.total
     if total == 0:
         return ""
     return f"{total:,} params" if total < 10_000 else f"{human(total)} params"
@@ -70,7 +70,7 @@ class _Group:
     def __init__(self, entry):
         self.entry = entry
         self.members: list[str] = []
-        self.params = [0, 0]
+        self.params = Params()
         self.macs = 0
 
 
@@ -116,8 +116,7 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
             continue
         group = groups.setdefault(entry.path, _Group(entry))
         group.members.append(name)
-        group.params[0] += node["params"][0]
-        group.params[1] += node["params"][1]
+        group.params += node["params"]
         group.macs += node["macs"]
         represent[name] = "group/" + entry.path
 
@@ -142,7 +141,7 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
         if len(group.members) == 1:  # a frame of one layer: keep the layer's notation
             title = f"{title} · {describe(g[group.members[0]])}"
         attrs = {"label": _label(title, show(g[last]["shape"]),
-                                 _params_text(*group.params),
+                                 _params_text(group.params),
                                  f"{human(group.macs)} MACs" if group.macs else ""),
                  "fillcolor": FAMILY_COLOURS["block"], "style": "rounded,filled,bold"}
         families.add("block")
@@ -189,7 +188,7 @@ def _node_attrs(g, name, node) -> dict:
                     "tooltip": f"{name}: {kind} → {show(node['shape'])}"}
         return {"label": _label(kind, show(node["shape"])), "shape": "box", "style": "filled",
                 "fillcolor": "#ffffff", "penwidth": "2"}
-    return {"label": _label(describe(node), show(node["shape"]), _params_text(*node["params"])),
+    return {"label": _label(describe(node), show(node["shape"]), _params_text(node["params"])),
             "fillcolor": FAMILY_COLOURS.get(layer.family, OTHER), "tooltip": name}
 
 

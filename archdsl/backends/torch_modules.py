@@ -142,3 +142,21 @@ class GRU(nn.GRU):
 
     def forward(self, x):
         return super().forward(x)[0]
+
+
+class DFL(nn.Module):
+    """The integral of Distribution Focal Loss, as Ultralytics' DFL: the expected distance of
+    each side of a box from a softmax over `bins` distances, computed by a 1x1 convolution
+    whose weights 0, 1, ..., bins - 1 are frozen (parameters without gradients)."""
+
+    def __init__(self, bins=16):
+        super().__init__()
+        self.bins = bins
+        self.conv = nn.Conv2d(bins, 1, 1, bias=False).requires_grad_(False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.arange(bins, dtype=torch.float).view(1, bins, 1, 1))
+
+    def forward(self, x):
+        b, _, a = x.shape
+        x = x.view(b, 4, self.bins, a).transpose(2, 1).softmax(1)
+        return self.conv(x).view(b, 4, a)

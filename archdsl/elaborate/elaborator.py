@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ..diagnostics import Diagnostic, Note, SpecError, Span, did_you_mean, printable
 from ..graph import LayerGraph
 from ..layers import registry
-from ..layers.registry import LayerKind, ShapeError, check_layout, numel, show
+from ..layers.registry import LayerKind, Params, ShapeError, check_layout, numel, show
 from ..layers.types import Optional, TensorLabel
 from ..shapes import LAYOUT_WORDS, SEQ, TOKENS, VECTOR, Shape, as_shape, layout_rank
 from ..limits import (BLOCK_CALL_WORK, ERROR_WORK, LAYER_WORK, MAX_BLOCK_DEPTH, MAX_ELEMENTS,
@@ -585,16 +585,20 @@ class Elaborator:
                 if isinstance(d, (ast.Block, ast.Network))]
 
     def _Merge(self, s, scope, x):
-        if len(s.branches) < 2:
-            raise self.error("E0505", f"`{s.op}` needs at least two branches", s.span,
+        branches = list(self.branches(s.branches, scope))
+        if len(branches) < 2:
+            raise self.error("E0505", f"`{s.op}` needs at least two branches" +
+                             (f"; with its repeats it has {len(branches)}" if any(
+                                 isinstance(b, ast.BranchRepeat) for b in s.branches) else ""),
+                             s.span,
                              help="add a `branch: identity` for a skip connection")
         kind = registry.lookup(s.op)
         outs = []
         with self.frame_of("merge", s.op, s.span, s.op) as frame:
-            for i, branch in enumerate(s.branches):
+            for i, (branch, inner) in enumerate(branches):
                 title = branch.name or f"branch {i}"
                 with self.frame_of("branch", branch.name or str(i), branch.span, title):
-                    outs.append(self.body(branch.body, scope.child(), x))
+                    outs.append(self.body(branch.body, inner.child(), x))
             if any(o is POISON for o in outs):
                 return POISON
             try:
@@ -603,12 +607,25 @@ class Elaborator:
                 shape = as_shape(kind.shape({}, [o.shape for o in outs]), outs[0].shape)
             except ShapeError as error:
                 notes = [Note(f"branch {b.name or i} gives {show(o.shape)}", b.span)
-                         for i, (b, o) in enumerate(zip(s.branches, outs))]
+                         for i, ((b, _), o) in enumerate(zip(branches, outs))]
                 raise self.error("E0401" if s.op != "concat" else "E0402", error.message,
                                  s.span, error.help, notes) from None
             node = self._add(kind, s.op, {}, outs, shape, s.span)
             frame.node = node
             return node
+
+    def branches(self, items, scope):
+        """A merge's branches, each with its scope: those of a `repeat` n times over, its
+        variable defined in each."""
+        for item in items:
+            if isinstance(item, ast.Branch):
+                yield item, scope
+                continue
+            for i in range(self.repeat_count(item.count, scope)):
+                inner = scope.child()
+                if item.var:
+                    inner.define(item.var, i)
+                yield from self.branches(item.branches, inner)
 
     def _Output(self, s, scope, x):
         name = self.tensor_name(s.name, scope)
@@ -623,6 +640,8 @@ class Elaborator:
                 node = self._add(None, "output", {}, [y], y.shape, s.span, output_name=name)
                 frame.node = node
                 self.outputs[name] = node
+            if y is POISON or self.steps_run > before:
+                self.tensors[name] = y  # later lines can start from an output: `from boxes`
         self.after_output = x
         return x  # the main path goes on unchanged
 
@@ -792,10 +811,10 @@ class Elaborator:
             raise LimitExceeded(Diagnostic(
                 "E0507", f"`{kind.name}` output {show(shape)} has more than 2**40 elements",
                 span, self.notes()))
-        trainable, frozen = kind.params_count(values, x_shape)
-        if trainable + frozen > MAX_PARAMS:
+        params = Params.of(kind.params_count(values, x_shape)).total
+        if params > MAX_PARAMS:
             raise LimitExceeded(Diagnostic(
-                "E0507", f"`{kind.name}` would have {trainable + frozen:,} parameters, more "
+                "E0507", f"`{kind.name}` would have {params:,} parameters, more "
                 "than 2**40", span, self.notes()))
 
     def call_block(self, block: BlockValue, args: list[BoundArg], span: Span, x):
@@ -917,7 +936,7 @@ def _sizes(shape) -> str:
 def _labels_in(statements):
     """The static names of the labels in a body, however deeply nested."""
     for s in statements:
-        if isinstance(s, ast.Label) and s.name.static:
+        if isinstance(s, (ast.Label, ast.Output)) and s.name.static:
             yield s.name.static, s.span.line
         for body in _bodies(s):
             yield from _labels_in(body)
@@ -930,8 +949,9 @@ def _bodies(s):
         yield from (body for _, body in s.branches)
         if s.otherwise:
             yield s.otherwise
-    elif isinstance(s, ast.Merge):
-        yield from (b.body for b in s.branches)
+    elif isinstance(s, (ast.Merge, ast.BranchRepeat)):
+        for b in s.branches:
+            yield from _bodies(b) if isinstance(b, ast.BranchRepeat) else [b.body]
 
 
 def _safe_lookup(scope, name):

@@ -7,7 +7,7 @@ measurement (exp, division and comparison count one each).
 from __future__ import annotations
 
 from ..shapes import SEQ
-from .registry import LayerKind, Param, TorchModule, numel, register
+from .registry import LayerKind, Params, Param, TorchModule, numel, register
 from .types import Float
 
 
@@ -20,7 +20,7 @@ class Activation(LayerKind):
         return x
 
     def params_count(self, a, x):
-        return 0, 0
+        return Params()
 
     def macs(self, a, x, y):
         return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..shapes import SEQ, TOKENS, Shape
-from .registry import LayerKind, Param, ShapeError, TorchModule, register
+from .registry import LayerKind, Params, Param, ShapeError, TorchModule, register
 from .linear import TIED
 from .types import Bool, Float, Int, Optional
 
@@ -37,7 +37,7 @@ class Attention(LayerKind):
 
     def params_count(self, a, x):
         d = x[1]
-        return 4 * d * d + (4 * d if a["bias"] else 0), 0
+        return Params(4 * d * d + (4 * d if a["bias"] else 0))
 
     def macs(self, a, x, y):
         length, d = x
@@ -87,7 +87,7 @@ class Embedding(LayerKind):
         return a["vocab"], a["d"]
 
     def params_count(self, a, x):
-        return (0 if a["tied"] else a["vocab"] * a["d"]), 0
+        return Params(0 if a["tied"] else a["vocab"] * a["d"])
 
     def macs(self, a, x, y):
         return 0

@@ -13,7 +13,7 @@ import math
 
 from ..limits import MAX_ELEMENTS
 from ..shapes import MAP2D, MAPS
-from .registry import LayerKind, Param, ShapeError, TorchModule, numel, register, show
+from .registry import LayerKind, Params, Param, ShapeError, TorchModule, numel, register, show
 from .types import Bool, Int, Padding, Sizes, per_axis
 
 # ---- padding and output sizes (shared with pooling) ----------------------------------------
@@ -165,7 +165,7 @@ class Conv(_Convolution):
 
     def params_count(self, a, x):
         weights = a["out"] * (x[0] // a["groups"]) * math.prod(a["kernel"])
-        return weights + (a["out"] if a["bias"] else 0), 0
+        return Params(weights + (a["out"] if a["bias"] else 0))
 
     def macs(self, a, x, y):
         return numel(y) * (x[0] // a["groups"]) * math.prod(a["kernel"])
@@ -200,7 +200,7 @@ class DepthwiseConv(_Convolution):
 
     def params_count(self, a, x):
         out = x[0] * a["mult"]
-        return out * math.prod(a["kernel"]) + (out if a["bias"] else 0), 0
+        return Params(out * math.prod(a["kernel"]) + (out if a["bias"] else 0))
 
     def macs(self, a, x, y):
         return numel(y) * math.prod(a["kernel"])
@@ -235,7 +235,7 @@ class SeparableConv(_Convolution):
     def params_count(self, a, x):
         mid = x[0] * a["mult"]
         taps = math.prod(a["kernel"])
-        return mid * taps + mid * a["out"] + (a["out"] if a["bias"] else 0), 0
+        return Params(mid * taps + mid * a["out"] + (a["out"] if a["bias"] else 0))
 
     def macs(self, a, x, y):
         mid = x[0] * a["mult"]

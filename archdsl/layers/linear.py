@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..shapes import MAPS, SEQ, VECTOR, Shape
-from .registry import LayerKind, Param, TorchModule, numel, register
+from .registry import LayerKind, Params, Param, TorchModule, numel, register
 from .types import Bool, Int, Optional, TensorLabel
 
 TIED = Param("tied", Optional(TensorLabel()), None,
@@ -42,7 +42,7 @@ class Linear(LayerKind):
 
     def params_count(self, a, x):
         weight = 0 if a["tied"] else self.in_features(x) * a["out"]
-        return weight + (a["out"] if a["bias"] else 0), 0
+        return Params(weight + (a["out"] if a["bias"] else 0))
 
     def macs(self, a, x, y):
         return numel(y) * self.in_features(x)

@@ -6,7 +6,7 @@ first axis of the layout (channels of maps, features of vectors, positions of se
 from __future__ import annotations
 
 from ..shapes import FEATURES, LAYOUT_WORDS, LAYOUTS
-from .registry import LayerKind, ShapeError, TorchFunction, numel, register, show
+from .registry import LayerKind, Params, ShapeError, TorchFunction, numel, register, show
 
 
 class Merge(LayerKind):
@@ -24,7 +24,7 @@ class Merge(LayerKind):
                                   "flatten, pick)")
 
     def params_count(self, a, xs):
-        return 0, 0
+        return Params()
 
     def macs(self, a, xs, y):
         return 0

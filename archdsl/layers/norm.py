@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..shapes import MAPS, SEQ, VECTOR
-from .registry import LayerKind, Param, ShapeError, TorchModule, numel, register
+from .registry import LayerKind, Params, Param, ShapeError, TorchModule, numel, register
 from .types import Bool, Float, Int, Optional
 
 
@@ -33,7 +33,7 @@ class BatchNorm(LayerKind):
 
     def params_count(self, a, x):
         c = x[0]
-        return (2 * c if a["affine"] else 0), 2 * c
+        return Params(2 * c if a["affine"] else 0, statistics=2 * c)
 
     def macs(self, a, x, y):
         return 0  # not a weight multiply-add: folded into the previous conv at inference
@@ -70,7 +70,7 @@ class LocalResponseNorm(LayerKind):
         return x
 
     def params_count(self, a, x):
-        return 0, 0
+        return Params()
 
     def macs(self, a, x, y):
         return 0
@@ -121,7 +121,7 @@ class LayerNorm(_Norm):
     accepts = (SEQ, VECTOR, *MAPS)
 
     def params_count(self, a, x):
-        return (2 * x.features if a["affine"] else 0), 0
+        return Params(2 * x.features if a["affine"] else 0)
 
     def torch(self, a, x, y):
         cls = ("archdsl.backends.torch_modules.ChannelLayerNorm" if x.is_map
@@ -146,7 +146,7 @@ class RMSNorm(_Norm):
     accepts = (SEQ, VECTOR)
 
     def params_count(self, a, x):
-        return (x.features if a["affine"] else 0), 0
+        return Params(x.features if a["affine"] else 0)
 
     def flops(self, a, x, y):
         return numel(y) * (4 if a["affine"] else 3)  # square, add, divide (+ scale)
@@ -178,7 +178,7 @@ class GroupNorm(_Norm):
         return x
 
     def params_count(self, a, x):
-        return (2 * x[0] if a["affine"] else 0), 0
+        return Params(2 * x[0] if a["affine"] else 0)
 
     def torch(self, a, x, y):
         return TorchModule("torch.nn.GroupNorm", dict(num_groups=a["groups"], num_channels=x[0],
@@ -205,7 +205,7 @@ class InstanceNorm(_Norm):
     accepts = MAPS
 
     def params_count(self, a, x):
-        return (2 * x[0] if a["affine"] else 0), (2 * x[0] if a["track"] else 0)
+        return Params(2 * x[0] if a["affine"] else 0, statistics=2 * x[0] if a["track"] else 0)
 
     def torch(self, a, x, y):
         return TorchModule(f"torch.nn.InstanceNorm{len(x.spatial)}d", dict(

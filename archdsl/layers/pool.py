@@ -8,7 +8,7 @@ import math
 from ..shapes import MAPS
 from .conv import (kernel_text, resolve_padding, resolve_windows, stride_text, torch_class,
                    torch_padding, window_shape)
-from .registry import LayerKind, Param, ShapeError, TorchModule, numel, register
+from .registry import LayerKind, Params, Param, ShapeError, TorchModule, numel, register
 from .types import Bool, Optional, Padding, Sizes
 
 
@@ -48,7 +48,7 @@ class WindowPool(LayerKind):
         return x.like((x[0], *out))
 
     def params_count(self, a, x):
-        return 0, 0
+        return Params()
 
     def macs(self, a, x, y):
         return 0
@@ -134,7 +134,7 @@ class GlobalAvgPool(LayerKind):
         return x.like((x[0],) + (1,) * len(x.spatial))
 
     def params_count(self, a, x):
-        return 0, 0
+        return Params()
 
     def macs(self, a, x, y):
         return 0
@@ -190,7 +190,7 @@ class AdaptiveAvgPool(LayerKind):
         return x.like((x[0], *a["size"]))
 
     def params_count(self, a, x):
-        return 0, 0
+        return Params()
 
     def macs(self, a, x, y):
         return 0

@@ -8,7 +8,7 @@ whole, unless `torch._dynamo.config.allow_rnn` is set; with it the network is on
 from __future__ import annotations
 
 from ..shapes import SEQ, Shape
-from .registry import LayerKind, Param, TorchModule, register
+from .registry import LayerKind, Params, Param, TorchModule, register
 from .types import Bool, Float, Int
 
 
@@ -47,7 +47,7 @@ class Recurrent(LayerKind):
         g, h = self.gates, a["hidden"]
         per_direction = sum(g * h * (d + h) + (2 * g * h if a["bias"] else 0)
                             for d in self.layer_inputs(a, x))
-        return per_direction * self.directions(a), 0
+        return Params(per_direction * self.directions(a))
 
     def macs(self, a, x, y):
         g, h = self.gates, a["hidden"]

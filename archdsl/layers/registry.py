@@ -6,7 +6,7 @@ A layer kind is a class that states, side by side (MLIR ODS's "single source of 
     params                  its signature: names, types, defaults (PyTorch's where it has one)
     doc                     one paragraph for `docs/` and error messages
     shape(a, x)             the output shape, or ShapeError
-    params_count(a, x)      (trainable, non-trainable) parameter counts
+    params_count(a, x)      its parameters: trainable, running statistics, frozen (Params)
     macs(a, x, y)           multiply-adds of weights (the headline figure, bias excluded)
     flops(a, x, y)          every arithmetic operation of an inference forward pass
     torch(a, x, y)          how to build it in PyTorch: a module class and its kwargs, or an
@@ -29,12 +29,51 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..shapes import (FEATURES, LAYOUT_WORDS, MAP2D, MAPS, SEQ, TOKENS, VECTOR, Shape,
                       describe as describe_shape, show)
 from .types import ArgType
 
 REQUIRED = object()
+
+
+class Params(NamedTuple):
+    """A layer's parameters, by what training does with them. Keras counts `trainable` and
+    "non-trainable" (statistics + frozen); PyTorch's `model.parameters()` holds trainable +
+    frozen (the frozen ones with requires_grad=False) and its buffers hold the statistics.
+
+    trainable   what an optimizer updates: weights, biases, BatchNorm's scale and shift
+    statistics  running statistics, updated by the forward pass: BatchNorm's mean and variance
+    frozen      parameters fixed at their initial value: YOLOv8's DFL integral weights
+    """
+
+    trainable: int = 0
+    statistics: int = 0
+    frozen: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.statistics + self.frozen
+
+    @property
+    def non_trainable(self) -> int:
+        """Keras' "Non-trainable params"."""
+        return self.statistics + self.frozen
+
+    @property
+    def torch(self) -> int:
+        """PyTorch's `sum(p.numel() for p in model.parameters())` (Ultralytics' "parameters")."""
+        return self.trainable + self.frozen
+
+    def __add__(self, other):
+        return Params(*(a + b for a, b in zip(self, other)))
+
+    @classmethod
+    def of(cls, value) -> "Params":
+        """A layer's declared count as Params: plug-ins may return a (trainable, statistics)
+        pair."""
+        return value if isinstance(value, Params) else Params(*value)
 
 
 @dataclass(frozen=True)
@@ -172,7 +211,7 @@ class NoCost(LayerKind):
     """Moves or masks data: no parameters, no multiply-adds, no arithmetic at inference."""
 
     def params_count(self, a, x):
-        return 0, 0
+        return Params()
 
     def macs(self, a, x, y):
         return 0

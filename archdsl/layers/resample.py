@@ -8,7 +8,7 @@ import math
 
 from ..shapes import MAP2D, MAPS, describe as describe_shape
 from .conv import kernel_text, resolve_windows, stride_text, torch_class
-from .registry import LayerKind, NoCost, Param, ShapeError, TorchModule, numel, register, show
+from .registry import LayerKind, Params, NoCost, Param, ShapeError, TorchModule, numel, register, show
 from .types import ArgType, ArgumentError, Bool, Choice, Int, Optional, Sizes, describe_value
 
 
@@ -153,7 +153,7 @@ class UpConv(LayerKind):
 
     def params_count(self, a, x):
         weights = x[0] * (a["out"] // a["groups"]) * math.prod(a["kernel"])
-        return weights + (a["out"] if a["bias"] else 0), 0
+        return Params(weights + (a["out"] if a["bias"] else 0))
 
     def macs(self, a, x, y):
         return numel(x) * (a["out"] // a["groups"]) * math.prod(a["kernel"])

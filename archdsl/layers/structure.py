@@ -8,8 +8,8 @@ import re
 
 from ..shapes import (FEATURES, LAYOUT_WORDS, LAYOUTS, MAP2D, MAPS, SEQ, VECTOR, Shape,
                       default_layout, describe as describe_shape, layout_rank)
-from .registry import (LayerKind, NoCost, Param, ShapeError, TorchFunction, TorchModule, numel,
-                       register, show)
+from .registry import (LayerKind, NoCost, Param, Params, ShapeError, TorchFunction, TorchModule,
+                       numel, register, show)
 from .types import (ArgType, ArgumentError, Choice, Float, Int, Optional, Pads4,
                     describe_value)
 
@@ -229,7 +229,7 @@ class FreeParam(LayerKind):
         return x.like(a["sizes"])
 
     def params_count(self, a, x):
-        return numel(a["sizes"]), 0
+        return Params(numel(a["sizes"]))
 
     def macs(self, a, x, y):
         return 0

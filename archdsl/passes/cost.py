@@ -1,4 +1,4 @@
-"""Counting: parameters (Keras-style trainable / non-trainable), MACs and FLOPs, analytically.
+"""Counting: parameters (trainable, running statistics, frozen), MACs and FLOPs, analytically.
 
 Every layer states its own counts in the registry; this pass applies them at the network's
 real input size and records them on each node (`params`, `macs`, `flops`). No weights are
@@ -16,20 +16,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..graph import LayerGraph
+from ..layers import Params
 
 
 @dataclass(frozen=True)
 class Totals:
-    params_trainable: int
-    params_nontrainable: int
+    params: Params
     macs: int
     flops: int
     macs_side: int = 0
     flops_side: int = 0
 
+    # Keras' three figures (docs/counting.md)
     @property
     def params_total(self) -> int:
-        return self.params_trainable + self.params_nontrainable
+        return self.params.total
+
+    @property
+    def params_trainable(self) -> int:
+        return self.params.trainable
+
+    @property
+    def params_nontrainable(self) -> int:
+        return self.params.non_trainable
+
+    # PyTorch's: parameters (trainable and frozen) and buffers (running statistics)
+    @property
+    def params_torch(self) -> int:
+        return self.params.torch
+
+    @property
+    def params_frozen(self) -> int:
+        return self.params.frozen
 
 
 def layer_inputs(graph: LayerGraph, node: dict):
@@ -44,7 +62,7 @@ def count(graph: LayerGraph) -> Totals:
     live = set(main)
     for out in graph.side_outputs:
         live |= graph.ancestors(graph.outputs[out])
-    trainable = nontrainable = 0
+    params = Params()
     macs = {True: 0, False: 0}
     flops = {True: 0, False: 0}
     counted: dict[tuple, tuple] = {}  # a layer repeated (the same args on the same input shape)
@@ -55,16 +73,14 @@ def count(graph: LayerGraph) -> Totals:
         figures = counted.get(key)
         if figures is None:
             y = node["shape"]
-            figures = counted[key] = (layer.params_count(args, x), layer.macs(args, x, y),
-                                      layer.flops(args, x, y))
-        (t, n), node["macs"], node["flops"] = figures
-        node["params"] = (t, n)
+            figures = counted[key] = (Params.of(layer.params_count(args, x)),
+                                      layer.macs(args, x, y), layer.flops(args, x, y))
+        node["params"], node["macs"], node["flops"] = figures
         node["unused"] = name not in live
         if node["unused"]:
             node["macs"] = node["flops"] = 0
         node["side_only"] = name not in main
-        trainable += t
-        nontrainable += n
+        params += node["params"]
         macs[name in main] += node["macs"]
         flops[name in main] += node["flops"]
-    return Totals(trainable, nontrainable, macs[True], flops[True], macs[False], flops[False])
+    return Totals(params, macs[True], flops[True], macs[False], flops[False])

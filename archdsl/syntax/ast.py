@@ -280,9 +280,20 @@ class Branch:
 
 
 @dataclass
+class BranchRepeat:
+    """`repeat n as i:` inside a merge: its branches, n times (a C2f block's n bottlenecks
+    joined by one concat)."""
+
+    span: Span
+    count: Expr
+    var: str | None
+    branches: list[Branch | BranchRepeat]
+
+
+@dataclass
 class Merge(Statement):
     op: str  # add | concat | mul
-    branches: list[Branch]
+    branches: list[Branch | BranchRepeat]
 
 
 @dataclass

@@ -430,6 +430,11 @@ class _ToAst(Transformer):
         name, body = children
         return ast.Branch(self._span(meta), str(name) if name is not None else None, body)
 
+    def branch_repeat(self, meta, children):
+        count, var, *branches = children
+        return ast.BranchRepeat(self._span(meta), count, str(var) if var is not None else None,
+                                branches)
+
     def output(self, meta, children):
         name, body = children
         return ast.Output(self._span(meta), self._tensor_name(name), body)
