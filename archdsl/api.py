@@ -171,6 +171,16 @@ class Spec:
         """Elaborate and count one network; errors go to `diagnostics` and give None. A
         `budget` shared between calls bounds their elaboration work together."""
         diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+        graph = self.layer_graph(name, args, input_shape, diagnostics, budget)
+        if graph is None:
+            return None
+        return Network(graph, count(graph), self, dict(args or {}),
+                       list(graph.input_shape) if input_shape is not None else None)
+
+    def layer_graph(self, name: str | None, args: dict | None, input_shape,
+                    diagnostics: Diagnostics, budget: WorkBudget | None = None):
+        """Elaborate one network into its layer graph, without counting (what `check`
+        needs); errors go to `diagnostics` and give None."""
         elaborator = Elaborator(diagnostics, budget)
         if name is None:
             concrete = self.concrete_networks()
@@ -183,11 +193,7 @@ class Spec:
         except SpecError as error:
             diagnostics.extend(error.diagnostics)
             return None
-        graph = elaborator.network(self.unit, name, overrides, input_shape)
-        if graph is None:
-            return None
-        return Network(graph, count(graph), self, dict(args or {}),
-                       list(graph.input_shape) if input_shape is not None else None)
+        return elaborator.network(self.unit, name, overrides, input_shape)
 
     def files(self) -> tuple[dict, str]:
         """The texts of this spec and every file it uses, by path relative to their common

@@ -140,7 +140,7 @@ def cmd_check(args) -> int:
     for spec in load_all(files, diagnostics, args.allow_use or ()):
         budget = WorkBudget()  # one per file: many networks cannot multiply the work allowed
         for name in spec.concrete_networks():
-            if spec.elaborate(name, diagnostics=diagnostics, budget=budget) is not None:
+            if spec.layer_graph(name, None, None, diagnostics, budget) is not None:
                 checked += 1
         for name, needs in spec.templates_without_variants().items():
             print(printable(f"note: {spec.path}: network `{name}` is not checked: it needs "
@@ -231,9 +231,7 @@ def _option_value(text: str):
 
 def compare_with_torchvision(net, spec: str) -> int:
     """`compile --torchvision NAME[:key=value,...]`: copy torchvision's weights in, compare."""
-    import torch
-
-    from .backends.weights import WeightsError, copy_state, torchvision_model
+    from .backends.weights import WeightsError, compare_with_torchvision_model
 
     name, _, options = spec.partition(":")
     kwargs = {}
@@ -241,19 +239,12 @@ def compare_with_torchvision(net, spec: str) -> int:
         key, _, value = item.partition("=")
         kwargs[key] = _option_value(value)
     try:
-        reference = torchvision_model(name, **kwargs).eval()
-        model = net.build(logits=True).eval()
-        transfer = copy_state(model, reference)
+        tensors, diff = compare_with_torchvision_model(net, name, **kwargs)
     except (WeightsError, TypeError) as error:
         print(printable(f"archdsl compile: {name}: {error}"), file=sys.stderr)
         return EXIT_SPEC
-    from .backends.torch_module import example_input
-
-    x = example_input(net.input_shape)
-    with torch.no_grad():
-        diff = float((model(x) - reference(x)).abs().max())
     verdict = "agree" if diff <= 1e-4 else "DIFFER"
-    print(f"torchvision's {name}: all {len(transfer)} tensors fit; outputs on a random batch "
+    print(f"torchvision's {name}: all {tensors} tensors fit; outputs on a random batch "
           f"{verdict} (max |difference| {diff:.2e})", file=sys.stderr)
     return EXIT_OK if diff <= 1e-4 else EXIT_SPEC
 

@@ -13,6 +13,7 @@ inserted in a topological order (the order of elaboration). Each node carries:
     scope     the frames around it, outermost first (labels, block calls, merges, branches)
     output    for output nodes: the output's name (`output` for the main one)
     tied      the node whose weight this layer shares (`tied=wte`), or None
+    frozen    True inside `frozen:`: its parameters are not trained (requires_grad=False)
 
 Passes add their results to the node dict (passes/cost.py adds params, macs, flops).
 """

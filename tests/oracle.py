@@ -15,8 +15,10 @@ from archdsl.backends.torch_module import example_inputs
 
 
 def running_stats(model) -> int:
+    """The buffers archdsl counts: running statistics (and a frozen BatchNorm's scale and
+    shift); not BatchNorm's `num_batches_tracked` counter."""
     return sum(b.numel() for name, b in model.named_buffers()
-               if name.endswith(("running_mean", "running_var")))
+               if not name.endswith("num_batches_tracked"))
 
 
 def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: str = "cpu"):

@@ -215,6 +215,30 @@ def test_torchvision_options_keep_their_types(capsys):
     assert capsys.readouterr().err.count("agree (max |difference| 0.00e+00)") == 2
 
 
+def test_compile_checks_segmentation_and_auxiliary_heads_against_torchvision(capsys):
+    """torchvision's segmentation models return a dict (the `out` entry is compared); its
+    GoogLeNet registers the auxiliary heads last and runs them in the middle (the copy
+    follows the forward pass: issue 18)."""
+    from archdsl.cli import main
+
+    assert main(["compile", str(SPECS / "segmentation.arch"), "deeplabv3_resnet50", "--set",
+                 "res=64", "--torchvision", "deeplabv3_resnet50"]) == 0
+    assert main(["compile", str(SPECS / "googlenet.arch"), "googlenet_torchvision",
+                 "--torchvision", "googlenet:aux_logits=true,init_weights=true"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("agree (max |difference| 0.00e+00)") == 2, err
+    assert "all 364 tensors fit" in err
+
+
+def test_an_unknown_torchvision_model_is_named_with_the_closest(capsys):
+    from archdsl.cli import main
+
+    assert main(["compile", str(SPECS / "resnet.arch"), "resnet18",
+                 "--torchvision", "resnet81"]) == 1
+    assert "torchvision has no model `resnet81`; did you mean `resnet18`" in \
+        capsys.readouterr().err
+
+
 IN_PLACE = """
 network n:
     input 3x16x16
@@ -318,3 +342,36 @@ network n:
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     exported = namespace["N"]()
     exported.load_state_dict(model.state_dict())
+
+
+FROZEN = """
+network n(k=1):
+    input 3x16x16
+    frozen:
+        stem: conv(8, 3) bn relu
+    frozen when k > 1:
+        body: conv(8, 3)
+    conv(8, 3) gap linear(10)
+"""
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_frozen_layers_are_counted_apart_and_not_trained(k, tmp_path):
+    from archdsl.backends.source import to_source
+
+    net = archdsl.load(FROZEN).network("n", k=k)
+    frozen = {"stem.conv", "stem.bn"} | ({"body.conv"} if k > 1 else set())
+    model = net.build()
+    assert {n.rsplit(".", 1)[0] for n, p in model.named_parameters() if not p.requires_grad} \
+        == frozen
+    assert net.totals.params_frozen == sum(p.numel() for p in model.parameters()
+                                           if not p.requires_grad)
+    assert net.params_nontrainable == net.totals.params_frozen + 16  # and bn's statistics
+    model(torch.randn(2, 3, 16, 16)).sum().backward()
+    assert all((p.grad is None) == (not p.requires_grad) for p in model.parameters())
+    # the standalone source freezes the same parameters
+    namespace = {"__name__": "exported"}
+    exec(compile(to_source(net), "n.py", "exec"), namespace)
+    exported = namespace["N"]()
+    assert {n for n, p in exported.named_parameters() if not p.requires_grad} == \
+        {n for n, p in model.named_parameters() if not p.requires_grad}

@@ -485,3 +485,92 @@ network film:
 
     source = to_dot(net).source
     assert "input `cond`" in source and "input `image`" in source
+
+
+# ---- segmentation: FCN and DeepLabV3 on a dilated ResNet ------------------------------------
+
+@pytest.mark.parametrize("name,aux", [("fcn_resnet50", False), ("fcn_resnet50", True),
+                                      ("deeplabv3_resnet50", False),
+                                      ("deeplabv3_resnet50", True)])
+def test_segmentation_with_torchvision_weights_gives_torchvision_outputs(name, aux):
+    torch.manual_seed(0)
+    net = archdsl.load(SPECS / "segmentation.arch").network(name, res=96, aux=aux)
+    tv = torchvision_model(name, aux_loss=aux).eval()
+    assert net.params_trainable == sum(p.numel() for p in tv.parameters())
+    model = net.build().eval()
+    transfer = copy_state(model, tv)
+    assert len(transfer) == len(tv.state_dict())
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        expected = tv(x)
+        assert (model(x) - expected["out"]).abs().max() <= 1e-5
+        if aux:  # the auxiliary head is a side output: the module returns it in training
+            # (without dropout: the two models draw its masks in another order)
+            for m in (model, tv):
+                m.train()
+                for d in m.modules():
+                    if isinstance(d, nn.Dropout):
+                        d.eval()
+            out, side = model(x)
+            expected = tv(x)
+            assert (out - expected["out"]).abs().max() <= 1e-4
+            assert (side - expected["aux"]).abs().max() <= 1e-4
+
+
+def test_googlenet_weights_match_by_the_order_of_the_forward_pass():
+    """torchvision registers GoogLeNet's auxiliary heads after the last stage and runs them in
+    the middle; the spec holds them where they run. The copy follows the forward pass (issue
+    18: in registration order, aux1's classifier took the main classifier's weights)."""
+    net = archdsl.load(SPECS / "googlenet.arch").network("googlenet_torchvision")
+    tv = torchvision_model("googlenet", aux_logits=True, init_weights=True)
+    model = net.build()
+    transfer = copy_state(model, tv)
+    paired = {ours: theirs for ours, theirs, _ in transfer.pairs}
+    assert all(theirs.startswith("aux1.") for ours, theirs in paired.items()
+               if ours.startswith("aux1."))
+    assert [theirs for ours, theirs in paired.items() if "fc" in theirs][-2:] == \
+        ["fc.weight", "fc.bias"]
+    x = torch.randn(2, 3, 224, 224)
+    for m in (model, tv):  # training mode, where the auxiliary heads run; no dropout
+        m.train()
+        for d in m.modules():
+            if isinstance(d, nn.Dropout):
+                d.eval()
+    with torch.no_grad():
+        main, aux1, aux2 = model(x)
+        expected = tv(x)
+    for got, want in ((main, expected.logits), (aux1, expected.aux_logits1),
+                      (aux2, expected.aux_logits2)):
+        assert (got - want).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("trainable", [3, 0, 5])
+def test_resnet50_fpn_backbone_is_torchvisions(trainable):
+    """torchvision's resnet_fpn_backbone: FrozenBatchNorm2d, its first stages frozen
+    (`frozen when trainable < k`), P2-P5 and the pool level; counts in both conventions and
+    outputs with its weights copied in."""
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    torch.manual_seed(0)
+    tv = resnet_fpn_backbone(backbone_name="resnet50", weights=None,
+                             trainable_layers=trainable).eval()
+    with torch.no_grad():  # frozen statistics that are not the initial 0 and 1
+        for name, b in tv.named_buffers():
+            b.uniform_(0.5, 1.5) if name.endswith(("running_var", "weight")) else \
+                b.uniform_(-0.2, 0.2)
+    net = archdsl.load(SPECS / "fpn.arch").network("resnet50_fpn_backbone", res=128,
+                                                   trainable=trainable)
+    t = net.totals
+    assert t.params_trainable == sum(p.numel() for p in tv.parameters() if p.requires_grad)
+    assert t.params_frozen == sum(p.numel() for p in tv.parameters() if not p.requires_grad)
+    assert t.params.buffers == sum(b.numel() for b in tv.buffers())
+    model = net.build().eval()
+    assert len(copy_state(model, tv)) == len(tv.state_dict())
+    assert [n for n, p in model.named_parameters() if not p.requires_grad] and trainable < 5 or \
+        all(p.requires_grad for p in model.parameters())
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        got, expected = model(x), tv(x)
+    assert list(expected) == ["0", "1", "2", "3", "pool"]
+    for g, e in zip(got, expected.values(), strict=True):
+        assert g.shape == e.shape and (g - e).abs().max() <= 1e-4

@@ -8,6 +8,7 @@ import torch
 import torchvision
 
 import archdsl
+from archdsl.backends.weights import torchvision_model
 from conftest import SPECS
 from oracle import check_against_torch
 
@@ -58,7 +59,7 @@ def test_counts_round_to_the_papers_millions(entry):
 @pytest.mark.parametrize("entry", PUBLISHED["torchvision"], ids=lambda e: e["network"])
 def test_counts_equal_torchvision(entry):
     net = archdsl.load(SPECS / entry["file"]).network(entry["network"])
-    reference = getattr(torchvision.models, entry["torchvision"])(**entry.get("kwargs", {}))
+    reference = torchvision_model(entry["torchvision"], **entry.get("kwargs", {}))
     assert net.params_trainable == sum(p.numel() for p in reference.parameters())
     running = sum(b.numel() for n, b in reference.named_buffers()
                   if n.endswith(("running_mean", "running_var")))
@@ -91,8 +92,10 @@ def test_input_resolutions(entry):
 
 @pytest.mark.parametrize("entry", PUBLISHED["macs_billions"], ids=lambda e: e["network"])
 def test_published_macs(entry):
-    net = archdsl.load(SPECS / entry["file"]).network(entry["network"])
-    billions = net.macs / 1e9
+    net = archdsl.load(SPECS / entry["file"]).network(entry["network"],
+                                                      **entry.get("arguments", {}))
+    side = net.totals.macs_side if entry.get("with_side_outputs") else 0
+    billions = (net.macs + side) / 1e9
     if "digits" in entry:
         assert round(billions, entry["digits"]) == entry["billions"], (billions, entry["source"])
     else:

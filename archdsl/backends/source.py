@@ -406,6 +406,12 @@ class _Exporter:
                 mine, theirs = (".".join(module_path(n)) for n in (layer, node["tied"]))
                 network.append(f'        self.get_submodule("{mine}").weight = '
                                f'self.get_submodule("{theirs}").weight')
+        frozen = [layer for layer, node in g.layers() if node.get("frozen") and
+                  node["params"].frozen]
+        if frozen:  # `frozen:` in the spec: parameters without gradients
+            network.append("        for name in [" + ", ".join(
+                f'"{".".join(module_path(n))}"' for n in frozen) + "]:")
+            network.append("            self.get_submodule(name).requires_grad_(False)")
         ops = self._ops("")
         needed = g.main_ancestors()
         for op in ops:

@@ -67,6 +67,8 @@ class ArchModule(nn.Module):
                 # one Parameter in two modules: parameters() yields it once, the state_dict
                 # has both keys (as Hugging Face's GPT-2 lm_head and wte)
                 self._module(name).weight = self._module(node["tied"]).weight
+            if node.get("frozen") and isinstance(torch_op(graph, name, in_place), TorchModule):
+                self._module(name).requires_grad_(False)  # `frozen:`
         self.code = forward_source(graph, logits=logits, side_outputs=side_outputs,
                                    in_place=in_place)
         # Each model gets a class of its own whose `forward` is its generated function.

@@ -160,3 +160,26 @@ class DFL(nn.Module):
         b, _, a = x.shape
         x = x.view(b, 4, self.bins, a).transpose(2, 1).softmax(1)
         return self.conv(x).view(b, 4, a)
+
+
+class FrozenBatchNorm(nn.Module):
+    """Batch normalisation with fixed statistics and affine parameters, all four buffers, as
+    torchvision.ops.FrozenBatchNorm2d (the same state_dict keys and arithmetic), on maps of
+    any rank and on vectors."""
+
+    def __init__(self, num_features, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def forward(self, x):
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        scale = self.weight.reshape(shape) * (self.running_var.reshape(shape) + self.eps).rsqrt()
+        bias = self.bias.reshape(shape) - self.running_mean.reshape(shape) * scale
+        return x * scale + bias
+
+    def extra_repr(self):
+        return f"{self.weight.shape[0]}, eps={self.eps}"

@@ -2,8 +2,10 @@
 
 Tensors are matched in order — the order in which both models register their parameters and
 buffers — and every shape is checked, so a spec that builds the same network as torchvision
-takes torchvision's weights (pretrained ones too) whatever the modules are called. When the
-structures differ, the error names the first tensor that disagrees on both sides.
+takes torchvision's weights (pretrained ones too) whatever the modules are called. Where the
+source registers modules in another order than it runs them (torchvision's GoogLeNet: its
+auxiliary heads last), the order of its forward pass is used. When the structures differ,
+the error names the first tensor that disagrees on both sides.
 
 Shapes match when they are equal once sizes of 1 are left out: the same numbers in the same
 order. So a 1x1 convolution's weight (O, I, 1, 1) takes a linear layer's (O, I) — the paper's
@@ -43,8 +45,10 @@ def copy_state(model, source) -> Transfer:
             f"the structures differ: the archdsl model has {len(ours)} tensors, the source "
             f"{len(theirs)}" + _first_difference(ours, theirs))
     our_items, their_items = list(ours.items()), list(theirs.items())
+    if _keys(ours.values()) != _keys(theirs.values()) and hasattr(source, "state_dict"):
+        their_items = _in_call_order(source, model, their_items)
     pairs, state = [], {}
-    for i, j in _pairing([t.shape for t in ours.values()], [t.shape for t in theirs.values()]):
+    for i, j in _pairing([t.shape for _, t in our_items], [t.shape for _, t in their_items]):
         (name, tensor), (source_name, value) = our_items[i], their_items[j]
         if not _same_numbers(tensor.shape, value.shape):
             raise WeightsError(
@@ -54,6 +58,55 @@ def copy_state(model, source) -> Transfer:
         state[name] = value.reshape(tensor.shape)
     model.load_state_dict(state)
     return Transfer(pairs)
+
+
+def _keys(tensors) -> list:
+    return [tuple(n for n in t.shape if n != 1) for t in tensors]
+
+
+def _in_call_order(source, model, items: list) -> list:
+    """The source's tensors in the order its forward pass uses the modules that hold them,
+    when that order fits ours better than the order it registers them in: torchvision's
+    GoogLeNet registers its auxiliary heads after the last stage and runs them in the middle
+    (as archdsl's spec, and the compiled model, hold them). The pass runs in training mode,
+    where auxiliary heads run, on a random batch of the model's input shapes; the source's
+    state (running statistics, mode) is put back. Without a model that states its inputs, or
+    when the pass fails, the tensors stay as they are."""
+    import torch
+
+    shapes = getattr(model, "input_shapes", None)
+    if not shapes:
+        return items
+    order, hooks = [], []
+    for module in source.modules():
+        if any(True for _ in module.parameters(recurse=False)) or \
+                any(True for _ in module.buffers(recurse=False)):
+            hooks.append(module.register_forward_pre_hook(
+                lambda m, args: order.append(m) if m not in order else None))
+    saved = {k: v.clone() for k, v in source.state_dict().items()}
+    training = source.training
+    try:
+        with torch.no_grad():
+            source.train()
+            source(*(torch.randn(2, *s) for s in shapes.values()))
+    except Exception:  # any input it cannot take: keep the registered order
+        return items
+    finally:
+        for hook in hooks:
+            hook.remove()
+        source.load_state_dict(saved)
+        source.train(training)
+    names = {m: n for n, m in source.named_modules()}
+    rank = {}
+    for module in order:
+        prefix = names[module] + "." if names[module] else ""
+        for key in module.state_dict():
+            if "." not in key:  # the module's own tensors, not a child's
+                rank.setdefault(prefix + key, len(rank))
+    reordered = sorted(items, key=lambda item: rank.get(item[0], len(rank)))
+    ours = _keys(t for t in model.state_dict().values())
+    better = _keys(t for _, t in reordered) == ours and _keys(t for _, t in items) != ours
+    return reordered if better else items
 
 
 def _pairing(ours: list, theirs: list) -> list[tuple[int, int]]:
@@ -92,15 +145,24 @@ def _first_difference(ours, theirs) -> str:
 
 
 def torchvision_model(name: str, pretrained: bool = False, **kwargs):
-    """A torchvision classification model by name, with its default weights if asked."""
+    """A torchvision model (classification or segmentation) by name, with its default
+    weights if asked. Without, a segmentation model's backbone is not pretrained either
+    (torchvision would download ImageNet weights for it)."""
+    import inspect
+
     import torchvision
 
     try:
         builder = torchvision.models.get_model_builder(name)
     except ValueError:
-        raise WeightsError(f"torchvision has no model `{name}`; its models: "
-                           + ", ".join(sorted(torchvision.models.list_models(torchvision.models))))
+        from ..diagnostics import did_you_mean
+
+        raise WeightsError(f"torchvision has no model `{name}`; " + (
+            did_you_mean(name, torchvision.models.list_models()) or "its models: " +
+            ", ".join(sorted(torchvision.models.list_models(torchvision.models)))))
     if not pretrained:
+        if "weights_backbone" in inspect.signature(builder).parameters:
+            kwargs.setdefault("weights_backbone", None)
         return builder(weights=None, **kwargs)
     try:
         return builder(weights="DEFAULT", **kwargs)
@@ -109,6 +171,27 @@ def torchvision_model(name: str, pretrained: bool = False, **kwargs):
             f"could not get torchvision's pretrained weights for `{name}` ({error}); on a "
             f"machine with internet access torchvision downloads them into its cache "
             f"($TORCH_HOME, ~/.cache/torch/hub/checkpoints)") from None
+
+
+def compare_with_torchvision_model(net, name: str, **kwargs) -> tuple[int, float]:
+    """Build `net`, copy torchvision's `name` (built with `kwargs`, random weights) into it and
+    run both on one random batch in eval mode: (tensors copied, max |difference| of the main
+    outputs). WeightsError when the structures differ."""
+    import torch
+
+    from .torch_module import example_input
+
+    reference = torchvision_model(name, **kwargs).eval()
+    model = net.build(logits=True).eval()
+    transfer = copy_state(model, reference)
+    x = example_input(net.input_shape)
+    with torch.no_grad():
+        ours, theirs = model(x), reference(x)
+    if isinstance(theirs, dict):  # torchvision's segmentation models: {"out": ..., "aux": ...}
+        theirs = theirs["out"]
+    if isinstance(ours, tuple):  # several outputs: the first is the one compared
+        ours = ours[0]
+    return len(transfer), float((ours - theirs).abs().max())
 
 
 def load_torchvision(model, name: str, pretrained: bool = True) -> Transfer:

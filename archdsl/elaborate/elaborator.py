@@ -63,6 +63,7 @@ class Node:
     output_name: str | None = None  # output nodes: the output's name
     name: str = ""  # assigned by naming.py
     tied: "Node | None" = None  # the layer whose weight this one shares (`tied=wte`)
+    frozen: bool = False  # inside `frozen:`: its parameters are not trained
 
 
 class Poison:
@@ -173,6 +174,7 @@ class Elaborator:
         self.errors_before = before = len(self.diagnostics)
         self.chain: list[tuple[str, Span]] = []
         self.defaults: dict[str, dict[str, BoundArg]] = {}
+        self.freezing = False  # inside `frozen:`
         self.nodes: list[Node] = []
         self.outputs: dict[str, Node] = {}
         # Tensors named by labels, in the network's body or the block call being elaborated:
@@ -502,6 +504,15 @@ class Elaborator:
             return self.body(s.body, scope.child(), x)
         finally:
             self.defaults = saved
+
+    def _Frozen(self, s, scope, x):
+        if s.condition is not None and not self.evaluator.condition(s.condition, scope):
+            return self.body(s.body, scope.child(), x)
+        saved, self.freezing = self.freezing, True
+        try:
+            return self.body(s.body, scope.child(), x)
+        finally:
+            self.freezing = saved
 
     def _Label(self, s, scope, x):
         name = self.tensor_name(s.name, scope)
@@ -857,7 +868,7 @@ class Elaborator:
         if layer is not None:
             self.tick(span, LAYER_WORK)
         node = Node(kind, layer, args, list(inputs), shape, span, self.frame, notation,
-                    output_name)
+                    output_name, frozen=self.freezing and layer is not None)
         self.nodes.append(node)
         # a merge's join node and an output node are named after their frame (naming.py)
         if kind != "output" and not (layer is not None and layer.is_merge):
@@ -943,7 +954,7 @@ def _labels_in(statements):
 
 
 def _bodies(s):
-    if isinstance(s, (ast.Label, ast.Output, ast.Repeat, ast.With)):
+    if isinstance(s, (ast.Label, ast.Output, ast.Repeat, ast.With, ast.Frozen)):
         yield s.body
     elif isinstance(s, ast.If):
         yield from (body for _, body in s.branches)

@@ -41,7 +41,8 @@ def build_graph(name, definition, path, parameters, root, nodes, inputs, outputs
                                span=node.span, notation=node.notation,
                                scope=_scope_of(node.frame, scopes),
                                output=node.output_name,
-                               tied=node.tied.name if node.tied is not None else None)
+                               tied=node.tied.name if node.tied is not None else None,
+                               frozen=node.frozen)
                for node in nodes}
     return LayerGraph(name, path, parameters, records,
                       {out: node.name for out, node in outputs.items()}, _frames(root),

@@ -18,12 +18,15 @@ class BatchNorm(LayerKind):
            "Defaults are PyTorch's; Keras' are eps=1e-3, momentum=0.01 in PyTorch's convention. "
            "Its scale and shift are trainable; the running mean and variance are the "
            "non-trainable parameters, as Keras counts them. PyTorch's `num_batches_tracked` "
-           "counter is not a parameter and is not counted.")
+           "counter is not a parameter and is not counted. `frozen=true` is torchvision's "
+           "FrozenBatchNorm2d (its detection backbones): scale, shift, mean and variance are "
+           "all fixed buffers, in training too.")
     params = (
         Param("eps", Float(0.0, low_inclusive=False), 1e-5, "added to the variance"),
         Param("momentum", Float(0.0, 1.0, high_inclusive=True), 0.1,
               "weight of the new batch in the running statistics (PyTorch's convention)"),
         Param("affine", Bool(), True, "learn a scale and a shift"),
+        Param("frozen", Bool(), False, "all four tensors fixed buffers (FrozenBatchNorm2d)"),
     )
     # not sequences: BatchNorm1d on (N, L, D) would normalise over positions, not features
     accepts = (VECTOR, *MAPS)
@@ -33,7 +36,9 @@ class BatchNorm(LayerKind):
 
     def params_count(self, a, x):
         c = x[0]
-        return Params(2 * c if a["affine"] else 0, statistics=2 * c)
+        if a["frozen"]:
+            return Params(buffers=4 * c)
+        return Params(2 * c if a["affine"] else 0, buffers=2 * c)
 
     def macs(self, a, x, y):
         return 0  # not a weight multiply-add: folded into the previous conv at inference
@@ -42,12 +47,15 @@ class BatchNorm(LayerKind):
         return 2 * numel(y)  # inference: one multiply and one add per element
 
     def torch(self, a, x, y):
+        if a["frozen"]:
+            return TorchModule("archdsl.backends.torch_modules.FrozenBatchNorm",
+                               dict(num_features=x[0], eps=a["eps"]))
         cls = f"torch.nn.BatchNorm{max(len(x.spatial), 1)}d"
         return TorchModule(cls, dict(num_features=x[0], eps=a["eps"], momentum=a["momentum"],
                                      affine=a["affine"]))
 
     def describe(self, a):
-        return "bn"
+        return "frozen bn" if a["frozen"] else "bn"
 
 
 @register
@@ -205,7 +213,7 @@ class InstanceNorm(_Norm):
     accepts = MAPS
 
     def params_count(self, a, x):
-        return Params(2 * x[0] if a["affine"] else 0, statistics=2 * x[0] if a["track"] else 0)
+        return Params(2 * x[0] if a["affine"] else 0, buffers=2 * x[0] if a["track"] else 0)
 
     def torch(self, a, x, y):
         return TorchModule(f"torch.nn.InstanceNorm{len(x.spatial)}d", dict(

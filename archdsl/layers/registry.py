@@ -6,7 +6,7 @@ A layer kind is a class that states, side by side (MLIR ODS's "single source of 
     params                  its signature: names, types, defaults (PyTorch's where it has one)
     doc                     one paragraph for `docs/` and error messages
     shape(a, x)             the output shape, or ShapeError
-    params_count(a, x)      its parameters: trainable, running statistics, frozen (Params)
+    params_count(a, x)      its parameters: trainable, buffers, frozen (Params)
     macs(a, x, y)           multiply-adds of weights (the headline figure, bias excluded)
     flops(a, x, y)          every arithmetic operation of an inference forward pass
     torch(a, x, y)          how to build it in PyTorch: a module class and its kwargs, or an
@@ -40,26 +40,28 @@ REQUIRED = object()
 
 class Params(NamedTuple):
     """A layer's parameters, by what training does with them. Keras counts `trainable` and
-    "non-trainable" (statistics + frozen); PyTorch's `model.parameters()` holds trainable +
-    frozen (the frozen ones with requires_grad=False) and its buffers hold the statistics.
+    "non-trainable" (buffers + frozen); PyTorch's `model.parameters()` holds trainable +
+    frozen (the frozen ones with requires_grad=False), and `model.buffers()` the buffers.
 
     trainable   what an optimizer updates: weights, biases, BatchNorm's scale and shift
-    statistics  running statistics, updated by the forward pass: BatchNorm's mean and variance
-    frozen      parameters fixed at their initial value: YOLOv8's DFL integral weights
+    buffers     state that is not a parameter: BatchNorm's running mean and variance (and all
+                four tensors of a frozen BatchNorm, torchvision's FrozenBatchNorm2d)
+    frozen      parameters training leaves as they are: YOLOv8's DFL integral weights, the
+                layers under `frozen:`
     """
 
     trainable: int = 0
-    statistics: int = 0
+    buffers: int = 0
     frozen: int = 0
 
     @property
     def total(self) -> int:
-        return self.trainable + self.statistics + self.frozen
+        return self.trainable + self.buffers + self.frozen
 
     @property
     def non_trainable(self) -> int:
         """Keras' "Non-trainable params"."""
-        return self.statistics + self.frozen
+        return self.buffers + self.frozen
 
     @property
     def torch(self) -> int:
@@ -67,11 +69,11 @@ class Params(NamedTuple):
         return self.trainable + self.frozen
 
     def __add__(self, other):
-        return Params(*(a + b for a, b in zip(self, other)))
+        return Params(self[0] + other[0], self[1] + other[1], self[2] + other[2])
 
     @classmethod
     def of(cls, value) -> "Params":
-        """A layer's declared count as Params: plug-ins may return a (trainable, statistics)
+        """A layer's declared count as Params: plug-ins may return a (trainable, buffers)
         pair."""
         return value if isinstance(value, Params) else Params(*value)
 

@@ -1,4 +1,4 @@
-"""Counting: parameters (trainable, running statistics, frozen), MACs and FLOPs, analytically.
+"""Counting: parameters (trainable, buffers, frozen), MACs and FLOPs, analytically.
 
 Every layer states its own counts in the registry; this pass applies them at the network's
 real input size and records them on each node (`params`, `macs`, `flops`). No weights are
@@ -40,7 +40,7 @@ class Totals:
     def params_nontrainable(self) -> int:
         return self.params.non_trainable
 
-    # PyTorch's: parameters (trainable and frozen) and buffers (running statistics)
+    # PyTorch's: parameters (trainable and frozen) and buffers
     @property
     def params_torch(self) -> int:
         return self.params.torch
@@ -76,6 +76,9 @@ def count(graph: LayerGraph) -> Totals:
             figures = counted[key] = (Params.of(layer.params_count(args, x)),
                                       layer.macs(args, x, y), layer.flops(args, x, y))
         node["params"], node["macs"], node["flops"] = figures
+        if node.get("frozen"):  # `frozen:` keeps its parameters out of training
+            p = node["params"]
+            node["params"] = Params(0, p.buffers, p.frozen + p.trainable)
         node["unused"] = name not in live
         if node["unused"]:
             node["macs"] = node["flops"] = 0

@@ -273,6 +273,14 @@ class With(Statement):
 
 
 @dataclass
+class Frozen(Statement):
+    """`frozen:` or `frozen when COND:` — the parameters of the layers inside are frozen."""
+
+    condition: Expr | None
+    body: list[Statement]
+
+
+@dataclass
 class Branch:
     span: Span
     name: str | None

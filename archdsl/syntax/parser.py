@@ -88,10 +88,27 @@ def _lark() -> Lark:
 
 # ---- public entry points -------------------------------------------------------------------
 
+# Syntax trees of the files parsed last, by (path, text): a file that several specs `use`
+# (resnet.arch, for the FPN and segmentation specs) is parsed once per process. Trees are
+# never changed after parsing, so they can be shared.
+_PARSED: dict[tuple[str, str], ast.Module] = {}
+_PARSED_KEPT = 64
+
+
 def parse(text: str, path: str = "<string>") -> ast.Module:
     """Parse one file. Raises SpecError with located diagnostics."""
     if not text.endswith("\n"):
         text += "\n"  # the indenter needs a final newline to close the last body
+    module = _PARSED.get((path, text))
+    if module is None:
+        module = _parse(text, path)
+        if len(_PARSED) >= _PARSED_KEPT:
+            del _PARSED[next(iter(_PARSED))]
+        _PARSED[(path, text)] = module
+    return module
+
+
+def _parse(text: str, path: str) -> ast.Module:
     source = Source(path, text)
     _check_brackets(source)
     try:
@@ -414,6 +431,10 @@ class _ToAst(Transformer):
     def with_(self, meta, children):
         *defaults, body = children
         return ast.With(self._span(meta), defaults, body)
+
+    def frozen(self, meta, children):
+        condition, body = children
+        return ast.Frozen(self._span(meta), condition, body)
 
     def layer_defaults(self, meta, children):
         name, args = children
