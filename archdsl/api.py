@@ -187,7 +187,13 @@ class Spec:
             if not concrete:
                 diagnostics.add(Diagnostic("E0203", f"{self.path} defines no network to build"))
                 return None
-            name = concrete[-1] if len(concrete) == 1 else concrete[0]
+            if len(concrete) > 1:  # as the command line: never a silent choice
+                shown = ", ".join(concrete[:8]) + (", ..." if len(concrete) > 8 else "")
+                diagnostics.add(Diagnostic(
+                    "E0203", f"{self.path} defines {len(concrete)} networks ({shown}); name "
+                    f"the one to build", help=f'spec.network("{concrete[0]}")'))
+                return None
+            name = concrete[0]
         try:
             overrides = {k: self._value(v, elaborator) for k, v in (args or {}).items()}
         except SpecError as error:

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 from .diagnostics import Diagnostics, SpecError, printable
+from .extras import MissingExtra, require
+from .files import OutputError, write_output
 from .limits import RECURSION_LIMIT
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -177,6 +179,9 @@ def cmd_compile(args) -> int:
         return EXIT_SPEC
     import torch
 
+    if args.weights and args.output and Path(args.output).suffix == ".py":
+        raise UsageError("--weights cannot go into a .py file (source code, no weights): "
+                         "write .pt or .onnx, or load a state_dict into the exported class")
     model = net.build().eval()
     if args.weights:
         from .backends.weights import WeightsError
@@ -184,9 +189,9 @@ def cmd_compile(args) -> int:
         from .train.data import DataError
 
         try:
-            print(initialise(model, args.weights, "--weights"), file=sys.stderr)
+            print(initialise(model, args.weights, "--weights", net), file=sys.stderr)
         except (DataError, WeightsError) as error:
-            print(printable(f"archdsl compile: {error}"), file=sys.stderr)
+            print(printable(f"archdsl compile: error: {error}"), file=sys.stderr)
             return EXIT_USAGE
     from .backends.torch_module import example_inputs
 
@@ -231,7 +236,8 @@ def _option_value(text: str):
 
 def compare_with_torchvision(net, spec: str) -> int:
     """`compile --torchvision NAME[:key=value,...]`: copy torchvision's weights in, compare."""
-    from .backends.weights import WeightsError, compare_with_torchvision_model
+    from .backends.weights import (UnknownModel, WeightsError,
+                                   compare_with_torchvision_model)
 
     name, _, options = spec.partition(":")
     kwargs = {}
@@ -240,6 +246,9 @@ def compare_with_torchvision(net, spec: str) -> int:
         kwargs[key] = _option_value(value)
     try:
         tensors, diff = compare_with_torchvision_model(net, name, **kwargs)
+    except UnknownModel as error:  # a wrong name on the command line
+        print(printable(f"archdsl compile: error: {error}"), file=sys.stderr)
+        return EXIT_USAGE
     except (WeightsError, TypeError) as error:
         print(printable(f"archdsl compile: {name}: {error}"), file=sys.stderr)
         return EXIT_SPEC
@@ -273,6 +282,22 @@ def cmd_layers(args) -> int:
     from .layers import LAYERS
 
     kinds = sorted(LAYERS.values(), key=lambda k: (k.family, k.name))
+    if args.kinds:
+        from .diagnostics import did_you_mean
+        from .layers import lookup
+
+        chosen = []
+        for name in args.kinds:
+            kind = lookup(name)
+            if kind is None:
+                names = [k.name for k in kinds] + [a for k in kinds for a in k.aliases]
+                raise UsageError(f"no layer kind `{name}`; " + (
+                    did_you_mean(name, names) or "`archdsl layers` lists them"))
+            chosen.append(kind)
+        kinds = chosen
+        if not args.markdown:
+            print(layers_markdown(kinds, title=False), end="")
+            return EXIT_OK
     if args.markdown:
         print(layers_markdown(kinds), end="")
         return EXIT_OK
@@ -283,13 +308,15 @@ def cmd_layers(args) -> int:
     return EXIT_OK
 
 
-def layers_markdown(kinds) -> str:
-    """docs/layers.md, generated from the registry: `archdsl layers --markdown`."""
+def layers_markdown(kinds, title: bool = True) -> str:
+    """docs/layers.md, generated from the registry: `archdsl layers --markdown`; without the
+    title, the entries of some kinds (`archdsl layers conv bn`)."""
     from .layers.registry import _show_default
 
     out = ["# Layer reference", "",
            "Generated from archdsl's layer registry by `archdsl layers --markdown`; do not edit.",
-           "Every layer kind is declared once, in `archdsl/layers/`, with everything below.", ""]
+           "Every layer kind is declared once, in `archdsl/layers/`, with everything below.",
+           ""] if title else []
     family = None
     for k in kinds:
         if k.family != family:
@@ -336,6 +363,11 @@ def cmd_zoo(args) -> int:
     from .api import ZOO
 
     paths = args.paths or [str(ZOO)]
+    if args.plot:  # before any work: the extension, and matplotlib (the `train` extra)
+        if Path(args.plot).suffix.lower() not in zoo.PLOT_FORMATS:
+            raise UsageError(f"cannot write {args.plot}: the extension must be "
+                             + ", ".join(zoo.PLOT_FORMATS[:-1]) + f" or {zoo.PLOT_FORMATS[-1]}")
+        require("matplotlib", "`zoo --plot`")
     files = spec_files(paths)
     if not files:
         raise UsageError("no .arch files found in " + ", ".join(paths))
@@ -374,9 +406,7 @@ def cmd_fmt(args) -> int:
             continue
         if args.write:
             if formatted != text:
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(formatted)
-                tmp.replace(path)
+                write_output(path, formatted.encode())
         else:
             print(formatted, end="")
     print_diagnostics(diagnostics)
@@ -440,7 +470,13 @@ def make_parser() -> argparse.ArgumentParser:
         prog="archdsl",
         description="Compile neural-network architecture specs (.arch files): check shapes, "
                     "count parameters and MACs, draw, build PyTorch models, train.",
-        epilog="exit status: 0 ok, 1 errors in a spec, 2 wrong command line, 3 internal error")
+        epilog="exit status: 0 ok, 1 errors in a spec, 2 wrong command line (or a file that "
+               "cannot be read or written), 3 internal error (a bug), 4 training stopped (the "
+               "loss diverged), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); see "
+               "docs/errors.md")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     common = argparse.ArgumentParser(add_help=False)
@@ -450,7 +486,9 @@ def make_parser() -> argparse.ArgumentParser:
     add_parser = sub.add_parser
 
     def with_common(name, **kwargs):
-        return add_parser(name, parents=[common], **kwargs)
+        p = add_parser(name, parents=[common], **kwargs)
+        p.set_defaults(parser=p)  # its own usage for the mistakes found after parsing
+        return p
 
     sub.add_parser = with_common
 
@@ -480,6 +518,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_fmt)
 
     p = sub.add_parser("layers", help="list the layer kinds and their signatures")
+    p.add_argument("kinds", nargs="*", metavar="KIND",
+                   help="show these kinds in full: signature, parameters, layouts, counts")
     p.add_argument("--markdown", action="store_true", help="print docs/layers.md")
     p.set_defaults(run=cmd_layers)
 
@@ -501,7 +541,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text", help=argparse.SUPPRESS)
     _add_allow_use(p)
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="digits",
+    g.add_argument("--data",
                    help="digits (default, bundled), mnist, fashion-mnist, cifar10, cifar100, "
                         "fake, or imagefolder:PATH")
     g.add_argument("--data-dir", help="where downloaded data sets live (default: ./data)")
@@ -577,7 +617,9 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported with the subcommand's usage, not the top-level one
+            getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exit_:
         return int(exit_.code or 0) and EXIT_USAGE
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -587,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_plugins(getattr(args, "plugin", None))
         return args.run(args)
-    except UsageError as error:
+    except (UsageError, OutputError, MissingExtra) as error:
         print(printable(f"archdsl {args.command}: error: {error}"), file=sys.stderr)
         return EXIT_USAGE
     except SpecError as error:
@@ -608,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """The console script of installs made before archdsl.console (see there)."""
+    from .console import run as console_run
+
+    console_run()
 

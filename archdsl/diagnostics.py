@@ -24,6 +24,16 @@ import re
 from dataclasses import dataclass, field
 
 
+def split_lines(text: str) -> list[str]:
+    """The lines of a spec as the lexer counts them: ended by \\n (or \\r\\n) only. Python's
+    splitlines also ends a line at \\x0b, \\x0c, \\x1c-\\x1e, \\x85, \\u2028 and \\u2029, which
+    would put every excerpt after one of them on the wrong line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Source:
     """A spec's text and the path it is shown under."""
@@ -36,7 +46,7 @@ class Source:
 
     @functools.cached_property
     def lines(self) -> list[str]:
-        return self.text.splitlines()  # once: spans of a large file ask for lines often
+        return split_lines(self.text)  # once: spans of a large file ask for lines often
 
     def line(self, number: int) -> str:
         lines = self.lines

@@ -44,9 +44,11 @@ def refuse(message: str, span: Span | None = None, help: str | None = None) -> S
     return SpecError(Diagnostic("E0206", message, span, help=help))
 
 
-def too_large(shown) -> Diagnostic:
+def too_large(shown, span: Span | None = None) -> Diagnostic:
+    """A spec file over the size limit; `span`: the `use` that brings it in."""
     return Diagnostic("E0507", f"{shown} is larger than {MAX_FILE_BYTES // 1024} KiB, the limit "
-                      "for a spec file", help="move definitions into files brought in with `use`")
+                      "for a spec file", span,
+                      help="move definitions into files brought in with `use`")
 
 
 # ---- the disk ------------------------------------------------------------------------------
@@ -97,11 +99,14 @@ class DiskFiles:
 def resolve(path: Path, shown: str, span: Span | None = None,
             missing_help: str | None = None) -> Path:
     """The real path of a spec file, links followed; refused unless it names a .arch file."""
+    if "\x00" in str(path):
+        printed = _quoted(shown.replace("\x00", "\\0"))
+        raise refuse(f"cannot read {printed}: a path cannot hold a NUL character", span)
     try:
         real = path.resolve(strict=True)
     except FileNotFoundError:
         raise refuse(f"cannot find {_quoted(shown)}", span, help=missing_help) from None
-    except (OSError, RuntimeError):  # a loop of links, a name too long, no permission
+    except (OSError, RuntimeError, ValueError):  # a loop of links, a name too long
         raise refuse(f"cannot read {_quoted(shown)}: its path cannot be resolved", span) from None
     if real.suffix != SUFFIX:
         what = "a link to a file that is not" if path.is_symlink() or real.name != path.name \
@@ -138,7 +143,7 @@ def read_regular_file(path: Path, shown: str, span: Span | None = None) -> str:
                          help="archdsl reads specs only from regular files (not FIFOs, "
                               "devices or sockets)")
         if info.st_size > MAX_FILE_BYTES:  # refused before reading: it could be any size
-            raise SpecError(too_large(shown))
+            raise SpecError(too_large(shown, span))
         chunks, size = [], 0
         while size <= MAX_FILE_BYTES:
             chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
@@ -153,7 +158,7 @@ def read_regular_file(path: Path, shown: str, span: Span | None = None) -> str:
     finally:
         os.close(fd)
     if size > MAX_FILE_BYTES:  # the file grew, or lied about its size
-        raise SpecError(too_large(shown))
+        raise SpecError(too_large(shown, span))
     return decode(b"".join(chunks), shown, span)
 
 
@@ -250,7 +255,7 @@ class MemoryFiles:
     def read(self, file: SpecFile, span: Span | None = None) -> str:
         text = self.files[file.key]
         if len(text.encode()) > MAX_FILE_BYTES:
-            raise SpecError(too_large(file.shown))
+            raise SpecError(too_large(file.shown, span))
         return text
 
 
@@ -259,3 +264,43 @@ def _shown_name(name) -> str:
     messages are printed)."""
     text = name if isinstance(name, str) else repr(name)
     return f"`{text[:80]}{'...' if len(text) > 80 else ''}`"
+
+
+# ---- what archdsl writes ----------------------------------------------------------------------
+
+class OutputError(Exception):
+    """An output a command cannot write; the message reads `cannot write PATH: reason`."""
+
+
+def write_output(path, data) -> Path:
+    """Write one output file (a diagram, exported source, a model, a plot, a formatted spec),
+    the one way every command writes: into a temporary file beside it (same extension, for
+    writers that choose a format from it), flushed, then renamed over it — so a failure never
+    leaves half a file, and an earlier file of that name survives one. The folder must exist:
+    a mistyped folder is an error, not silently created. `data` is bytes, or a function that
+    writes the temporary path it is given (matplotlib, torch.save). Raises OutputError."""
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        reason = "is not a folder" if parent.exists() else "does not exist"
+        raise OutputError(f"cannot write {path}: the folder {parent} {reason}")
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    tmp = parent / f".{path.stem}.{os.getpid()}.tmp{path.suffix}"
+    try:
+        if callable(data):
+            data(tmp)
+        else:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        kept = "; the earlier file is kept" if path.is_file() else ""
+        raise OutputError(f"cannot write {path}: {error.strerror or error}{kept}") from None
+    return path

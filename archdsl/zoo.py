@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .diagnostics import Diagnostics
+from .files import write_output
 from .layers.registry import show
 from .report import human
 
@@ -70,6 +71,9 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
 def plot(rows: list[dict], path: Path) -> Path:
     """MACs against parameters, one labelled bubble per network (area ∝ parameters), coloured
     by spec file. Aliases (same file, same counts) share a bubble and a label."""
@@ -112,9 +116,10 @@ def plot(rows: list[dict], path: Path) -> Path:
         ax.text(0.995, 0.005, f"{left_out} labels left out where they would overlap others "
                 "(docs/zoo.md lists every network)", transform=ax.transAxes, ha="right",
                 va="bottom", fontsize=7, color="#555555")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        write_output(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -234,7 +234,7 @@ def test_an_unknown_torchvision_model_is_named_with_the_closest(capsys):
     from archdsl.cli import main
 
     assert main(["compile", str(SPECS / "resnet.arch"), "resnet18",
-                 "--torchvision", "resnet81"]) == 1
+                 "--torchvision", "resnet81"]) == 2  # a wrong name on the command line
     assert "torchvision has no model `resnet81`; did you mean `resnet18`" in \
         capsys.readouterr().err
 

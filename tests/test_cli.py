@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,90 @@ def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "archdsl", "check", str(SPECS)],
                             capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("ok: ")
+
+
+def test_version(capsys):
+    from archdsl import __version__
+
+    status, out, _ = run(capsys, "--version")
+    assert status == 0 and out.strip() == f"archdsl {__version__}"
+
+
+def test_layers_shows_named_kinds_in_full(capsys):
+    status, out, _ = run(capsys, "layers", "conv", "dfl")
+    assert status == 0
+    assert "### `conv(out, kernel, stride=1" in out and "### `dfl(bins=16)`" in out
+    assert "| `groups` |" in out and "### `bn(" not in out
+
+
+def test_ctrl_c_while_loading_is_an_interruption_not_a_traceback(monkeypatch, capsys):
+    import archdsl.cli
+    from archdsl import console
+
+    def interrupted(argv=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(archdsl.cli, "main", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        console.run()
+    assert exit_.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+# Every subcommand without the optional packages, as after a plain `pip install archdsl`
+# (issue 18): what needs one says which and how to install it (exit 2), what can do without
+# leaves it out with a note; never an internal error (exit 3). The packages are hidden by
+# running Python without its site folder and with a copy of it (links) that lacks them.
+EXTRAS = ("sklearn", "scikit_learn", "matplotlib", "mpl_toolkits", "pylab", "tqdm",
+          "tensorboard", "onnx", "onnxscript", "onnxruntime")
+
+
+def _site_without_extras(folder):
+    import site
+
+    view = folder / "site-packages"
+    view.mkdir()
+    for base in site.getsitepackages():
+        for entry in Path(base).iterdir():
+            stem = entry.name.split(".")[0].split("-")[0].lower()
+            if not any(stem == e or stem.startswith(e + "_") for e in EXTRAS) \
+                    and not (view / entry.name).exists():
+                (view / entry.name).symlink_to(entry)
+    return view
+
+
+WITHOUT_EXTRAS = [
+    (["check", "specs/lenet.arch"], 0, None),
+    (["summary", "specs/lenet.arch", "lenet5"], 0, None),
+    (["compile", "specs/lenet.arch", "lenet5", "-o", "{tmp}/x.py"], 0, None),
+    (["compile", "specs/lenet.arch", "lenet5", "-o", "{tmp}/x.pt"], 0, None),
+    (["compile", "specs/lenet.arch", "lenet5", "-o", "{tmp}/x.onnx"], 2, "archdsl[onnx]"),
+    (["draw", "specs/lenet.arch", "lenet5", "-o", "{tmp}/x.dot"], 0, None),
+    (["fmt", "specs/lenet.arch"], 0, None),
+    (["layers"], 0, None),
+    (["zoo", "specs/lenet.arch"], 0, None),
+    (["zoo", "specs/lenet.arch", "--plot", "{tmp}/zoo.png"], 2, "archdsl[train]"),
+    (["train", "specs/lenet.arch", "lenet5", "--out", "{tmp}/run"], 2, "archdsl[train]"),
+    (["train", "specs/lenet.arch", "lenet5", "--data", "fake", "--fake-size", "256",
+      "--epochs", "1", "--out", "{tmp}/run2"], 0, "no progress bar"),
+    (["eval", "{tmp}/run2", "--data", "digits"], 2, "archdsl[train]"),
+    (["eval", "{tmp}/run2"], 0, None),
+]
+
+
+def test_every_subcommand_without_the_optional_packages(tmp_path):
+    import os
+
+    site = _site_without_extras(tmp_path)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{site}"}
+    hidden = subprocess.run([sys.executable, "-S", "-c", "import importlib.util as u; "
+                             "print([m for m in ('sklearn', 'matplotlib', 'tqdm', 'onnx') "
+                             "if u.find_spec(m)])"], env=env, capture_output=True, text=True)
+    assert hidden.stdout.strip() == "[]", hidden.stdout + hidden.stderr
+    for argv, status, said in WITHOUT_EXTRAS:
+        argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+        done = subprocess.run([sys.executable, "-S", "-m", "archdsl", *argv], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == status, (argv, done.returncode, done.stderr[-2000:])
+        assert "internal error" not in done.stderr and "Traceback" not in done.stderr, argv
+        if said:
+            assert said in done.stderr, (argv, done.stderr[-2000:])

@@ -73,6 +73,39 @@ CASES = [
     "train specs/gpt.arch gpt2 --no-progress --no-tensorboard --out {tmp}/run",
     "train specs/unet.arch unet --no-progress --no-tensorboard --out {tmp}/run",
     "train {tmp}/fusion.arch --no-progress --no-tensorboard --out {tmp}/run",
+    # outputs: one writer, `cannot write PATH: reason` (issue 18)
+    f"draw {LENET} -o /nonexistent/dir/x.png",
+    f"draw {LENET} -o {{tmp}}/notes.txt/x.svg",
+    f"compile {LENET} -o {{tmp}}/nodir/x.py",
+    f"compile {LENET} -o {{tmp}}/nodir/x.onnx",
+    f"compile {LENET} -o {{tmp}}/nodir/x.pt",
+    f"compile {LENET} -o {{tmp}}/folder.py",
+    "zoo specs/lenet.arch --plot {tmp}/x.jpgx",
+    "zoo specs/lenet.arch --plot {tmp}/nodir/x.png",
+    f"train {LENET} --no-progress --no-tensorboard --out {{tmp}}/notes.txt/run",
+    # data
+    f"{TRAIN} --data imagefolder:",
+    f"{TRAIN} --data imagenet",
+    "train specs/lenet.arch lenet5_cifar10 --no-progress --no-tensorboard --out {tmp}/run "
+    "--data imagefolder:{tmp}/broken-images",
+    "eval {tmp}/three.pt --data digits",
+    # resuming: only what may change, from a checkpoint that can be resumed
+    "train --resume {tmp}/relu-run --lr 0.1",
+    "train specs/lenet.arch lenet5 --resume {tmp}/relu-run",
+    "train --resume {tmp}/relu-run --epochs 1",
+    "train --resume {tmp}/no-optimizer.pt",
+    "train --resume {tmp}/epoch-string.pt",
+    "train --resume {tmp}/wrong-shape.pt",
+    "eval {tmp}/wrong-shape.pt",
+    "eval {tmp}/flipped.pt",
+    # compiling a checkpoint's weights
+    f"compile {LENET} --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.pt",
+    f"compile {LENET} --set act=relu --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.py",
+    f"compile specs/resnet.arch resnet18 --torchvision resnet81",
+    # the command line itself
+    "layers convv",
+    "check specs/lenet.arch --frobnicate",
+    f"summary {LENET} --depth 2",
 ]
 
 
@@ -97,6 +130,41 @@ def scratch(tmp):
                                      "    concat:\n        branch: identity\n"
                                      "        branch: from meta linear(8)\n    linear(10)\n")
     (tmp / "empty").mkdir()
+    (tmp / "folder.py").mkdir()
+    compiled = archdsl.load(ROOT / "specs" / "lenet.arch").network("lenet5", classes=3)
+    checkpoint.save(tmp / "three.pt", {**saved_spec(compiled),
+                                       "model": compiled.build().state_dict()})
+    _broken_images(tmp / "broken-images")
+    # a real run, trained with --set act=relu for 2 epochs, and damaged copies of it
+    assert main(["train", "specs/lenet.arch", "lenet5", "--set", "act=relu", "--epochs", "2",
+                 "--limit-steps", "2", "--no-progress", "--no-tensorboard",
+                 "--out", str(tmp / "relu-run")]) == 0
+    trained = checkpoint.load(tmp / "relu-run" / "last.pt")
+
+    def damaged(name, change):
+        copy = {k: v for k, v in trained.items() if k not in ("format", "checksum")}
+        change(copy)
+        checkpoint.save(tmp / name, copy)
+
+    damaged("no-optimizer.pt", lambda s: s.pop("optimizer"))
+    damaged("epoch-string.pt", lambda s: s.update(epoch="3"))
+    damaged("wrong-shape.pt", lambda s: s.update(model={**s["model"],
+                                                        "conv1.weight": torch.zeros(3, 3)}))
+    data = bytearray((tmp / "relu-run" / "last.pt").read_bytes())
+    weight = trained["model"]["conv1.weight"].flatten()[:4].numpy().tobytes()
+    data[data.find(weight) + 1] ^= 0xFF  # one flipped byte inside the weights
+    (tmp / "flipped.pt").write_bytes(bytes(data))
+
+
+def _broken_images(folder):
+    import numpy as np
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (folder / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(folder / label / f"{i}.png")
+    (folder / "a" / "broken.png").write_bytes(b"not an image")
 
 
 def run_case(command, tmp, capsys):
@@ -109,6 +177,7 @@ def run_case(command, tmp, capsys):
 def test_command_line_mistakes_get_clear_answers(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     scratch(tmp_path)
+    capsys.readouterr()  # what making the scratch files printed
     answers = []
     for command in CASES:
         status, err = run_case(command, tmp_path, capsys)

@@ -98,3 +98,26 @@ def test_declarations_are_checked():
 
     with pytest.raises(LayerDeclarationError, match="already declared"):
         archdsl.register_layer(Clash)
+
+
+def test_a_run_records_its_plugins_and_asks_for_them_again(tmp_path, capsys):
+    """A checkpoint names the --plugin modules its spec needs (never loading them itself):
+    `eval` without them says which to give, once (issue 18)."""
+    spec = tmp_path / "net.arch"
+    spec.write_text(SPEC.replace("3x32x32", "3x16x16"))
+    run = tmp_path / "run"
+    try:
+        assert main(["train", str(spec), "--plugin", str(PLUGIN), "--data", "fake",
+                     "--fake-size", "128", "--epochs", "1", "--limit-steps", "1",
+                     "--no-progress", "--no-tensorboard", "--out", str(run)]) == 0
+    finally:
+        archdsl.unregister_layer("cbam")
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"this run was trained with --plugin {PLUGIN}") == 1, err
+    assert "error: error" not in err
+    try:
+        assert main(["eval", str(run), "--plugin", str(PLUGIN)]) == 0
+    finally:
+        archdsl.unregister_layer("cbam")

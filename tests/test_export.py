@@ -260,3 +260,22 @@ def test_onnx_export_of_modern_networks(tmp_path, file, name, args):
     got = session.run(None, {"input": x.numpy()})
     for a, b in zip(got, expected, strict=True):
         assert abs(torch.from_numpy(a) - b).max() <= 1e-4 * max(1.0, float(b.abs().max()))
+
+
+def test_onnx_is_one_self_contained_file(tmp_path):
+    """Below 2 GB the .onnx holds its weights: moved alone, it loads (issue 18: a 100 MB
+    model referred to a companion file by a temporary name)."""
+    import numpy as np
+    import onnxruntime
+
+    net = archdsl.load("network wide:\n    input 4096\n    linear(4096) relu linear(10)\n") \
+        .network("wide")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    net.export(folder / "wide.onnx")
+    assert [p.name for p in folder.iterdir()] == ["wide.onnx"]
+    moved = tmp_path / "elsewhere" / "model.onnx"
+    moved.parent.mkdir()
+    (folder / "wide.onnx").rename(moved)
+    session = onnxruntime.InferenceSession(str(moved), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": np.zeros((2, 4096), np.float32)})[0].shape == (2, 10)

@@ -376,3 +376,26 @@ def test_a_repeated_layer_is_worked_out_again_when_anything_differs():
     net = archdsl.load("block b:\n    conv(4, 3)\nnetwork n:\n    input 3x8x8\n"
                        "    output aux: b\n    with conv(pad=same):\n        b\n").network("n")
     assert net.output_shapes == {"output": (4, 8, 8), "aux": (4, 6, 6)}
+
+
+def test_act_identity_on_a_layer_means_no_activation():
+    """`act=identity` works for a layer as it does for a block's activation parameter (issue
+    18: it was refused as not an activation)."""
+    net = archdsl.load("network n:\n    input 3x8x8\n    conv(4, 3, act=identity)\n"
+                       "    conv(4, 3, act=relu)\n").network("n")
+    assert [node["kind"] for _, node in net.graph.layers()] == ["conv", "conv", "relu"]
+
+
+def test_a_reference_to_a_repeated_output_name_starts_from_it():
+    net = archdsl.load("network n:\n    input 8\n    output a: linear(4)\n"
+                       "    output b: from a linear(2)\n").network("n")
+    assert net.output_shapes == {"a": (4,), "b": (2,)}
+
+
+def test_a_file_of_several_networks_needs_a_name_in_the_api_too():
+    """Spec.network() without a name builds the only network, and refuses to guess among
+    several, as the command line does (issue 18: it took the first)."""
+    assert archdsl.load("network a:\n    input 3\n    relu\n").network().name == "a"
+    with pytest.raises(archdsl.SpecError, match="defines 2 networks \\(a, b\\); name the one"):
+        archdsl.load("network a:\n    input 3\n    relu\nnetwork b:\n    input 3\n"
+                     "    relu\n").network()

@@ -451,3 +451,29 @@ def test_repeated_errors_and_variant_chains_are_worked_out_once(monkeypatch):
     for name in spec.concrete_networks():
         spec.elaborate(name, diagnostics=diagnostics)
     assert calls["lookup"] <= 4 * 2501, calls["lookup"]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("big.arch", "#" * 70_000 + "\n", "is larger than 64 KiB"),
+    ("latin.arch", b"# caf\xe9\nblock b:\n    relu\n", "is not UTF-8 text"),
+    ("loop.arch", None, "its path cannot be resolved"),
+    ("a\x00b.arch", None, "a path cannot hold a NUL character"),
+    ("x" * 300 + ".arch", None, "its path cannot be resolved"),
+])
+def test_a_used_file_that_cannot_be_read_is_reported_at_its_use(name, content, message,
+                                                                  tmp_path):
+    """Each problem of a used file is a located E0206/E0507 at the `use` line, from the CLI
+    and from archdsl.load (issue 18: OSError, ValueError or no location)."""
+    if name == "loop.arch":
+        (tmp_path / "loop.arch").symlink_to(tmp_path / "loop2.arch")
+        (tmp_path / "loop2.arch").symlink_to(tmp_path / "loop.arch")
+    elif content is not None:
+        path = tmp_path / name
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    spec = tmp_path / "main.arch"
+    spec.write_text(f'use "{name}"\nnetwork n:\n    input 3\n    relu\n')
+    with pytest.raises(archdsl.SpecError) as error:
+        archdsl.load(spec)
+    [diagnostic] = error.value.diagnostics
+    assert message in diagnostic.message
+    assert diagnostic.span is not None and diagnostic.span.line == 1

@@ -102,6 +102,53 @@ def test_nan_loss_stops_with_a_clear_message(capsys, tmp_path):
     status, _, err = train(capsys, tmp_path, "--epochs", "2", "--lr", "1e30")
     assert status == 4
     assert "the loss became" in err and "--lr" in err and "Traceback" not in err
+    # it diverged before the first checkpoint: no `last.pt` is named, and the run directory
+    # is gone, so a retry gets the same name (issue 18)
+    assert "No checkpoint was written" in err and "last.pt" not in err
+    assert not (tmp_path / "run").exists() and "removed the run directory" in err
+
+
+def test_the_start_line_says_which_images_each_split_holds(capsys, tmp_path):
+    status, _, err = train(capsys, tmp_path, "--epochs", "1", "--limit-steps", "1")
+    assert status == 0, err
+    assert ("data: digits: 1,295 training images, 143 validation (held out of train), 359 "
+            "test images (20% held out, stratified, fixed), 10 classes") in err
+
+
+def _image_folder(root, splits, per_class=6, classes=("cats", "dogs")):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in splits:
+        for label in classes:
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+@pytest.mark.parametrize("layout,test_from,test_images", [
+    (["train", "test"], "{images}/test", 12),
+    (["train", "val"], "{images}/val", 12),
+    ([""], "20% of {images} held out, stratified, fixed", 2),
+])
+def test_imagefolder_layouts_hold_out_a_real_test_set(capsys, tmp_path, layout, test_from,
+                                                      test_images):
+    """Without test/, the test set is held out of the images, never the training images
+    themselves; train/ + val/ tests on val/ (issue 18: `train` and `val` became the classes,
+    and the test set was the whole folder)."""
+    from archdsl.train.data import load_splits
+
+    _image_folder(tmp_path / "images", layout)
+    splits = load_splits(f"imagefolder:{tmp_path / 'images'}", tmp_path, (3, 16, 16),
+                         val_split=0.0)
+    assert splits.train.classes == 2 and splits.train.class_names == ["cats", "dogs"]
+    assert len(splits.test) == test_images
+    assert splits.test_from == test_from.format(images=tmp_path / "images")
+    if layout == [""]:  # held out: no image in both
+        train = {tuple(x.flatten()[:16].tolist()) for x in splits.train.images}
+        assert not any(tuple(x.flatten()[:16].tolist()) in train for x in splits.test.images)
 
 
 def _train_process(tmp_path, name, *options):

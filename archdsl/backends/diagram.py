@@ -18,6 +18,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from ..files import write_output
 from ..layers.registry import Params, show
 from ..report import describe, human
 
@@ -266,10 +267,8 @@ def render(net, path: str | Path, *, depth: int | None = None, rankdir: str = "T
             f"the diagram would have {boxes:,} boxes; Graphviz lays out at most "
             f"{MAX_DIAGRAM_BOXES:,} in reasonable time", help="draw fewer levels with --depth "
             "(repeats of one block fold into one box), or write DOT text with -o NAME.dot")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "dot":
-        path.write_text(dot.source)
-        return path
+        return write_output(path, dot.source.encode())
     import graphviz
 
     try:
@@ -283,7 +282,4 @@ def render(net, path: str | Path, *, depth: int | None = None, rankdir: str = "T
             "Graphviz's `dot` program is not installed, so the diagram cannot be rendered",
             help="install Graphviz (apt-get install graphviz, brew install graphviz, or "
                  "https://graphviz.org/download/), or write DOT text with -o NAME.dot") from None
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    return write_output(path, data)

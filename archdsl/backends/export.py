@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 from pathlib import Path
+
+from ..files import OutputError, write_output
 
 FORMATS = (".py", ".onnx", ".pt")
 
@@ -19,18 +23,20 @@ def export(net, path, model=None) -> Path:
     path = Path(path)
     if path.suffix not in FORMATS:
         raise ExportError(f"cannot write `{path.name}`: the extension must be .py, .onnx or .pt")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".py":
         from .source import to_source
 
-        _atomic_write(path, to_source(net).encode())
+        write_output(path, to_source(net).encode())
     elif path.suffix == ".onnx":
         to_onnx(net, path, model)
     else:
         from ..train import checkpoint
 
         model = model if model is not None else net.build()
-        checkpoint.save(path, {**saved_spec(net), "model": model.state_dict()})
+        try:
+            checkpoint.save(path, {**saved_spec(net), "model": model.state_dict()})
+        except checkpoint.CheckpointError as error:  # cannot write it
+            raise OutputError(str(error)) from None
     return path
 
 
@@ -51,12 +57,14 @@ def to_onnx(net, path: Path, model=None) -> None:
     named as in the spec (side outputs included), a dynamic batch dimension; checked with onnx.checker."""
     import torch
 
+    from ..extras import MissingExtra, require
+
     try:
-        import onnx
-        import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
-    except ImportError:
-        raise ExportError("ONNX export needs the onnx and onnxscript packages: "
-                          "pip install onnx onnxscript") from None
+        require("onnx", "ONNX export")
+        require("onnxscript", "ONNX export")  # torch.onnx's exporter needs it
+    except MissingExtra as error:
+        raise ExportError(str(error)) from None
+    import onnx
     exported = net.build(side_outputs="always").eval()
     if model is not None:
         exported.load_state_dict(model.state_dict())
@@ -65,20 +73,34 @@ def to_onnx(net, path: Path, model=None) -> None:
 
     xs = example_inputs(net.graph)
     batch = torch.export.Dim("batch", min=1, max=65536)
-    tmp = path.with_name(path.name + ".tmp")
     arguments = input_arguments(net.graph).values()
-    with warnings.catch_warnings():
-        # several inputs share the one batch dimension, which the exporter notes each time
-        warnings.filterwarnings("ignore", message="The axis name: batch will not be used")
-        torch.onnx.export(exported, xs, str(tmp), input_names=list(net.graph.inputs),
-                          output_names=list(net.output_shapes),
-                          dynamic_shapes={arg: {0: batch} for arg in arguments},
-                          dynamo=True, verbose=False)
-    onnx.checker.check_model(onnx.load(str(tmp)))
-    tmp.replace(path)
+    # One self-contained file below protobuf's 2 GB; above, the weights go to `NAME.onnx.data`
+    # beside it, which the model names (both are written in a temporary folder under their
+    # final names, then moved: a model never refers to a temporary name).
+    size = sum(t.numel() * t.element_size() for t in exported.state_dict().values())
+    external = size >= 2 * 1024 ** 3 - 64 * 1024 ** 2
+    _check_folder(path)
+    try:
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.") as folder:
+            target = Path(folder) / path.name
+            with warnings.catch_warnings():
+                # several inputs share the one batch dimension, which the exporter notes
+                warnings.filterwarnings("ignore", message="The axis name: batch will not be used")
+                torch.onnx.export(exported, xs, str(target), input_names=list(net.graph.inputs),
+                                  output_names=list(net.output_shapes),
+                                  dynamic_shapes={arg: {0: batch} for arg in arguments},
+                                  dynamo=True, verbose=False, external_data=external)
+            onnx.checker.check_model(str(target))
+            for written in sorted(Path(folder).iterdir(), key=lambda f: f == target):
+                os.replace(written, path.parent / written.name)  # the model last
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+def _check_folder(path: Path) -> None:
+    if not path.parent.is_dir():
+        reason = "is not a folder" if path.parent.exists() else "does not exist"
+        raise OutputError(f"cannot write {path}: the folder {path.parent} {reason}")
+
+
+

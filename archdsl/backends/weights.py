@@ -22,6 +22,10 @@ class WeightsError(Exception):
     pass
 
 
+class UnknownModel(WeightsError):
+    """torchvision has no model of that name."""
+
+
 @dataclass
 class Transfer:
     """What was copied: (archdsl name, source name, shape) for every tensor."""
@@ -157,7 +161,7 @@ def torchvision_model(name: str, pretrained: bool = False, **kwargs):
     except ValueError:
         from ..diagnostics import did_you_mean
 
-        raise WeightsError(f"torchvision has no model `{name}`; " + (
+        raise UnknownModel(f"torchvision has no model `{name}`; " + (
             did_you_mean(name, torchvision.models.list_models()) or "its models: " +
             ", ".join(sorted(torchvision.models.list_models(torchvision.models)))))
     if not pretrained:

@@ -79,6 +79,12 @@ class Abandon(Exception):
     """Stop elaborating this network; the error that caused it is already reported."""
 
 
+class UnknownInput(Exception):
+    """A step read `in` where the flowing tensor is unknown, after a failed step: the step is
+    skipped quietly (the failure is reported already) and the lines after it are still
+    checked (`foo conv(in.c, 1)` then `bar`: both unknown names are reported)."""
+
+
 class LimitExceeded(SpecError):
     """A resource limit: stops the whole network at once."""
 
@@ -103,7 +109,7 @@ class Elaborator:
             raise SpecError(Diagnostic("E0603", "`in` is only defined inside a body, where a "
                                        "tensor flows", span, self.notes()))
         if self.current is POISON:
-            raise Abandon()
+            raise UnknownInput()
         return self.current.shape
 
     def abandon(self):
@@ -189,7 +195,7 @@ class Elaborator:
         try:
             with deep_recursion():
                 graph = self._network(unit, name, overrides or {}, input_override)
-        except Abandon:
+        except (Abandon, UnknownInput):
             graph = None
         except SpecError as error:
             self.diagnostics.extend(error.diagnostics)
@@ -422,6 +428,8 @@ class Elaborator:
             return getattr(self, "_" + type(s).__name__)(s, scope, x)
         except (Abandon, LimitExceeded):
             raise
+        except UnknownInput:
+            return POISON
         except SpecError as error:
             self.report(error, s.span)
             return POISON
@@ -444,6 +452,8 @@ class Elaborator:
             value = self.evaluator.eval(s.value, scope)
         except LimitExceeded:
             raise
+        except UnknownInput:  # `let c = in.c` after a failed step: reported already
+            value = FAILED
         except SpecError as error:
             self.report(error, s.span)
             value = FAILED  # uses of the name stop quietly instead of repeating the error
@@ -487,6 +497,12 @@ class Elaborator:
         saved = self.defaults
         self.defaults = {k: dict(v) for k, v in saved.items()}
         for d in s.defaults:
+            if isinstance(_safe_lookup(scope, d.layer), BlockValue):
+                raise self.error("E0505", f"`with` sets defaults of layer kinds; `{d.layer}` is "
+                                 "a block", d.layer_span,
+                                 help=f"give the argument in each call (`{d.layer}(...)`), or "
+                                      "a default in the block's parameters; inside, `with` "
+                                      "can set the defaults of the layers it calls")
             kind = self._layer_kind(d.layer, d.layer_span, scope)
             names = [p.name for p in kind.params] + (["act"] if kind.accepts_act else [])
             for arg in d.args:
@@ -665,6 +681,8 @@ class Elaborator:
             return getattr(self, "_step_" + type(s).__name__)(s, scope, x)
         except (Abandon, LimitExceeded):
             raise
+        except UnknownInput:
+            return POISON
         except SpecError as error:
             self.report(error, s.span)
             return POISON
@@ -677,7 +695,9 @@ class Elaborator:
                 n for n in scope.visible()
                 if isinstance(_safe_lookup(scope, n), (LayerValue, BlockValue))})
             raise self.error("E0201", f"unknown layer or block `{s.name}`", s.name_span,
-                             help=help_text) from None
+                             help=help_text or "`archdsl layers` lists the layer kinds; a "
+                             "kind of your own comes from a plugin (`--plugin`, "
+                             "docs/custom_layers.md)") from None
         names = _tensor_label_params(value)
         args = [BoundArg(a.name, self._argument_value(a, scope, names), a.span)
                 for a in (s.args or [])]

@@ -67,16 +67,18 @@ class Program:
         """Spec text given directly (not from a file): shown as `<string>`."""
         return self._load(self.files.text_root(), text)
 
-    def _load(self, file: SpecFile, text: str) -> FileUnit | None:
+    def _load(self, file: SpecFile, text: str, used_at=None) -> FileUnit | None:
+        """Parse and define one file; `used_at`: the `use` that brings it in, where its
+        problems are reported when they have no place of their own in it."""
         size = len(text.encode())
         self.total_bytes += size
         if size > MAX_FILE_BYTES:
-            self.diagnostics.add(too_large(file.shown))
+            self.diagnostics.add(too_large(file.shown, used_at))
             return None
         if self.total_bytes > MAX_TOTAL_BYTES or len(self.units) >= MAX_FILES:
             self.diagnostics.add(Diagnostic(
                 "E0507", f"{file.shown}: a spec and the files it uses may hold at most "
-                f"{MAX_TOTAL_BYTES // 1024} KiB in {MAX_FILES} files",
+                f"{MAX_TOTAL_BYTES // 1024} KiB in {MAX_FILES} files", used_at,
                 help="split the work into separate specs"))
             return None
         try:
@@ -122,7 +124,7 @@ class Program:
                     use.span, help="move the shared definitions into a file that both can use"))
             used = self.units.get(file.key)
             if used is None:
-                used = self._load(file, self.files.read(file, use.name_span))
+                used = self._load(file, self.files.read(file, use.name_span), use.name_span)
         except SpecError as error:
             self.diagnostics.extend(error.diagnostics)
             return

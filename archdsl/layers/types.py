@@ -275,6 +275,8 @@ class Activation(ArgType):
             return None
         if isinstance(value, LayerValue) and value.kind.family == "activation":
             return value
+        if isinstance(value, LayerValue) and value.kind.name == "identity" and not value.bound:
+            return None  # no activation, as `act=identity` means for a block's parameter
         raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
 
 

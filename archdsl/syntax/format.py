@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import fields, is_dataclass
 
-from ..diagnostics import Source
+from ..diagnostics import Source, split_lines
 from . import ast
 from .parser import parse
 
@@ -116,7 +116,7 @@ def format_line(body: str, depth: int) -> tuple[str, int]:
 def format_text(text: str, path: str = "<string>") -> str:
     """The canonical layout of a spec. Raises SpecError if it does not parse."""
     original = parse(text, path)
-    lines = text.expandtabs(8).splitlines()
+    lines = split_lines(text.expandtabs(8))
     widths = [0]
     depth = 0
     out: list[str] = []

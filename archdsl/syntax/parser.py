@@ -35,6 +35,15 @@ class _IndentError(Exception):
         self.message = message
 
 
+class _GluedKeyword(Exception):
+    """A keyword run into the name after it (`networknet:`): where the grammar expects the
+    keyword, the lexer reads it as a prefix, and `networknet:` would pass as `network net:`."""
+
+    def __init__(self, keyword: Token, rest: Token):
+        self.keyword = keyword
+        self.rest = rest
+
+
 class _ArchIndenter(Indenter):
     NL_type = "_NL"
     OPEN_PAREN_types = ["LPAR", "LSQB"]
@@ -42,6 +51,9 @@ class _ArchIndenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
+
+    def process(self, stream):
+        return super().process(_keywords_apart(stream))
 
     def handle_NL(self, token):
         if self.paren_level > 0:
@@ -60,6 +72,20 @@ class _ArchIndenter(Indenter):
                 yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
             if indent != self.indent_level[-1]:
                 raise _IndentError(token, "unindent does not match any outer indentation level")
+
+
+def _keywords_apart(stream):
+    """The tokens, refusing a keyword glued to a following name (`networknet`, `blockconv`).
+    A keyword's token type is its own word in capitals (Lark's naming of anonymous
+    terminals)."""
+    previous = None
+    for token in stream:
+        if (previous is not None and previous.type == str(previous).upper()
+                and str(previous).isalpha() and token.start_pos == previous.end_pos
+                and (str(token)[:1].isalpha() or str(token)[:1] == "_")):
+            raise _GluedKeyword(previous, token)
+        previous = token
+        yield token
 
 
 def _cache_file() -> str | bool:
@@ -115,7 +141,7 @@ def _parse(text: str, path: str) -> ast.Module:
         with deep_recursion():
             tree = _lark().parse(text, start="start")
             return ast.Module(source, _transform(_ToAst(source), tree))
-    except (UnexpectedInput, _IndentError) as error:
+    except (UnexpectedInput, _IndentError, _GluedKeyword) as error:
         raise SpecError(_syntax_diagnostic(source, error)) from None
     except VisitError as error:  # Lark wraps what the transformer raises
         if not isinstance(error.orig_exc, RecursionError):
@@ -170,7 +196,7 @@ _PAIRS = {"(": ")", "[": "]", "{": "}"}
 
 def _check_brackets(source: Source) -> None:
     stack: list[tuple[str, int, int]] = []
-    for number, line in enumerate(source.text.splitlines(), start=1):
+    for number, line in enumerate(source.lines, start=1):
         in_string = False
         for col, ch in enumerate(line, start=1):
             if in_string:
@@ -248,6 +274,13 @@ def _token_text(token: Token) -> str:
 
 
 def _syntax_diagnostic(source: Source, error) -> Diagnostic:
+    if isinstance(error, _GluedKeyword):
+        keyword, rest = error.keyword, error.rest
+        return Diagnostic(
+            "E0102", f"`{keyword}{rest}` runs the keyword `{keyword}` into a name",
+            Span(source, keyword.line, keyword.column, rest.end_line, rest.end_column),
+            help=f"write `{keyword} {rest}`, or choose a name that does not start with a "
+                 f"keyword where the keyword can go")
     if isinstance(error, _IndentError):
         line = error.token.end_line
         text = source.line(line)
@@ -263,21 +296,32 @@ def _syntax_diagnostic(source: Source, error) -> Diagnostic:
             hint = "boolean operators are written `and`, `or`, `not`"
         elif ch == "'":
             hint = 'strings are written in double quotes: "name"'
+        if ch != "\t" and (not ch.isprintable() or ch.isspace()):  # invisible: say which
+            import unicodedata
+
+            name = unicodedata.name(ch, "") or "a control character"
+            return Diagnostic("E0101", f"unexpected character U+{ord(ch):04X} ({name})",
+                              Span(source, error.line, error.column, error.line,
+                                   error.column + 1),
+                              help=hint or "only spaces, tabs at the start of a line, and "
+                                           "newlines separate tokens")
         return Diagnostic("E0101", f"unexpected character `{ch}`",
                           Span(source, error.line, error.column, error.line, error.column + 1),
                           help=hint)
     token = error.token if isinstance(error, UnexpectedToken) else None
     expected = set(getattr(error, "expected", None) or getattr(error, "accepts", None) or ())
     if token is None or token.type == "$END":
-        lines = source.text.splitlines() or [""]
+        lines = source.lines or [""]
         line = len(lines)
         col = len(lines[-1]) + 1
         return Diagnostic("E0103", "unexpected end of file",
                           Span(source, line, col, line, col + 1),
                           help=f"expected {_describe_expected(expected)}" if expected else None)
     line, col = token.line, token.column
+    line_text = source.line(line)
+    first_on_line = not line_text[:col - 1].strip()
     header = _open_header(source, line)
-    if header is not None and token.type != "_INDENT":
+    if header is not None and token.type != "_INDENT" and first_on_line:
         text = source.line(header)
         colon = len(text.split("#")[0].rstrip())
         return Diagnostic("E0102", f"`{text.strip()}` has no body", Span(source, header, colon,
@@ -296,11 +340,44 @@ def _syntax_diagnostic(source: Source, error) -> Diagnostic:
     else:
         end_col = token.end_column if token.end_line == line else col + len(str(token))
         message = f"unexpected {_token_text(token)}"
+        misplaced = _misplaced(token, line_text[:col - 1])
+        if misplaced is not None:
+            message, help_text = misplaced
+            return Diagnostic("E0102", message, Span(source, line, col, line,
+                                                     max(end_col, col + 1)), help=help_text)
     help_text = _syntax_help(token, expected, source.line(line))
     if help_text is None and expected:
         help_text = f"expected {_describe_expected(expected)}"
     return Diagnostic("E0102", message, Span(source, line, col, line, max(end_col, col + 1)),
                       help=help_text)
+
+
+# keywords that begin a statement: each starts a line of its own
+_STATEMENT_WORDS = {"output", "let", "repeat", "with", "if", "frozen", "input", "branch",
+                    "elif", "else", "block", "network", "def", "use"}
+
+
+def _misplaced(token: Token, before: str) -> tuple[str, str] | None:
+    """(message, help) for a token that is valid elsewhere on a line of its own, or in
+    another form: `fc:` after other steps, `output` after `branch:`, `x 2.0`."""
+    text = str(token)
+    if not before.strip():
+        return None
+    if token.type == "COLON" and re.search(r"\boutput\s+[A-Za-z_][\w{}+ ]*$", before):
+        return ("`output` starts a line of its own",
+                "put the output on its own line, indented under the line that ends with `:`")
+    if token.type == "COLON" and re.search(r"\S\s+[A-Za-z_]\w*\s*$", before):
+        label = re.search(r"([A-Za-z_]\w*)\s*$", before).group(1)
+        return (f"a label starts its line: `{label}:` follows other steps",
+                f"put `{label}: ...` on a line of its own")
+    if text in _STATEMENT_WORDS and token.type == text.upper():
+        return (f"`{text}` starts a line of its own",
+                "put it on its own line, indented under the line that ends with `:`")
+    if re.fullmatch(r"\.\d+", text) and re.search(r"[x×]\s*\d+$", before):
+        count = re.search(r"(\d+)$", before).group(1)
+        return (f"a repeat count is a whole number, got `{count}{text}`",
+                f"write `x {count}`")
+    return None
 
 
 def _open_header(source: Source, line: int) -> int | None:

@@ -8,7 +8,6 @@ generators, and where in training it was taken (epoch, and batch within it).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -21,14 +20,32 @@ class CheckpointError(Exception):
 
 
 def save(path: Path, state: dict) -> None:
-    """Write then rename, so a crash never leaves a half-written checkpoint behind."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format": FORMAT, **state}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write then rename, so a crash never leaves a half-written checkpoint behind; a write
+    that fails (a full disk, a folder made read-only) removes its temporary file and raises
+    CheckpointError, the previous checkpoint untouched. The model's tensors carry a checksum
+    that `load` verifies."""
+    from ..files import OutputError, write_output
+
+    state = {"format": FORMAT, **state}
+    model = state.get("model")
+    if isinstance(model, dict) and all(isinstance(t, torch.Tensor) for t in model.values()):
+        state["checksum"] = checksum(model)
+    try:
+        write_output(path, lambda tmp: torch.save(state, tmp))
+    except OutputError as error:
+        raise CheckpointError(str(error)) from None
+
+
+def checksum(tensors: dict) -> str:
+    """SHA-256 of a state_dict's names, dtypes, shapes and bytes, in order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in tensors.items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
 def load(path: Path) -> dict:
@@ -44,6 +61,8 @@ def load(path: Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an archdsl checkpoint")
     problem = malformed(state)
+    if problem is None and "checksum" in state and state["checksum"] != checksum(state["model"]):
+        problem = "its weights do not match their checksum (the file was changed or damaged)"
     if problem is not None:
         raise CheckpointError(f"{path} is a damaged archdsl checkpoint: {problem}")
     return state
@@ -67,9 +86,29 @@ def malformed(state: dict) -> str | None:
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                for k, v in state["model"].items()):
         return "`model` must map names to tensors"
+    plugins = state.get("plugins", [])
+    if not (isinstance(plugins, list) and all(isinstance(p, str) for p in plugins)):
+        return "`plugins` must be a list of module names"
     history = state.get("history", [])
     if not (isinstance(history, list) and all(isinstance(h, dict) for h in history)):
         return "`history` must be a list of epochs"
+    return None
+
+
+def unresumable(state: dict) -> str | None:
+    """What a training checkpoint lacks to be resumed, or None (`malformed` checked the
+    parts that rebuild the network)."""
+    kinds = {"optimizer": dict, "scaler": dict, "rng": dict, "config": dict}
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind):
+            return f"`{key}` is missing or not a {kind.__name__}"
+    for key in ("epoch", "batch"):
+        if type(state.get(key)) is not int or state[key] < 0:
+            return f"`{key}` must be a whole number ≥ 0, got {state.get(key)!r}"
+    if type(state.get("best")) not in (int, float):
+        return f"`best` must be a number, got {state.get('best')!r}"
+    if not isinstance(state["rng"].get("torch"), torch.Tensor):
+        return "`rng` lacks the random number generator's state"
     return None
 
 

@@ -8,24 +8,38 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..diagnostics import Diagnostics, SpecError, printable
+from ..diagnostics import Diagnostic, Diagnostics, SpecError, printable
+from ..files import OutputError
 from . import checkpoint
 from .data import DataError
 from .loop import (RunInfo, TrainConfig, TrainingStopped, check_classifier, evaluate, new_run_dir,
                    pick_device, train)
 
 
-def network_from_files(files: dict, root: str, name: str, args: dict, input_shape):
-    """Rebuild a network from the spec texts a checkpoint carries (kept in memory)."""
+def network_from_files(files: dict, root: str, name: str, args: dict, input_shape,
+                       plugins=(), given=()):
+    """Rebuild a network from the spec texts a checkpoint carries (kept in memory). When it
+    fails and the run was trained with --plugin modules not given now, the error says so
+    (a checkpoint names its plugins; it never loads code itself)."""
     from ..api import spec_from_files
 
-    return spec_from_files(files, root).network(name, input_shape=input_shape, **args)
+    try:
+        return spec_from_files(files, root).network(name, input_shape=input_shape, **args)
+    except SpecError as error:
+        missing = [p for p in plugins if p not in (given or ())]
+        if missing:
+            flags = " ".join(f"--plugin {p}" for p in missing)
+            raise SpecError([Diagnostic(
+                "E0201", f"this run was trained with {flags}, which defines layer kinds its "
+                f"spec uses; give it again: {flags}")]) from None
+        raise error
 
 
 def say(command: str, message) -> None:
     """An error for the user, on stderr; text from files and checkpoints is escaped."""
-    if isinstance(message, SpecError):
-        message = "\n".join(d.render() for d in message.diagnostics)
+    if isinstance(message, SpecError):  # located diagnostics say `error[E...]` themselves
+        print(printable("\n".join(d.render() for d in message.diagnostics)), file=sys.stderr)
+        return
     print(printable(f"archdsl {command}: error: {message}"), file=sys.stderr)
 
 
@@ -88,9 +102,37 @@ def run_train(args, elaborate_one, print_diagnostics) -> int:
     return status
 
 
+# What may be given again with --resume: how long to go on, and how to show and run it.
+# Everything else is the run's own (recorded in its checkpoint) and cannot change midway.
+RESUME_MAY_CHANGE = {"epochs", "device", "no_progress", "no_tensorboard", "resume", "nproc",
+                     "plugin", "command", "run", "argv", "allow_use", "format", "offline",
+                     "limit_steps", "save_every", "parser"}
+
+
+def _fixed_on_resume(args) -> list[str]:
+    """The options given with --resume that a resumed run cannot take, as written."""
+    given = []
+    for key, value in vars(args).items():
+        if key in RESUME_MAY_CHANGE or value in (None, False, []):
+            continue
+        given.append(key if key in ("file", "network") else "--" + key.replace("_", "-"))
+    return given
+
+
 def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
     resume = None
     if args.resume:
+        fixed = _fixed_on_resume(args)
+        if fixed:
+            spec = [f for f in fixed if f in ("file", "network")]
+            options = [f for f in fixed if f not in ("file", "network")]
+            say("train", "--resume continues a run as it was started: its spec, network and "
+                "options are recorded in its checkpoint" +
+                (f"; leave out the spec and network given ({' '.join(filter(None, [args.file, args.network]))})" if spec else "") +
+                (f"; these options cannot change: {', '.join(options)}" if options else "") +
+                ". Only --epochs (to train longer), --device and the display options may be "
+                "given again; start a new run for other settings")
+            return 2
         resume = _read_checkpoint(args.resume, "train")
         if resume is None:
             return 2
@@ -98,6 +140,11 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         if config is None:
             return 2
         if args.epochs is not None:
+            if args.epochs < config.epochs:
+                say("train", f"--epochs {args.epochs} is fewer than the run's {config.epochs}: "
+                    "its learning-rate schedule was laid out for those; a resumed run can "
+                    "only train longer (or evaluate it now: archdsl eval)")
+                return 2
             config.epochs = args.epochs  # continuing for longer is allowed
         config.progress = not args.no_progress
         if args.device is not None:
@@ -110,12 +157,18 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         run = Path(args.resume) if Path(args.resume).is_dir() else Path(args.resume).parent
         try:
             net = network_from_files(resume["spec_files"], resume["spec_name"],
-                                     resume["network"], resume["args"], resume["input_shape"])
+                                     resume["network"], resume["args"], resume["input_shape"],
+                                     resume.get("plugins", []), args.plugin)
         except SpecError as error:
             say("train", error)
             return 2
+        problem = checkpoint.unresumable(resume)
+        if problem is not None:
+            say("train", f"{args.resume} cannot be resumed: {problem}")
+            return 2
         info = RunInfo(resume["spec_files"], resume["spec_name"], resume["network"],
-                       resume["args"], resume["input_shape"], list(resume["history"]))
+                       resume["args"], resume["input_shape"], list(resume["history"]),
+                       list(resume.get("plugins", [])))
     else:
         if args.file is None:
             print("archdsl train: error: give a spec file (or --resume RUN)", file=sys.stderr)
@@ -142,16 +195,22 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         files, root = load(Path(args.file), allow_use=args.allow_use or ()).files()
         sets = dict(s.split("=", 1) for s in (args.set or []))
         info = RunInfo(files, root, net.name, sets,
-                       list(net.input_shape) if args.input else None)
+                       list(net.input_shape) if args.input else None,
+                       plugins=list(args.plugin or []))
         base = Path(args.out) if args.out else Path("runs") / f"{net.name}-{config.data.split(':')[0]}"
         run = None
         if processes.main:  # one run directory, chosen by rank 0
-            run = new_run_dir(base)
-            (run / Path(root).name).write_text(files[root])
-            (run / "options.json").write_text(json.dumps(
-                {"spec": args.file, "network": net.name, "set": sets, "input": args.input,
-                 "processes": processes.world, **asdict(config)}, indent=2))
-            (run / "network.json").write_text(json.dumps(net.to_json(), indent=2))
+            try:
+                run = new_run_dir(base)
+                (run / Path(root).name).write_text(files[root])
+                (run / "options.json").write_text(json.dumps(
+                    {"spec": args.file, "network": net.name, "set": sets, "input": args.input,
+                     "processes": processes.world, **asdict(config)}, indent=2))
+                (run / "network.json").write_text(json.dumps(net.to_json(), indent=2))
+            except OSError as error:
+                where = run if run is not None else base
+                say("train", f"cannot write {where}: {error.strerror or error}")
+                return 2
         run = Path(processes.share(str(run) if run else None))
     if processes.main:
         on = f" on {processes.world} processes" if processes.active else ""
@@ -162,9 +221,18 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
                        log=lambda line: print(line, file=sys.stderr), processes=processes)
     except DataError as error:
         say("train", error)
+        _discard_empty_run(run, resume, processes)
+        return 2
+    except (OutputError, checkpoint.CheckpointError) as error:  # a full disk, a read-only run
+        say("train", error)
+        return 2
+    except OSError as error:
+        say("train", f"cannot write in {run}: {error.strerror or error}; the checkpoints "
+                     f"written before are kept")
         return 2
     except TrainingStopped as stop:
         print(f"archdsl train: {stop}", file=sys.stderr)
+        _discard_empty_run(run, resume, processes)
         return stop.status
     if not processes.main:
         return 0
@@ -173,6 +241,20 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
           f"(best checkpoint: val top-1 {result['best_val_top1']:.2%}, test top-1 "
           f"{result['best_test_top1']:.2%}); run directory {result['run']}")
     return 0
+
+
+def _discard_empty_run(run: Path, resume, processes) -> None:
+    """A new run that failed before its first checkpoint leaves no directory behind: the
+    retry gets the same name, not `-2`. A run with a checkpoint is kept, to be resumed."""
+    import shutil
+
+    if resume is not None or not processes.main or run is None:
+        return
+    if any(run.glob("*.pt")):
+        return
+    shutil.rmtree(run, ignore_errors=True)
+    print(f"archdsl train: nothing was saved; removed the run directory {run}",
+          file=sys.stderr)
 
 
 def _config_of(state: dict, path: str, command: str, data: str | None = None
@@ -227,7 +309,8 @@ def run_eval(args) -> int:
         return 2
     try:
         net = network_from_files(state["spec_files"], state["spec_name"], state["network"],
-                                 state["args"], state["input_shape"])
+                                 state["args"], state["input_shape"], state.get("plugins", []),
+                                 args.plugin)
         device = pick_device(args.device or "auto")
         splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
                              val_split=config.val_split, seed=config.seed,
@@ -244,6 +327,16 @@ def run_eval(args) -> int:
     data = splits.val if args.split == "val" else splits.test
     if data is None:
         print("archdsl eval: error: this run has no validation split", file=sys.stderr)
+        return 2
+    try:
+        check_classifier(net)
+    except DataError as error:
+        say("eval", error)
+        return 2
+    outputs = net.output_shapes["output"][0]
+    if data.classes > outputs:
+        say("eval", f"{config.data} has {data.classes} classes but `{state['network']}` "
+            f"outputs {outputs} scores: it was not made for this data set")
         return 2
     pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False)
     with torch.no_grad():

@@ -43,12 +43,14 @@ class ImageData:
     images: torch.Tensor
     labels: torch.Tensor
     classes: int
+    class_names: list | None = None  # by label, where the data set names them
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index) -> "ImageData":
-        return ImageData(self.name, self.images[index], self.labels[index], self.classes)
+        return ImageData(self.name, self.images[index], self.labels[index], self.classes,
+                         self.class_names)
 
 
 @dataclass
@@ -58,6 +60,16 @@ class Splits:
     test: ImageData
     mean: list[float]
     std: list[float]
+    # where the test images come from, for the start line: "its own test set", "20% of
+    # x/, held out (stratified, fixed seed)"
+    test_from: str = "its own test set"
+
+    def describe(self) -> str:
+        """Which images each split holds: `1,234 train, 137 val (10% of train), 300 test
+        (...)`."""
+        val = f", {len(self.val):,} validation (held out of train)" if self.val else ""
+        return (f"{len(self.train):,} training images{val}, {len(self.test):,} test images "
+                f"({self.test_from}), {self.train.classes} classes")
 
 
 # ---- the data sets -------------------------------------------------------------------------
@@ -66,10 +78,12 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
                 seed: int = 0, fake_size: int = 4096, download: bool = True) -> Splits:
     """Train, validation and test splits of a data set. The test split is the data set's own
     (or a fixed 20% for digits); the validation split is taken from the training set."""
+    test_from = "its own test set"
     if name == "digits":
         full = _digits()
         test_index, train_index = _split_index(len(full), 0.2, seed=0, labels=full.labels)
         train, test = full.subset(train_index), full.subset(test_index)
+        test_from = "20% held out, stratified, fixed"
     elif name in ("mnist", "fashion-mnist"):
         train, test = _idx_dataset(name, data_dir, download)
     elif name in ("cifar10", "cifar100"):
@@ -78,7 +92,10 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
         train = _fake(fake_size, input_shape, seed)
         test = _fake(max(fake_size // 8, 64), input_shape, seed + 1)
     elif name.startswith("imagefolder:"):
-        train, test = _image_folder(Path(name.split(":", 1)[1]), input_shape)
+        folder = name.split(":", 1)[1]
+        if not folder:
+            raise DataError("imagefolder: needs a folder: --data imagefolder:PATH")
+        train, test, test_from = _image_folder(Path(folder), input_shape)
     else:
         raise DataError(f"unknown data set `{name}`; choose one of: {', '.join(DATASETS)}")
     val = None
@@ -86,7 +103,7 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
         val_index, train_index = _split_index(len(train), val_split, seed=seed, labels=train.labels)
         train, val = train.subset(train_index), train.subset(val_index)
     mean, std = _statistics(train.images)
-    return Splits(train, val, test, mean, std)
+    return Splits(train, val, test, mean, std, test_from)
 
 
 def _split_index(n: int, fraction: float, seed: int, labels=None):
@@ -116,6 +133,12 @@ def _statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
 
 
 def _digits() -> ImageData:
+    from ..extras import MissingExtra, require
+
+    try:
+        require("sklearn", "the digits data set")
+    except MissingExtra as error:
+        raise DataError(str(error)) from None
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -254,26 +277,65 @@ def _cifar(name: str, root: Path, download: bool):
 
 
 def _image_folder(path: Path, input_shape):
-    """Class-per-folder images, read once and resized to the network's input."""
-    from torchvision import datasets, transforms
+    """Class-per-folder images, read once and resized to the network's input: (train, test,
+    where the test images come from). Layouts, as common data sets ship them:
 
+        PATH/train/CLASS/*, PATH/test/CLASS/*   the test set is test/ (a val/ is ignored)
+        PATH/train/CLASS/*, PATH/val/CLASS/*    no test/: val/ is the held-out test set
+        PATH/CLASS/*  (or PATH/train/ alone)    20% of each class is held out as the test
+                                                set (stratified, the same every run)
+
+    The validation split (--val-split) is always taken from the training images."""
     if not path.is_dir():
         raise DataError(f"imagefolder: {path} is not a folder of class folders")
+    train_folder = path / "train" if (path / "train").is_dir() else path
+    held = next((path / name for name in ("test", "val") if (path / name).is_dir()), None)
+    if train_folder == path and any((path / name).is_dir() for name in ("test", "val")):
+        raise DataError(f"imagefolder: {path} has a {held.name}/ folder but no train/ folder "
+                        "beside it")
+    train = _read_image_folder(train_folder, input_shape, path)
+    if held is None:
+        test_index, train_index = _split_index(len(train), 0.2, seed=0, labels=train.labels)
+        where = f"20% of {train_folder} held out, stratified, fixed"
+        return train.subset(train_index), train.subset(test_index), where
+    test = _read_image_folder(held, input_shape, path, classes=train.class_names)
+    return train, test, f"{held}"
+
+
+def _read_image_folder(folder: Path, input_shape, path: Path, classes=None) -> ImageData:
+    """One folder of class folders. A test folder must have the training set's classes
+    (a class it lacks is fine, one it adds is not: its label would mean nothing)."""
+    from torchvision import datasets, transforms
+
     channels, height, width = input_shape
     mode = "L" if channels == 1 else "RGB"
     transform = transforms.Compose([transforms.Lambda(lambda im: im.convert(mode)),
                                     transforms.Resize((height, width)), transforms.PILToTensor()])
-    splits = []
-    for split in ("train", "test"):
-        folder = path / split if (path / split).is_dir() else path
+    try:
+        data = datasets.ImageFolder(str(folder), transform=transform)
+    except (FileNotFoundError, RuntimeError, OSError) as error:
+        raise DataError(f"imagefolder: {error}") from None
+    targets = list(data.targets)
+    if classes is not None:
+        extra = sorted(set(data.classes) - set(classes))
+        if extra:
+            raise DataError(f"imagefolder: {folder} has classes the training images do not: "
+                            + ", ".join(extra[:5]))
+        index = {name: i for i, name in enumerate(classes)}
+        targets = [index[data.classes[t]] for t in targets]
+    images = []
+    for i, (file, _) in enumerate(data.samples):
         try:
-            data = datasets.ImageFolder(str(folder), transform=transform)
-        except (FileNotFoundError, RuntimeError) as error:
-            raise DataError(f"imagefolder: {error}") from None
-        images = torch.stack([data[i][0] for i in range(len(data))])
-        labels = torch.tensor(data.targets, dtype=torch.long)
-        splits.append(ImageData(f"imagefolder:{path}", images, labels, len(data.classes)))
-    return splits[0], splits[1]
+            images.append(data[i][0])
+        except (OSError, ValueError, SyntaxError) as error:  # PIL: not an image, truncated
+            reason = ("not an image file, or a damaged one"
+                      if type(error).__name__ == "UnidentifiedImageError" else str(error))
+            raise DataError(f"imagefolder: cannot read {file}: {reason}") from None
+    if not images:
+        raise DataError(f"imagefolder: {folder} holds no images")
+    names = list(classes) if classes is not None else list(data.classes)
+    return ImageData(f"imagefolder:{path}", torch.stack(images),
+                     torch.tensor(targets, dtype=torch.long), len(names), names)
 
 
 # ---- batches -------------------------------------------------------------------------------

@@ -26,9 +26,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..files import write_output
 from . import checkpoint
 from .distributed import Processes, device_for
-from .data import BatchPipeline, DataError, Splits, batch_count, batches, load_splits
+from .data import DATASETS, BatchPipeline, DataError, Splits, batch_count, batches, load_splits
 
 
 class TrainingStopped(Exception):
@@ -108,7 +109,9 @@ _OPTION_TYPES = {"str": (str,), "int": (int,), "float": (float,), "bool": (bool,
 
 # What each option's value must be, besides its type: (test, description for the message).
 _OPTION_RULES = {
-    "data": (lambda v: v != "", "a data set's name"),
+    "data": (lambda v: v in DATASETS[:-1] or (v.startswith("imagefolder:") and
+                                             len(v) > len("imagefolder:")),
+             "one of " + ", ".join(DATASETS[:-1]) + " or imagefolder:PATH"),
     "data_dir": (lambda v: v != "", "a folder"),
     "epochs": (lambda v: 1 <= v <= 10 ** 6, "between 1 and 1,000,000"),
     "batch_size": (lambda v: 1 <= v <= 2 ** 24, "a positive number of images"),
@@ -148,6 +151,7 @@ class RunInfo:
     args: dict  # --set values, as text
     input_shape: list | None
     history: list = field(default_factory=list)
+    plugins: list = field(default_factory=list)  # --plugin modules the spec needs, as given
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -331,6 +335,12 @@ class RunLog:
 
     def plot(self) -> None:
         """Accuracy and loss curves, as seed 002 draws them."""
+        from ..extras import available, note_missing
+
+        if not available("matplotlib"):
+            note_missing("matplotlib", "no curves are drawn",
+                         lambda line: print(line, file=sys.stderr))
+            return
         import matplotlib
 
         matplotlib.use("Agg")
@@ -348,27 +358,48 @@ class RunLog:
             panel.set_xlabel("epoch")
             panel.legend()
         fig.tight_layout()
-        fig.savefig(self.run / "curves.png", dpi=100)
-        plt.close(fig)
+        try:
+            write_output(self.run / "curves.png", lambda tmp: fig.savefig(tmp, dpi=100))
+        finally:
+            plt.close(fig)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-def initialise(model, source: str, option: str = "--init") -> str:
+def initialise(model, source: str, option: str = "--init", net=None) -> str:
     """--init (or compile's --weights): torchvision's pretrained weights, or another run's
-    checkpoint, copied in order."""
+    checkpoint, copied in order. With `net`, a checkpoint must hold that same network with
+    the same arguments (compile's --weights: weights trained with `--set act=relu` do not go
+    silently into the spec's default network)."""
     from ..backends.weights import WeightsError, copy_state, load_torchvision
 
     try:
         if source.startswith("torchvision:"):
             transfer = load_torchvision(model, source.split(":", 1)[1], pretrained=True)
         else:
-            transfer = copy_state(model, checkpoint.load(Path(source))["model"])
+            state = checkpoint.load(Path(source))
+            if net is not None:
+                _same_network(net, state, source, option)
+            transfer = copy_state(model, state["model"])
     except (WeightsError, checkpoint.CheckpointError) as error:
         raise DataError(f"{option} {source}: {error}") from None
     return f"initialised from {source} ({len(transfer)} tensors)"
+
+
+def _same_network(net, state: dict, source: str, option: str) -> None:
+    def settings(args: dict) -> str:
+        return " ".join(f"--set {k}={v}" for k, v in sorted(args.items())) or "no --set"
+
+    ours = {k: str(v) for k, v in (net.arguments or {}).items()}
+    theirs = {k: str(v) for k, v in state["args"].items()}
+    if state["network"] != net.name or ours != theirs:
+        raise DataError(
+            f"{option} {source}: the checkpoint holds `{state['network']}` with "
+            f"{settings(theirs)}, not `{net.name}` with {settings(ours)}: its weights would "
+            f"go into another network. Give the same network and --set, or compile the "
+            f"checkpoint itself: archdsl compile {source} -o OUT")
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -387,6 +418,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     splits: Splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
                                  val_split=config.val_split, seed=config.seed,
                                  fake_size=config.fake_size, download=not config.offline)
+    log(f"data: {config.data}: {splits.describe()}")
     classes = net.output_shapes["output"][0]
     if splits.train.classes > classes:
         raise DataError(f"{config.data} has {splits.train.classes} classes but the network "
@@ -435,10 +467,18 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
 
     # -- resume --------------------------------------------------------------------------
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scaler.load_state_dict(resume["scaler"])
-        checkpoint.restore_rng(resume["rng"], augment_rng)
+        try:
+            model.load_state_dict(resume["model"])
+        except RuntimeError:  # names or shapes that do not fit: an altered checkpoint
+            raise checkpoint.CheckpointError(
+                "the checkpoint's weights do not fit the network it describes") from None
+        try:
+            optimizer.load_state_dict(resume["optimizer"])
+            scaler.load_state_dict(resume["scaler"])
+            checkpoint.restore_rng(resume["rng"], augment_rng)
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+            raise checkpoint.CheckpointError(
+                f"the checkpoint's optimizer or random state is damaged ({error})") from None
         start_epoch, skip, best = resume["epoch"], resume["batch"], resume["best"]
         log(f"resuming {info.network} at epoch {start_epoch + 1}, batch {skip}")
 
@@ -451,7 +491,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         checkpoint.save(run / name, {
             "spec_files": info.spec_files, "spec_name": info.spec_name,
             "network": info.network, "args": info.args, "input_shape": info.input_shape,
-            "config": asdict(config), "history": info.history, "model": model.state_dict(),
+            "plugins": info.plugins, "config": asdict(config), "history": info.history, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "rng": checkpoint.rng_state(augment_rng), **state,
             **({"partial": _on_host(state["partial"])} if "partial" in state else {})})
@@ -577,10 +617,14 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
 
 def check_finite(loss_sum, epoch: int, batch: int, run: Path, config) -> None:
     if not torch.isfinite(loss_sum):
+        last = run / "last.pt"
+        kept = (f"The last good checkpoint is {last}." if last.exists() else
+                "No checkpoint was written before it (the first is written at the end of "
+                "epoch 1, or by --save-every).")
         raise TrainingStopped(
             f"the loss became {float(loss_sum)} by epoch {epoch + 1}, batch {batch}; training "
-            f"stopped. The last good checkpoint is {run / 'last.pt'}. Try a lower --lr (now "
-            f"{config.lr}), --clip-grad, or no --amp fp16.", 4)
+            f"stopped. {kept} Try a lower --lr (now {config.lr}), --clip-grad, or no "
+            f"--amp fp16.", 4)
 
 
 def _on_host(values: dict) -> dict:
@@ -593,6 +637,11 @@ def _silent(*args, **kwargs) -> None:
 
 def _progress(config, total, done, epoch):
     if not config.progress:
+        return None
+    from ..extras import available, note_missing
+
+    if not available("tqdm"):
+        note_missing("tqdm", "there is no progress bar", lambda line: print(line, file=sys.stderr))
         return None
     from tqdm import tqdm
 
