@@ -80,10 +80,12 @@ class Network:
     def flops(self) -> int:
         return self.totals.flops
 
-    def summary(self) -> str:
+    def summary(self, params: str = "keras") -> str:
+        """The summary table; `params="torch"` counts parameters as PyTorch does (see
+        report.summary_text)."""
         from .report import summary_text
 
-        return summary_text(self)
+        return summary_text(self, params)
 
     def to_json(self) -> dict:
         from .report import summary_json

@@ -167,7 +167,7 @@ def cmd_summary(args) -> int:
     if args.json:
         print(json.dumps(net.to_json(), indent=2))
     else:
-        print(printable(net.summary()))
+        print(printable(net.summary(args.params)))
     return EXIT_OK
 
 
@@ -501,6 +501,10 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="a table of layers, shapes, parameters and MACs")
     _add_network_args(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--params", choices=("keras", "torch"), default="keras",
+                   help="how to count parameters: keras (default; BatchNorm's running "
+                        "statistics are non-trainable parameters, as the seeds print) or torch "
+                        "(model.parameters(); buffers apart, as torchinfo and timm print)")
     p.set_defaults(run=cmd_summary)
 
     p = sub.add_parser("zoo", help="every network in specs: input, parameters, MACs, depth")

@@ -30,7 +30,15 @@ def human(n: int) -> str:
     return str(n)
 
 
-def summary_text(net) -> str:
+# How the summary counts parameters: Keras' convention (BatchNorm's running statistics are
+# non-trainable parameters, as the seeds' model.summary() prints them) or PyTorch's
+# (parameters() only, trainable or frozen; buffers apart: torchinfo, timm, Ultralytics).
+CONVENTIONS = ("keras", "torch")
+
+
+def summary_text(net, params: str = "keras") -> str:
+    if params not in CONVENTIONS:
+        raise ValueError(f"params must be one of {CONVENTIONS}, got {params!r}")
     g = net.graph
     args = ", ".join(f"{k}={value_text(v, SHOWN_ARGUMENT)}" for k, v in g.parameters.items())
     header = [f"Network: {g.name}" + (f"({args})" if args else "") + f"   [{g.file}]",
@@ -38,7 +46,8 @@ def summary_text(net) -> str:
               "Inputs: " + ", ".join(f"{n} {show(s)}" for n, s in g.input_shapes().items())]
     rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")]
     for name, node in g.layers():
-        rows.append((name, describe(node), show(node["shape"]), f"{node['params'].total:,}",
+        count = node["params"].total if params == "keras" else node["params"].torch
+        rows.append((name, describe(node), show(node["shape"]), f"{count:,}",
                      f"{node['macs']:,}"))
     widths = [max(map(len, column)) for column in zip(*rows)]
     rule = "─" * (sum(widths) + 2 * 4)
@@ -46,14 +55,25 @@ def summary_text(net) -> str:
 
     out = header + ["", line.format(*rows[0]), rule] + [line.format(*r) for r in rows[1:]] + [rule]
     t = net.totals
-    out += [
-        f"Total params: {t.params_total:,}",
-        f"Trainable params: {t.params_trainable:,}",
-        f"Non-trainable params: {t.params_nontrainable:,}",
-    ]
-    if t.params_frozen:
-        out.append(f"  of which frozen: {t.params_frozen:,} (parameters without gradients; "
-                   f"PyTorch's parameters(): {t.params_torch:,})")
+    if params == "keras":
+        out += [
+            f"Total params: {t.params_total:,}",
+            f"Trainable params: {t.params_trainable:,}",
+            f"Non-trainable params: {t.params_nontrainable:,}",
+        ]
+        if t.params_frozen:
+            out.append(f"  of which frozen: {t.params_frozen:,} (parameters without gradients; "
+                       f"PyTorch's parameters(): {t.params_torch:,})")
+        out.append("(counted as Keras does: BatchNorm's running statistics are non-trainable; "
+                   "--params torch: as PyTorch)")
+    else:
+        out += [
+            f"Parameters: {t.params_torch:,} (trainable {t.params_trainable:,}, frozen "
+            f"{t.params_frozen:,})",
+            f"Buffers: {t.params.buffers:,} (running statistics; not parameters)",
+            "(counted as PyTorch does, model.parameters(), as torchinfo and timm print; "
+            "default: as Keras)",
+        ]
     out += [
         f"MACs: {t.macs:,} ({human(t.macs)}; multiply-adds of conv, linear and attention)",
         f"FLOPs: {t.flops:,} ({human(t.flops)}; every operation, see docs/counting.md)",
@@ -94,7 +114,7 @@ def summary_json(net) -> dict:
         "output_layouts": {o: s.layout for o, s in g.output_shapes().items()},
         "params_total": t.params_total, "params_trainable": t.params_trainable,
         "params_nontrainable": t.params_nontrainable, "params_frozen": t.params_frozen,
-        "params_torch": t.params_torch, "macs": t.macs, "flops": t.flops,
+        "params_torch": t.params_torch, "buffers": t.params.buffers, "macs": t.macs, "flops": t.flops,
         "macs_side_outputs": t.macs_side, "flops_side_outputs": t.flops_side,
         "layers": layers,
     }

@@ -1,9 +1,10 @@
 """The long fuzz run: tests/test_fuzz.py's fuzzers with many cases each (hypothesis, random
 seeds; the value-heavy and `use` fuzzers a third as many), logging every case's time and
 outcome; then a summary. Target: no traceback (any exception other than a diagnostic fails the
-run), no leaked file, and no case slower than 2 s.
+run), no leaked file, and no case slower than 2 s. Then random command lines
+(benchmarks/cli_fuzz.py): no exit status 3, no traceback.
 
-    .venv/bin/python benchmarks/fuzz.py [--cases 6000] [--write]
+    .venv/bin/python benchmarks/fuzz.py [--cases 6000] [--cli-cases 2000] [--write]
 """
 
 import argparse
@@ -21,6 +22,7 @@ from common import ROOT, machine, write_section
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=6000, help="per fuzzer")
+    parser.add_argument("--cli-cases", type=int, default=2000, help="random command lines")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--slow", metavar="FILE", help="keep the cases slower than 1 s here")
     args = parser.parse_args()
@@ -51,6 +53,17 @@ def main():
         f"- answered with a diagnostic: {sum(outcomes.values()):,} (first codes: {codes})",
         f"- slowest case {slowest:.3f} s; median {sorted(times)[len(times) // 2] * 1000:.1f} ms "
         f"(target: none over 2 s: {'met' if slowest <= 2 else 'missed'})"])
+    # then the command line (benchmarks/cli_fuzz.py)
+    from cli_fuzz import run_cases, summary
+
+    start = time.perf_counter()
+    cli = run_cases(args.cli_cases)
+    cli_passed = not cli["failures"]
+    for argv, status, err in cli["failures"][:10]:
+        print("FAILED:", argv, status, err, sep="\n")
+    text += "\n- command lines (`benchmarks/cli_fuzz.py`): " + summary(
+        cli, args.cli_cases, time.perf_counter() - start)
+    passed = passed and cli_passed
     print(text)
     if args.write and passed:
         write_section("fuzz", text)

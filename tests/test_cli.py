@@ -227,3 +227,21 @@ def test_every_subcommand_without_the_optional_packages(tmp_path):
         assert "internal error" not in done.stderr and "Traceback" not in done.stderr, argv
         if said:
             assert said in done.stderr, (argv, done.stderr[-2000:])
+
+
+def test_help_lists_every_exit_status(capsys):
+    status, out, _ = run(capsys, "--help")
+    assert status == 0
+    for meaning in ("0 ok", "1 errors in a spec", "2 wrong command line", "3 internal error",
+                    "4 training stopped", "130 interrupted", "143 terminated"):
+        assert meaning in " ".join(out.split()), meaning
+
+
+def test_summary_counts_as_keras_or_as_pytorch_and_says_which(capsys):
+    status, keras, _ = run(capsys, "summary", str(SPECS / "yolo.arch"), "yolov8n")
+    assert status == 0 and "Total params: 3,167,792" in keras and "as Keras does" in keras
+    status, torch_, _ = run(capsys, "summary", str(SPECS / "yolo.arch"), "yolov8n",
+                            "--params", "torch")
+    assert status == 0 and "as PyTorch does" in torch_
+    assert "Parameters: 3,157,200 (trainable 3,157,184, frozen 16)" in torch_
+    assert "Buffers: 10,592" in torch_ and "Total params" not in torch_

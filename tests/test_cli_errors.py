@@ -1,7 +1,7 @@
 """Golden tests of command-line mistakes: every wrong option, path or file a user can give
 gets a clear one-line answer and exit status 2 (or 1 for errors in a spec), never a traceback.
 
-tests/golden/cli_errors.txt holds, for each case, the command, its exit status and its stderr.
+tests/cli/errors.txt holds, for each case, the command, its exit status and its stderr.
 To regenerate after an intended change: ARCHDSL_BLESS=1 pytest tests/test_cli_errors.py, then
 review the diff before committing.
 """
@@ -14,7 +14,7 @@ import pytest
 from archdsl.cli import main
 from conftest import ROOT
 
-GOLDEN = ROOT / "tests" / "golden" / "cli_errors.txt"
+GOLDEN = ROOT / "tests" / "cli" / "errors.txt"
 
 LENET = "specs/lenet.arch lenet5"
 TRAIN = f"train {LENET} --no-progress --no-tensorboard --out {{tmp}}/run"
@@ -98,6 +98,8 @@ CASES = [
     "train --resume {tmp}/wrong-shape.pt",
     "eval {tmp}/wrong-shape.pt",
     "eval {tmp}/flipped.pt",
+    "eval {tmp}/module.pt",
+    "eval {tmp}/junk.pt",
     # compiling a checkpoint's weights
     f"compile {LENET} --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.pt",
     f"compile {LENET} --set act=relu --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.py",
@@ -131,6 +133,8 @@ def scratch(tmp):
                                      "        branch: from meta linear(8)\n    linear(10)\n")
     (tmp / "empty").mkdir()
     (tmp / "folder.py").mkdir()
+    torch.save(torch.nn.Linear(2, 2), tmp / "module.pt")  # a pickled module, not tensors
+    (tmp / "junk.pt").write_bytes(bytes(range(256)) * 4)
     compiled = archdsl.load(ROOT / "specs" / "lenet.arch").network("lenet5", classes=3)
     checkpoint.save(tmp / "three.pt", {**saved_spec(compiled),
                                        "model": compiled.build().state_dict()})

@@ -600,3 +600,18 @@ def test_use_of_links_and_special_files_never_leaks_or_hangs(uses, allow, via_li
 def test_regressions(text):
     net, _ = answer(text, 0)
     assert net is None
+
+
+def test_random_command_lines_never_end_in_an_internal_error():
+    """A few dozen of benchmarks/cli_fuzz.py's random command lines (it runs 2,000): every
+    one ends with a status that is not 3, and prints no traceback."""
+    import sys
+
+    sys.path.insert(0, str(SPECS.parent / "benchmarks"))
+    try:
+        from cli_fuzz import run_cases
+    finally:
+        sys.path.pop(0)
+    result = run_cases(int(os.environ.get("ARCHDSL_CLI_FUZZ_CASES", 60)), seed=1)
+    assert not result["failures"], result["failures"][:3]
+    assert 3 not in result["statuses"]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -344,3 +345,32 @@ def test_downloads_are_checked_against_published_checksums(name, tmp_path, monke
     monkeypatch.setattr(utils, "download_and_extract_archive", lambda *a, **k: calls.append(k))
     _download(name, tmp_path)
     assert calls and all(len(k["md5"]) == 32 for k in calls)
+
+
+def test_a_full_disk_stops_training_cleanly_and_keeps_the_last_checkpoint(capsys, tmp_path,
+                                                                          monkeypatch):
+    """A checkpoint that cannot be written stops with `cannot write PATH: reason` (exit 2),
+    leaves no temporary file, and the earlier checkpoint survives (issue 18: exit 3 and a
+    partial last.pt.tmp)."""
+    import errno
+
+    real_save, calls = torch.save, []
+
+    def full_disk(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) <= 2:  # the first epoch's last.pt and best.pt
+            return real_save(obj, f, *args, **kwargs)
+        Path(f).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    status, _, err = train(capsys, tmp_path, "--epochs", "3")
+    assert status == 2, err
+    assert "cannot write" in err and ".pt: No space left on device; the earlier file is kept" \
+        in err and "Traceback" not in err
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir() if "tmp" in p.name) == []
+    monkeypatch.setattr(torch, "save", real_save)
+    from archdsl.train import checkpoint
+
+    assert checkpoint.load(run / "last.pt")["epoch"] == 1  # the first epoch's, intact

@@ -57,7 +57,14 @@ def load(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # not a checkpoint, truncated, or not loadable safely
-        raise CheckpointError(f"{path} is not a readable archdsl checkpoint ({error})") from None
+        # PyTorch explains weights_only refusals over many lines: the first says what it is
+        text = str(error)
+        reason = (text.strip().splitlines() or [type(error).__name__])[0]
+        if "Unsupported global" in text or "GLOBAL" in text:
+            reason = "it holds Python objects, which archdsl does not load (only tensors)"
+        elif "Weights only load failed" in reason:
+            reason = "not a PyTorch file, or a damaged one"
+        raise CheckpointError(f"{path} is not a readable archdsl checkpoint: {reason}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an archdsl checkpoint")
     problem = malformed(state)

@@ -155,6 +155,8 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
             say("train", error)
             return 2
         run = Path(args.resume) if Path(args.resume).is_dir() else Path(args.resume).parent
+        for stale in run.glob(".*.tmp.pt"):  # a checkpoint half-written when the run was killed
+            stale.unlink(missing_ok=True)
         try:
             net = network_from_files(resume["spec_files"], resume["spec_name"],
                                      resume["network"], resume["args"], resume["input_shape"],
