@@ -379,9 +379,13 @@ def cmd_zoo(args) -> int:
         print(printable(zoo.markdown(rows)), end="")
     else:
         print(printable(zoo.table(rows)))
+    print_diagnostics(diagnostics)
+    if args.plot and not rows:  # (found by benchmarks/cli_fuzz.py)
+        print(printable(f"archdsl zoo: nothing to plot: no network of {', '.join(paths)} "
+                        f"could be counted; {args.plot} is not written"), file=sys.stderr)
+        return EXIT_SPEC if diagnostics else EXIT_USAGE
     if args.plot:
         print(f"wrote {zoo.plot(rows, Path(args.plot))}", file=sys.stderr)
-    print_diagnostics(diagnostics)
     return EXIT_SPEC if diagnostics else EXIT_OK
 
 

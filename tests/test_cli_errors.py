@@ -82,6 +82,7 @@ CASES = [
     f"compile {LENET} -o {{tmp}}/folder.py",
     "zoo specs/lenet.arch --plot {tmp}/x.jpgx",
     "zoo specs/lenet.arch --plot {tmp}/nodir/x.png",
+    "zoo {tmp}/notes.txt --plot {tmp}/zoo.png",
     f"train {LENET} --no-progress --no-tensorboard --out {{tmp}}/notes.txt/run",
     # data
     f"{TRAIN} --data imagefolder:",
