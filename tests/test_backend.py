@@ -1,6 +1,8 @@
 """The PyTorch backend: generated forward code, module names, side outputs, and equivalence
 with torchvision's own implementation when given its weights."""
 
+import re
+
 import pytest
 import torch
 import torchvision
@@ -375,3 +377,22 @@ def test_frozen_layers_are_counted_apart_and_not_trained(k, tmp_path):
     exported = namespace["N"]()
     assert {n for n, p in exported.named_parameters() if not p.requires_grad} == \
         {n for n, p in model.named_parameters() if not p.requires_grad}
+
+
+@pytest.mark.parametrize("shape,message", [
+    ((1, 32, 32), "got one example of 1x32x32: add the batch dimension"),
+    ((2, 3, 32, 32), "takes a batch of 1x32x32 (1 channels), got 3 channels"),
+    ((32, 32), "(4 dimensions with the batch), got 2 dimensions"),
+])
+def test_the_built_module_says_what_input_it_takes(shape, message):
+    """A wrong input gets archdsl's message, what the spec expects and what came (issue 19),
+    before any layer runs; other image sizes are left to the layers (a convolutional network
+    takes them)."""
+    from archdsl.backends.torch_module import InputError
+
+    model = archdsl.load(SPECS / "lenet.arch").network("lenet5").build()
+    with pytest.raises(InputError, match=re.escape(message)):
+        model(torch.randn(*shape))
+    resnet = archdsl.load(SPECS / "resnet.arch").network("resnet18").build().eval()
+    with torch.no_grad():
+        assert resnet(torch.randn(1, 3, 64, 80)).shape == (1, 1000)

@@ -41,6 +41,46 @@ def resolve_class(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+class InputError(ValueError):
+    """A batch the network cannot take: archdsl's message instead of a matmul's."""
+
+
+def _check_inputs(module, inputs) -> None:
+    """Before each eager call: each input is a batch of the spec's rank, with its channels
+    (a map's C, a vector's or a sequence's features). Sizes along spatial axes and positions
+    may differ from the spec's (a convolutional network takes other image sizes). Skipped
+    while torch.compile or torch.export trace the model, so a compiled forward costs
+    nothing more."""
+    if torch.compiler.is_compiling():
+        return
+    expected = module.input_shapes
+    if len(inputs) != len(expected):
+        raise InputError(f"`{module.network_name}` takes {len(expected)} input"
+                         f"{'s' if len(expected) != 1 else ''} "
+                         f"({', '.join(expected)}), got {len(inputs)}")
+    for (name, shape), x in zip(expected.items(), inputs):
+        layout = module.input_layouts.get(name)
+        what = f"`{module.network_name}`" + (f"'s input `{name}`" if len(expected) > 1 else "")
+        sizes = "x".join(map(str, shape))
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"{what} takes a tensor (a batch of {sizes}), got "
+                             f"{type(x).__name__}")
+        got = "x".join(map(str, x.shape))
+        if x.dim() == len(shape) and tuple(x.shape) == shape:
+            raise InputError(f"{what} takes a batch of {sizes}, got one example of {got}: "
+                             "add the batch dimension (x.unsqueeze(0))")
+        if x.dim() != len(shape) + 1:
+            raise InputError(f"{what} takes a batch of {sizes} ({len(shape) + 1} dimensions "
+                             f"with the batch), got {x.dim()} dimensions: {got}")
+        # the axis every example must match: a sequence's features (last), else the first
+        # (a map's channels, a vector's features); token ids have none
+        axis = len(shape) - 1 if layout == "seq" else 0
+        if layout != "tokens" and x.shape[axis + 1] != shape[axis]:
+            kind = "channels" if layout not in ("vector", "seq") else "features"
+            raise InputError(f"{what} takes a batch of {sizes} ({shape[axis]} {kind}), got "
+                             f"{x.shape[axis + 1]} {kind}: {got} with the batch")
+
+
 def make_module(op: TorchModule) -> nn.Module:
     return resolve_class(op.cls)(**op.kwargs)
 
@@ -57,6 +97,9 @@ class ArchModule(nn.Module):
         self.input_shapes = {name: tuple(s) for name, s in graph.input_shapes().items()}
         self.output_names = graph.main_outputs + (
             graph.side_outputs if side_outputs != "never" else [])
+        # what each input's sizes mean, for the message of a wrong input (_check_inputs)
+        self.input_layouts = {name: s.layout for name, s in graph.input_shapes().items()}
+        self.register_forward_pre_hook(_check_inputs)
         in_place = in_place_layers(graph) if in_place else set()
         for name, node in graph.layers():
             op = torch_op(graph, name, in_place)
