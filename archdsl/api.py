@@ -80,12 +80,12 @@ class Network:
     def flops(self) -> int:
         return self.totals.flops
 
-    def summary(self, params: str = "keras") -> str:
-        """The summary table; `params="torch"` counts parameters as PyTorch does (see
-        report.summary_text)."""
+    def summary(self, params: str = "keras", depth: int | None = None) -> str:
+        """The summary table; `params="torch"` counts parameters as PyTorch does, `depth`
+        collapses what is nested deeper into one row per block (see report.summary_rows)."""
         from .report import summary_text
 
-        return summary_text(self, params)
+        return summary_text(self, params, depth)
 
     def to_json(self) -> dict:
         from .report import summary_json

@@ -159,6 +159,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_summary(args) -> int:
+    if args.depth is not None and args.depth < 1:
+        raise UsageError(f"--depth must be 1 or more levels, got {args.depth}")
     diagnostics = Diagnostics()
     net = elaborate_one(args, diagnostics)
     if net is None:
@@ -167,7 +169,7 @@ def cmd_summary(args) -> int:
     if args.json:
         print(json.dumps(net.to_json(), indent=2))
     else:
-        print(printable(net.summary(args.params)))
+        print(printable(net.summary(args.params, args.depth)))
     return EXIT_OK
 
 
@@ -505,6 +507,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="a table of layers, shapes, parameters and MACs")
     _add_network_args(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--depth", type=int, metavar="N",
+                   help="one row per label or block call N levels deep, with its totals "
+                        "(torchinfo's depth); default: every layer")
     p.add_argument("--params", choices=("keras", "torch"), default="keras",
                    help="how to count parameters: keras (default; BatchNorm's running "
                         "statistics are non-trainable parameters, as the seeds print) or torch "

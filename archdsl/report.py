@@ -36,7 +36,33 @@ def human(n: int) -> str:
 CONVENTIONS = ("keras", "torch")
 
 
-def summary_text(net, params: str = "keras") -> str:
+def summary_rows(net, depth: int | None = None):
+    """(name, notation, output shape, Params, MACs) per row of the summary: every layer, or
+    with `depth` (torchinfo's depth, Keras' expand_nested off) the frames at that depth —
+    labels, block calls, merges — collapsed into one row each, with their totals and the
+    shape of their last layer; layers less deeply nested stay rows of their own."""
+    from .layers.registry import Params
+
+    rows: list[list] = []
+    where: dict[str, int] = {}  # frame path -> its row
+    for name, node in net.graph.layers():
+        scope = node["scope"]
+        if depth is None or len(scope) < depth:
+            rows.append([name, describe(node), show(node["shape"]), node["params"],
+                         node["macs"]])
+            continue
+        frame = scope[depth - 1]
+        if frame.path not in where:
+            where[frame.path] = len(rows)
+            rows.append([frame.path, frame.title, "", Params(), 0])
+        row = rows[where[frame.path]]
+        row[2] = show(node["shape"])  # the frame's output: its last layer's, in order
+        row[3] = row[3] + node["params"]
+        row[4] += node["macs"]
+    return rows
+
+
+def summary_text(net, params: str = "keras", depth: int | None = None) -> str:
     if params not in CONVENTIONS:
         raise ValueError(f"params must be one of {CONVENTIONS}, got {params!r}")
     g = net.graph
@@ -45,10 +71,9 @@ def summary_text(net, params: str = "keras") -> str:
               f"Input: {show(g.input_shape)}" if len(g.inputs) == 1 else
               "Inputs: " + ", ".join(f"{n} {show(s)}" for n, s in g.input_shapes().items())]
     rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")]
-    for name, node in g.layers():
-        count = node["params"].total if params == "keras" else node["params"].torch
-        rows.append((name, describe(node), show(node["shape"]), f"{count:,}",
-                     f"{node['macs']:,}"))
+    for name, kind, shape, counts, macs in summary_rows(net, depth):
+        count = counts.total if params == "keras" else counts.torch
+        rows.append((name, kind, shape, f"{count:,}", f"{macs:,}"))
     widths = [max(map(len, column)) for column in zip(*rows)]
     rule = "─" * (sum(widths) + 2 * 4)
     line = "{:<%d}  {:<%d}  {:<%d}  {:>%d}  {:>%d}" % tuple(widths)

@@ -245,3 +245,22 @@ def test_summary_counts_as_keras_or_as_pytorch_and_says_which(capsys):
     assert status == 0 and "as PyTorch does" in torch_
     assert "Parameters: 3,157,200 (trainable 3,157,184, frozen 16)" in torch_
     assert "Buffers: 10,592" in torch_ and "Total params" not in torch_
+
+
+def test_summary_depth_collapses_blocks_into_rows_with_their_totals(capsys):
+    import archdsl
+    from archdsl.report import summary_rows
+
+    net = archdsl.load(SPECS / "resnet.arch").network("resnet50")
+    for depth in (1, 2, 3):
+        rows = summary_rows(net, depth)
+        assert sum(r[3].total for r in rows) == net.params_total
+        assert sum(r[4] for r in rows) == net.macs
+    assert [r[0] for r in summary_rows(net, 1)] == [
+        "conv1", "pool1", "conv2_x", "conv3_x", "conv4_x", "conv5_x", "gap", "linear"]
+    status, out, _ = run(capsys, "summary", str(SPECS / "resnet.arch"), "resnet50",
+                         "--depth", "2")
+    assert status == 0 and "conv3_x.0  " in out and "bottleneck(c=128, s=2)" in out
+    status, _, err = run(capsys, "summary", str(SPECS / "resnet.arch"), "resnet50",
+                         "--depth", "0")
+    assert status == 2 and "--depth must be 1 or more levels, got 0" in err
