@@ -37,29 +37,52 @@ CONVENTIONS = ("keras", "torch")
 
 
 def summary_rows(net, depth: int | None = None):
-    """(name, notation, output shape, Params, MACs) per row of the summary: every layer, or
-    with `depth` (torchinfo's depth, Keras' expand_nested off) the frames at that depth —
-    labels, block calls, merges — collapsed into one row each, with their totals and the
-    shape of their last layer; layers less deeply nested stay rows of their own."""
+    """(name, notation, output shape, Params, MACs, sources) per row of the summary: every
+    layer, or with `depth` (torchinfo's depth, Keras' expand_nested off) the frames at that
+    depth — labels, block calls, merges — collapsed into one row each, with their totals and
+    the shape of their last layer; layers less deeply nested stay rows of their own.
+    `sources`: the rows (or inputs) the row reads, from outside itself."""
     from .layers.registry import Params
 
     rows: list[list] = []
-    where: dict[str, int] = {}  # frame path -> its row
+    where: dict[str, int] = {}  # row name -> its index
+    represent: dict[str, str] = {}  # layer -> the row that shows it
     for name, node in net.graph.layers():
         scope = node["scope"]
         if depth is None or len(scope) < depth:
+            row_name = name
+            where[name] = len(rows)
             rows.append([name, describe(node), show(node["shape"]), node["params"],
-                         node["macs"]])
-            continue
-        frame = scope[depth - 1]
-        if frame.path not in where:
-            where[frame.path] = len(rows)
-            rows.append([frame.path, frame.title, "", Params(), 0])
-        row = rows[where[frame.path]]
-        row[2] = show(node["shape"])  # the frame's output: its last layer's, in order
-        row[3] = row[3] + node["params"]
-        row[4] += node["macs"]
+                         node["macs"], []])
+        else:
+            row_name = scope[depth - 1].path
+            if row_name not in where:
+                where[row_name] = len(rows)
+                rows.append([row_name, scope[depth - 1].title, "", Params(), 0, []])
+            row = rows[where[row_name]]
+            row[2] = show(node["shape"])  # the frame's output: its last layer's, in order
+            row[3] = row[3] + node["params"]
+            row[4] += node["macs"]
+        represent[name] = row_name
+        sources = rows[where[row_name]][5]
+        for i in node["inputs"]:
+            source = represent.get(i, i)
+            if source != row_name and source not in sources:
+                sources.append(source)
     return rows
+
+
+def _from_column(rows) -> list[str] | None:
+    """What each row reads, where it is not simply the row above (Keras' "Connected to");
+    None when every row reads the one above it (a plain sequence of layers)."""
+    shown, previous, needed = [], "input", False
+    for row in rows:
+        sources = row[5]
+        text = "" if sources == [previous] else ", ".join(sources)
+        needed = needed or bool(text)
+        shown.append(text)
+        previous = row[0]
+    return shown if needed else None
 
 
 def summary_text(net, params: str = "keras", depth: int | None = None) -> str:
@@ -70,15 +93,21 @@ def summary_text(net, params: str = "keras", depth: int | None = None) -> str:
     header = [f"Network: {g.name}" + (f"({args})" if args else "") + f"   [{g.file}]",
               f"Input: {show(g.input_shape)}" if len(g.inputs) == 1 else
               "Inputs: " + ", ".join(f"{n} {show(s)}" for n, s in g.input_shapes().items())]
-    rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")]
-    for name, kind, shape, counts, macs in summary_rows(net, depth):
+    table = summary_rows(net, depth)
+    sources = _from_column(table)
+    rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")
+            + (("From",) if sources else ())]
+    for i, (name, kind, shape, counts, macs, _) in enumerate(table):
         count = counts.total if params == "keras" else counts.torch
-        rows.append((name, kind, shape, f"{count:,}", f"{macs:,}"))
+        rows.append((name, kind, shape, f"{count:,}", f"{macs:,}")
+                    + ((sources[i],) if sources else ()))
     widths = [max(map(len, column)) for column in zip(*rows)]
-    rule = "─" * (sum(widths) + 2 * 4)
-    line = "{:<%d}  {:<%d}  {:<%d}  {:>%d}  {:>%d}" % tuple(widths)
+    rule = "─" * (sum(widths) + 2 * (len(widths) - 1))
+    line = "  ".join(["{:<%d}", "{:<%d}", "{:<%d}", "{:>%d}", "{:>%d}", "{:<%d}"]
+                     [:len(widths)]) % tuple(widths)
 
-    out = header + ["", line.format(*rows[0]), rule] + [line.format(*r) for r in rows[1:]] + [rule]
+    out = header + ["", line.format(*rows[0]).rstrip(), rule] + \
+        [line.format(*r).rstrip() for r in rows[1:]] + [rule]
     t = net.totals
     if params == "keras":
         out += [

@@ -264,3 +264,13 @@ def test_summary_depth_collapses_blocks_into_rows_with_their_totals(capsys):
     status, _, err = run(capsys, "summary", str(SPECS / "resnet.arch"), "resnet50",
                          "--depth", "0")
     assert status == 2 and "--depth must be 1 or more levels, got 0" in err
+
+
+def test_summary_says_what_each_row_reads_where_the_network_branches(capsys):
+    status, out, _ = run(capsys, "summary", str(SPECS / "fpn.arch"), "resnet18_fpn",
+                         "--depth", "1")
+    assert status == 0
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:2] in ("m4", "p4")}
+    assert rows["m4"].endswith("c4, m5") and rows["p4"].endswith("m4")
+    status, out, _ = run(capsys, "summary", str(SPECS / "lenet.arch"), "lenet5")
+    assert "From" not in out  # a plain sequence: every row reads the one above
