@@ -160,7 +160,7 @@ def cmd_check(args) -> int:
 
 def cmd_summary(args) -> int:
     if args.depth is not None and args.depth < 1:
-        raise UsageError(f"--depth must be 1 or more levels, got {args.depth}")
+        raise UsageError(f"--depth must be at least 1, got {args.depth}")
     diagnostics = Diagnostics()
     net = elaborate_one(args, diagnostics)
     if net is None:
@@ -264,7 +264,7 @@ def cmd_draw(args) -> int:
     from .backends.diagram import DiagramError, render
 
     if args.depth is not None and args.depth < 1:
-        raise UsageError("--depth must be at least 1")
+        raise UsageError(f"--depth must be at least 1, got {args.depth}")
     diagnostics = Diagnostics()
     net = elaborate_one(args, diagnostics)
     if net is None:

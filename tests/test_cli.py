@@ -263,7 +263,7 @@ def test_summary_depth_collapses_blocks_into_rows_with_their_totals(capsys):
     assert status == 0 and "conv3_x.0  " in out and "bottleneck(c=128, s=2)" in out
     status, _, err = run(capsys, "summary", str(SPECS / "resnet.arch"), "resnet50",
                          "--depth", "0")
-    assert status == 2 and "--depth must be 1 or more levels, got 0" in err
+    assert status == 2 and "--depth must be at least 1, got 0" in err
 
 
 def test_summary_says_what_each_row_reads_where_the_network_branches(capsys):

@@ -108,7 +108,8 @@ CASES = [
     # the command line itself
     "layers convv",
     "check specs/lenet.arch --frobnicate",
-    f"summary {LENET} --depth 2",
+    f"summary {LENET} --depth 0",
+    f"summary {LENET} --params tensorflow",
 ]
 
 
