@@ -603,7 +603,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: loss, top-1 and top-5")
-    p.add_argument("checkpoint", help="a checkpoint (.pt) or a run directory")
+    p.add_argument("checkpoint", help="a checkpoint (.pt), or a run directory (its best.pt)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--data", help="the data set (default: the one it was trained on)")
     p.add_argument("--data-dir")
     p.add_argument("--split", choices=("test", "val"), default="test")

@@ -374,3 +374,15 @@ def test_a_full_disk_stops_training_cleanly_and_keeps_the_last_checkpoint(capsys
     from archdsl.train import checkpoint
 
     assert checkpoint.load(run / "last.pt")["epoch"] == 1  # the first epoch's, intact
+
+
+def test_eval_of_a_run_takes_its_best_checkpoint_and_prints_json(capsys, tmp_path):
+    status, _, err = train(capsys, tmp_path, "--epochs", "2")
+    assert status == 0, err
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
+    out = capsys.readouterr()
+    metrics = json.loads(out.out)
+    assert metrics["checkpoint"].endswith("best.pt") and "best validation top-1" in out.err
+    assert metrics["top1"] == pytest.approx(result["best_test_top1"])
+    assert metrics["top1_error"] == pytest.approx(1 - metrics["top1"])

@@ -292,6 +292,11 @@ def run_eval(args) -> int:
 
     from .data import BatchPipeline, load_splits
 
+    if Path(args.checkpoint).is_dir() and (Path(args.checkpoint) / "best.pt").is_file():
+        # a run: its best checkpoint (the best validation top-1), as the run reports it
+        args.checkpoint = str(Path(args.checkpoint) / "best.pt")
+        print(f"evaluating {args.checkpoint}, the run's best validation top-1 (name "
+              f"last.pt for the last epoch's)", file=sys.stderr)
     state = _read_checkpoint(args.checkpoint, "eval")
     if state is None:
         return 2
@@ -343,6 +348,13 @@ def run_eval(args) -> int:
     pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False)
     with torch.no_grad():
         metrics = evaluate(model, data, pipe, config, device)
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "network": state["network"],
+                          "data": config.data, "split": args.split, "images": len(data),
+                          "loss": metrics["loss"], "top1": metrics["top1"],
+                          "top5": metrics["top5"], "top1_error": 1 - metrics["top1"],
+                          "top5_error": 1 - metrics["top5"]}, indent=2))
+        return 0
     print(f"{state['network']} on {config.data} ({args.split}, {len(data)} images): "
           f"loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%} "
           f"(top-1 error {1 - metrics['top1']:.2%}, top-5 error {1 - metrics['top5']:.2%})")
