@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .diagnostics import Diagnostic, Diagnostics, Source, SpecError
+from .diagnostics import Diagnostic, Diagnostics, Source, SpecError, did_you_mean
 from .elaborate.elaborator import Elaborator, WorkBudget
 from .elaborate.expressions import Scope
 from .elaborate.program import FileUnit, Program
@@ -157,6 +157,65 @@ class Spec:
             if not required or bound:
                 names.append(name)
         return names
+
+    def recipe(self, name: str) -> dict:
+        """The training options the spec recommends for network `name`: its `recipe` line,
+        or, for a variant without one, its base network's; {} when there is none. Raises
+        SpecError for a recipe that is not right (checks_recipes)."""
+        seen = set()
+        while name in self.unit.namespace and name not in seen:
+            seen.add(name)
+            definition, unit = self.unit.namespace[name]
+            if name in unit.recipes:
+                return self._recipe_values(unit.recipes[name], Scope(unit))
+            if not isinstance(definition, ast.Variant):
+                break
+            name = definition.base
+        return {}
+
+    def _recipe_values(self, recipe, scope) -> dict:
+        from .train.options import RECIPE_OPTIONS, TrainConfig
+
+        elaborator = Elaborator(Diagnostics())
+        values, problems = {}, []
+        for arg in recipe.args:
+            if arg.name is None:
+                problems.append(Diagnostic("E0303", "a recipe's options are given by name",
+                                           arg.span, help='write recipe NAME: lr=0.003, '
+                                                          'optimizer="adamw"'))
+                continue
+            if arg.name not in RECIPE_OPTIONS:
+                problems.append(Diagnostic(
+                    "E0205", f"a recipe has no option `{arg.name}`", arg.span,
+                    help=did_you_mean(arg.name, RECIPE_OPTIONS) or
+                    "it may set: " + ", ".join(RECIPE_OPTIONS)))
+                continue
+            try:
+                value = elaborator.evaluator.eval(arg.value, scope)
+                TrainConfig.from_dict({arg.name: value})  # the option's type and rule
+            except SpecError as error:
+                problems.extend(error.diagnostics)
+                continue
+            except ValueError as error:
+                problems.append(Diagnostic("E0304", str(error).replace("--", "`", 1).replace(
+                    " must", "` must", 1), arg.span))
+                continue
+            values[arg.name] = value
+        if recipe.name not in self.unit.namespace or not isinstance(
+                self.unit.namespace[recipe.name][0], (ast.Network, ast.Variant)):
+            problems.insert(0, Diagnostic("E0208", f"a recipe for `{recipe.name}`, which is "
+                                          "not a network of this file", recipe.name_span))
+        if problems:
+            raise SpecError(problems)
+        return values
+
+    def check_recipes(self, diagnostics: Diagnostics) -> None:
+        """Report every problem of this file's own `recipe` lines (for `archdsl check`)."""
+        for recipe in self.unit.recipes.values():
+            try:
+                self._recipe_values(recipe, Scope(self.unit))
+            except SpecError as error:
+                diagnostics.extend(error.diagnostics)
 
     def templates_without_variants(self) -> dict[str, list[str]]:
         """Networks with parameters that no default or variant of this file gives:

@@ -144,6 +144,7 @@ def cmd_check(args) -> int:
         for name in spec.concrete_networks():
             if spec.layer_graph(name, None, None, diagnostics, budget) is not None:
                 checked += 1
+        spec.check_recipes(diagnostics)
         for name, needs in spec.templates_without_variants().items():
             print(printable(f"note: {spec.path}: network `{name}` is not checked: it needs "
                             f"arguments ({', '.join(needs)}) and no variant gives them"),

@@ -1,10 +1,12 @@
 """Time to accuracy: LeNet-5 on the bundled digits data set, the README's main command.
 
-    .venv/bin/python benchmarks/time_to_accuracy.py [--write]
+    .venv/bin/python benchmarks/time_to_accuracy.py [--defaults] [--write]
 
 Trains with the README's settings for several seeds and reports, per seed, the whole process's
 wall time (start-up and data included) and the test top-1 accuracy. Target: >= 98% test top-1
-in well under a minute on a 2-core CPU.
+in well under a minute on a 2-core CPU. With --defaults: `archdsl train specs/lenet.arch
+lenet5` and no option at all (the paper's sigmoid network, trained by its spec's recipe);
+target >= 95% for every seed.
 """
 
 import json
@@ -19,12 +21,16 @@ import subprocess
 SEEDS = [0, 1, 2, 3, 4]
 
 
+README = ["--set", "act=relu", "--data", "digits", "--epochs", "50"]
+
+
 def main():
+    defaults = "--defaults" in sys.argv
     rows = []
     for seed in SEEDS:
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = ARCHDSL + ["train", "specs/lenet.arch", "lenet5", "--set", "act=relu",
-                             "--data", "digits", "--epochs", "50", "--seed", str(seed),
+            cmd = ARCHDSL + ["train", "specs/lenet.arch", "lenet5",
+                             *([] if defaults else README), "--seed", str(seed),
                              "--out", f"{tmp}/run", "--no-progress"]
             start = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -39,15 +45,22 @@ def main():
     table += [f"| {s} | {t:.1f} s | {a:.2%} | {b:.2%} |" for s, t, a, b in rows]
     worst = min(r[2] for r in rows)
     slowest = max(r[1] for r in rows)
+    if defaults:
+        command = ("`archdsl train specs/lenet.arch lenet5` with no option (the seed given "
+                   "apart): the sigmoid network, its spec's recipe (AdamW, 3e-3, 40 epochs)")
+        target = f"Target (>= 95% for every seed): {'met' if worst >= 0.95 else 'missed'}."
+    else:
+        command = ("`archdsl train specs/lenet.arch lenet5 --set act=relu --data digits "
+                   "--epochs 50` (the README's main command; the optimiser and rate from the "
+                   "spec's recipe)")
+        target = ("Target (>= 98% in well under a minute): "
+                  f"{'met' if worst >= 0.98 and slowest < 60 else 'missed'}.")
     text = "\n".join([
-        f"Machine: {machine()}; device: CPU.",
-        "Command: `archdsl train specs/lenet.arch lenet5 --set act=relu --data digits --epochs 50` "
-        "(the README's main command).", "", *table, "",
-        f"Worst seed: {worst:.2%} test top-1; slowest: {slowest:.1f} s. "
-        f"Target (>= 98% in well under a minute): {'met' if worst >= 0.98 and slowest < 60 else 'missed'}."])
+        f"Machine: {machine()}; device: CPU.", f"Command: {command}.", "", *table, "",
+        f"Worst seed: {worst:.2%} test top-1; slowest: {slowest:.1f} s. {target}"])
     print(text)
     if "--write" in sys.argv:
-        write_section("time-to-accuracy", text)
+        write_section("defaults-accuracy" if defaults else "time-to-accuracy", text)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ class FileUnit:
         self.namespace: dict[str, tuple[ast.Definition, FileUnit]] = {}
         # variant name -> how it resolves (elaborator.resolve_network remembers it here)
         self.resolved: dict[str, object] = {}
+        # network name -> its `recipe` line (not a name of the namespace: it shares the
+        # network's)
+        self.recipes: dict[str, ast.Recipe] = {}
 
     def value(self, name: str):
         definition, unit = self.namespace[name]
@@ -99,6 +102,14 @@ class Program:
         own: dict[str, ast.Definition] = {}
         for d in unit.module.definitions:
             if isinstance(d, ast.Use):
+                continue
+            if isinstance(d, ast.Recipe):
+                if d.name in unit.recipes:
+                    self.diagnostics.add(Diagnostic(
+                        "E0204", f"network `{d.name}` has two recipes", d.name_span,
+                        [Note("the first is here", unit.recipes[d.name].name_span)],
+                        help="join them into one line"))
+                unit.recipes.setdefault(d.name, d)
                 continue
             if d.name in own:
                 first = own[d.name]

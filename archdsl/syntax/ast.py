@@ -357,6 +357,14 @@ class Network(Definition):
 
 
 @dataclass
+class Recipe(Definition):
+    """`recipe lenet5: optimizer="adamw", lr=0.003, epochs=40`: training options for the
+    network of that name (and its variants), used where the command line gives none."""
+
+    args: list[Arg]
+
+
+@dataclass
 class Variant(Definition):
     """`network resnet50 = resnet(bottleneck, [3, 4, 6, 3])`."""
 

@@ -35,7 +35,7 @@ TOKEN = re.compile(r"""
 
 KEYWORDS = {"if", "elif", "else", "and", "or", "not", "in", "x", "when", "let", "as", "repeat", "of",
             "with", "use", "def", "block", "network", "input", "output", "branch", "add",
-            "concat", "mul", "return", "frozen"}
+            "concat", "mul", "return", "frozen", "recipe"}
 BINARY = {"**", "//", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%"}
 OPENERS, CLOSERS = "([{", ")]}"
 
@@ -95,7 +95,8 @@ def format_line(body: str, depth: int) -> tuple[str, int]:
         if before is None:
             out.append(text)
         else:
-            gap = _gap(before, tok, depth)
+            # a recipe's options are keyword arguments outside brackets: `lr=0.003`
+            gap = _gap(before, tok, depth + (toks[0][1] == "recipe"))
             if before[1] in ("-", "+") and unary_flags[-1]:
                 gap = 0
             out.append(" " * gap + text)

@@ -465,6 +465,10 @@ class _ToAst(Transformer):
         return ast.Variant(self._span(meta), str(name), self._span(name), str(base),
                            self._span(base), args or [])
 
+    def recipe(self, meta, children):
+        name, args = children
+        return ast.Recipe(self._span(meta), str(name), self._span(name), args or [])
+
     def params(self, meta, children):
         return [c for c in children if c is not None]
 

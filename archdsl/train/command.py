@@ -43,11 +43,12 @@ def say(command: str, message) -> None:
     print(printable(f"archdsl {command}: error: {message}"), file=sys.stderr)
 
 
-def config_from_args(args) -> TrainConfig:
-    """The training options of the command line; ValueError names a value out of range."""
-    values = {k: v for k, v in vars(args).items() if v is not None}
+def config_from_args(args, recipe: dict | None = None) -> TrainConfig:
+    """The training options of the command line, over the spec's recipe for the network
+    (options given win); ValueError names a value out of range."""
+    values = {**(recipe or {}), **{k: v for k, v in vars(args).items() if v is not None}}
     config = TrainConfig.from_dict(values)
-    if args.lr is None:
+    if "lr" not in values:
         config.lr = 1e-3 if config.optimizer == "adamw" else 0.05
     return config
 
@@ -190,11 +191,23 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         except DataError as error:
             say("train", error)
             return 2
-        config.progress = not args.no_progress
-        config.tensorboard = not args.no_tensorboard
         from ..api import load
 
-        files, root = load(Path(args.file), allow_use=args.allow_use or ()).files()
+        spec = load(Path(args.file), allow_use=args.allow_use or ())
+        try:
+            recipe = spec.recipe(net.name) if hasattr(spec, "recipe") else {}
+        except SpecError as error:
+            print_diagnostics(error.diagnostics)
+            return 1
+        used = {k: v for k, v in recipe.items() if getattr(args, k, None) is None}
+        if used:
+            config = config_from_args(args, used)
+            print(f"recipe of {args.file} for {net.name}: " + ", ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in used.items()) +
+                " (options given on the command line win)", file=sys.stderr)
+        config.progress = not args.no_progress
+        config.tensorboard = not args.no_tensorboard
+        files, root = spec.files()
         sets = dict(s.split("=", 1) for s in (args.set or []))
         info = RunInfo(files, root, net.name, sets,
                        list(net.input_shape) if args.input else None,

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "fake", "imagefolder:PATH")
+from .options import DATASETS
+
 
 
 class DataError(Exception):
