@@ -67,11 +67,13 @@ def test_training_steps_do_not_wait_for_the_device(capsys, tmp_path):
     # blocking, so the GPU's queue never runs dry (the two runs differ only in their number of
     # training steps). Three blocking copies a step made ResNet-18 train at 0.77 of a
     # hand-written loop on an H100.
+    # (SGD: AdamW's step reads its per-parameter step counters, CPU tensors that never wait
+    # for a GPU, but that the counter here would count)
     waits = []
     for steps in (10, 40):
         with HostWaits() as counter:
             status, _, err = train(capsys, tmp_path, "--epochs", "1", "--limit-steps",
-                                   str(steps), "--batch-size", "16",
+                                   str(steps), "--batch-size", "16", "--optimizer", "sgd",
                                    name=f"steps{steps}")
         assert status == 0, err
         waits.append(counter.count)
@@ -423,3 +425,13 @@ def test_lenet5_with_every_default_learns_from_its_recipe(capsys, tmp_path):
     assert status == 0
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["epochs"] == 40 and result["test_top1"] >= 0.95
+
+
+def test_another_optimizer_than_the_recipes_drops_its_rate(capsys, tmp_path):
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(RECIPE_SPEC)
+    status = main(["train", str(spec), "tiny", "--optimizer", "sgd", "--out",
+                   str(tmp_path / "run"), "--limit-steps", "1", *QUIET])
+    assert status == 0
+    options = json.loads((tmp_path / "run" / "options.json").read_text())
+    assert (options["optimizer"], options["lr"], options["epochs"]) == ("sgd", 0.05, 2)

@@ -199,6 +199,10 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         except SpecError as error:
             print_diagnostics(error.diagnostics)
             return 1
+        if args.optimizer is not None and recipe.get("optimizer", args.optimizer) != args.optimizer:
+            # another optimiser than the recipe's: its rate and momentum do not carry over
+            recipe = {k: v for k, v in recipe.items()
+                      if k not in ("optimizer", "lr", "momentum", "nesterov", "weight_decay")}
         used = {k: v for k, v in recipe.items() if getattr(args, k, None) is None}
         if used:
             config = config_from_args(args, used)
