@@ -272,6 +272,13 @@ class OutputError(Exception):
     """An output a command cannot write; the message reads `cannot write PATH: reason`."""
 
 
+def check_output_folder(path: Path) -> None:
+    """OutputError unless the folder an output goes into exists."""
+    if not path.parent.is_dir():
+        reason = "is not a folder" if path.parent.exists() else "does not exist"
+        raise OutputError(f"cannot write {path}: the folder {path.parent} {reason}")
+
+
 def write_output(path, data) -> Path:
     """Write one output file (a diagram, exported source, a model, a plot, a formatted spec),
     the one way every command writes: into a temporary file beside it (same extension, for
@@ -281,9 +288,7 @@ def write_output(path, data) -> Path:
     writes the temporary path it is given (matplotlib, torch.save). Raises OutputError."""
     path = Path(path)
     parent = path.parent
-    if not parent.is_dir():
-        reason = "is not a folder" if parent.exists() else "does not exist"
-        raise OutputError(f"cannot write {path}: the folder {parent} {reason}")
+    check_output_folder(path)
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
     tmp = parent / f".{path.stem}.{os.getpid()}.tmp{path.suffix}"

@@ -6,12 +6,12 @@ import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import archdsl
+from archdsl.backends.weights import keys_in_call_order
 from archdsl.diagnostics import SpecError
 from conftest import SPECS
 
@@ -27,34 +27,18 @@ def test_yolov8_counts_as_ultralytics_prints_them(entry):
 
 
 def _in_call_order(model, *inputs) -> dict:
-    """The model's tensors (parameters and buffers) in the order its forward pass uses the
-    modules that hold them: Ultralytics registers C2f's cv2 before its bottlenecks and runs
-    it after them."""
-    order, hooks = [], []
-    for module in model.modules():
-        if list(module.parameters(recurse=False)) or list(module.buffers(recurse=False)):
-            hooks.append(module.register_forward_pre_hook(
-                lambda m, args: order.append(m) if m not in order else None))
-    with torch.no_grad():
-        model(*inputs)
-    for hook in hooks:
-        hook.remove()
-    names = {m: n for n, m in model.named_modules()}
-    state = {}
-    for module in order:
-        prefix = names[module] + "." if names[module] else ""
-        for key, tensor in module.state_dict().items():
-            if "." not in key and not key.endswith("num_batches_tracked"):  # its own tensors
-                state[prefix + key] = tensor
-    return state
+    """The model's tensors in the order its forward pass uses them (Ultralytics registers
+    C2f's cv2 before its bottlenecks and runs it after them), without BatchNorm's counters."""
+    state = model.state_dict()
+    return {key: state[key] for key in keys_in_call_order(model, *inputs)
+            if not key.endswith("num_batches_tracked")}
 
 
 # Ultralytics runs in a process of its own: importing it changes the process (it replaces
 # torch.save, adds warning filters, sets print options), which other tests must not see.
 REFERENCE = """
 import sys, torch
-sys.path.insert(0, sys.argv[3])
-from test_detection import _in_call_order
+from archdsl.backends.weights import keys_in_call_order
 from ultralytics.nn.tasks import DetectionModel
 torch.manual_seed(0)
 model = DetectionModel(f"yolov8{sys.argv[1]}.yaml", verbose=False).eval()
@@ -64,7 +48,8 @@ with torch.no_grad():  # statistics that are not the initial 0 and 1
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 1.5)
 x = torch.randn(2, 3, 256, 256)
-state = _in_call_order(model, x)
+full = model.state_dict()
+state = {k: full[k] for k in keys_in_call_order(model, x) if not k.endswith("num_batches_tracked")}
 with torch.no_grad():
     _, raw = model(x)
     outputs = [raw["boxes"], raw["scores"], model.model[-1].dfl(raw["boxes"])]
@@ -77,9 +62,8 @@ def test_yolov8_with_ultralytics_weights_gives_ultralytics_outputs(variant, tmp_
     if importlib.util.find_spec("ultralytics") is None:  # not imported here: see REFERENCE
         pytest.skip("Ultralytics is not installed (the test extra: pip install 'archdsl[test]')")
     out = tmp_path / "reference.pt"
-    done = subprocess.run([sys.executable, "-c", REFERENCE, variant, str(out),
-                           str(Path(__file__).parent)], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, "-c", REFERENCE, variant, str(out)],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ultralytics" not in sys.modules
     reference = torch.load(out, weights_only=True)

@@ -8,7 +8,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from ..files import OutputError, write_output
+from ..files import OutputError, check_output_folder, write_output
 
 FORMATS = (".py", ".onnx", ".pt")
 
@@ -79,7 +79,7 @@ def to_onnx(net, path: Path, model=None) -> None:
     # final names, then moved: a model never refers to a temporary name).
     size = sum(t.numel() * t.element_size() for t in exported.state_dict().values())
     external = size >= 2 * 1024 ** 3 - 64 * 1024 ** 2
-    _check_folder(path)
+    check_output_folder(path)
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.") as folder:
             target = Path(folder) / path.name
@@ -95,12 +95,3 @@ def to_onnx(net, path: Path, model=None) -> None:
                 os.replace(written, path.parent / written.name)  # the model last
     except OSError as error:
         raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
-
-
-def _check_folder(path: Path) -> None:
-    if not path.parent.is_dir():
-        reason = "is not a folder" if path.parent.exists() else "does not exist"
-        raise OutputError(f"cannot write {path}: the folder {path.parent} {reason}")
-
-
-

@@ -68,6 +68,32 @@ def _keys(tensors) -> list:
     return [tuple(n for n in t.shape if n != 1) for t in tensors]
 
 
+def keys_in_call_order(module, *inputs) -> list[str]:
+    """The module's state_dict keys in the order one forward pass (no_grad, in the module's
+    present mode) first uses the submodules that hold them; tensors of submodules it never
+    calls are left out."""
+    import torch
+
+    order, hooks = [], []
+    for sub in module.modules():
+        if any(True for _ in sub.parameters(recurse=False)) or \
+                any(True for _ in sub.buffers(recurse=False)):
+            hooks.append(sub.register_forward_pre_hook(
+                lambda m, args: order.append(m) if m not in order else None))
+    try:
+        with torch.no_grad():
+            module(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    names = {m: n for n, m in module.named_modules()}
+    keys = []
+    for sub in order:
+        prefix = names[sub] + "." if names[sub] else ""
+        keys += [prefix + key for key in sub.state_dict() if "." not in key]  # its own
+    return keys
+
+
 def _in_call_order(source, model, items: list) -> list:
     """The source's tensors in the order its forward pass uses the modules that hold them,
     when that order fits ours better than the order it registers them in: torchvision's
@@ -81,32 +107,17 @@ def _in_call_order(source, model, items: list) -> list:
     shapes = getattr(model, "input_shapes", None)
     if not shapes:
         return items
-    order, hooks = [], []
-    for module in source.modules():
-        if any(True for _ in module.parameters(recurse=False)) or \
-                any(True for _ in module.buffers(recurse=False)):
-            hooks.append(module.register_forward_pre_hook(
-                lambda m, args: order.append(m) if m not in order else None))
     saved = {k: v.clone() for k, v in source.state_dict().items()}
     training = source.training
     try:
-        with torch.no_grad():
-            source.train()
-            source(*(torch.randn(2, *s) for s in shapes.values()))
+        source.train()
+        order = keys_in_call_order(source, *(torch.randn(2, *s) for s in shapes.values()))
     except Exception:  # any input it cannot take: keep the registered order
         return items
     finally:
-        for hook in hooks:
-            hook.remove()
         source.load_state_dict(saved)
         source.train(training)
-    names = {m: n for n, m in source.named_modules()}
-    rank = {}
-    for module in order:
-        prefix = names[module] + "." if names[module] else ""
-        for key in module.state_dict():
-            if "." not in key:  # the module's own tensors, not a child's
-                rank.setdefault(prefix + key, len(rank))
+    rank = {key: i for i, key in enumerate(order)}
     reordered = sorted(items, key=lambda item: rank.get(item[0], len(rank)))
     ours = _keys(t for t in model.state_dict().values())
     better = _keys(t for _, t in reordered) == ours and _keys(t for _, t in items) != ours

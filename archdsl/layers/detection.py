@@ -36,7 +36,7 @@ class DFL(LayerKind):
         return numel(x)  # the expected value: one multiply-add per bin of each side
 
     def flops(self, a, x, y):
-        return 3 * numel(x) + 2 * numel(x)  # softmax (exp, sum, divide), then the sum
+        return 5 * numel(x)  # softmax (exp, sum, divide: 3), then the weighted sum (2)
 
     def torch(self, a, x, y):
         return TorchModule("archdsl.backends.torch_modules.DFL", dict(bins=a["bins"]))
