@@ -87,6 +87,15 @@ class Network:
 
         return summary_text(self, params, depth)
 
+    def memory(self, batch: int, precision: str = "fp32", optimizer: str = "sgd"):
+        """An estimate of the memory one training step takes at `batch` samples (bytes of
+        parameters, gradients, optimizer state, kept activations and the peak;
+        passes/memory.py). precision: "fp32" or "bf16" (autocast); optimizer: "sgd" (with
+        momentum) or "adamw"."""
+        from .passes.memory import estimate
+
+        return estimate(self.graph, batch, precision, optimizer)
+
     def to_json(self) -> dict:
         from .report import summary_json
 

@@ -162,16 +162,41 @@ def cmd_check(args) -> int:
 def cmd_summary(args) -> int:
     if args.depth is not None and args.depth < 1:
         raise UsageError(f"--depth must be at least 1, got {args.depth}")
+    if args.batch is not None and args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
     diagnostics = Diagnostics()
     net = elaborate_one(args, diagnostics)
     if net is None:
         print_diagnostics(diagnostics, args.format)
         return EXIT_SPEC
+    optimizer = args.optimizer or _recipe_optimizer(net) or "sgd"
     if args.json:
-        print(json.dumps(net.to_json(), indent=2))
+        summary = net.to_json()
+        if args.batch:
+            from .passes.memory import PRECISIONS
+
+            summary["memory"] = {p: net.memory(args.batch, p, optimizer).as_dict()
+                                 for p in PRECISIONS}
+        print(json.dumps(summary, indent=2))
     else:
         print(printable(net.summary(args.params, args.depth)))
+        if args.batch:
+            from .report import memory_text
+
+            print()
+            print(memory_text(net, args.batch, optimizer))
     return EXIT_OK
+
+
+def _recipe_optimizer(net) -> str | None:
+    """The optimizer of the network's recipe, if its spec has one (the memory it needs)."""
+    spec = net.spec
+    if spec is None or not hasattr(spec, "recipe"):
+        return None
+    try:
+        return spec.recipe(net.name).get("optimizer")
+    except Exception:  # a wrong recipe is `check`'s to report; the summary stands
+        return None
 
 
 def cmd_compile(args) -> int:
@@ -515,6 +540,12 @@ def make_parser() -> argparse.ArgumentParser:
                    help="how to count parameters: keras (default; BatchNorm's running "
                         "statistics are non-trainable parameters, as the seeds print) or torch "
                         "(model.parameters(); buffers apart, as torchinfo and timm print)")
+    p.add_argument("--batch", type=int, metavar="N",
+                   help="also estimate the memory of one training step at batch N "
+                        "(parameters, gradients, optimizer state, activations; fp32 and bf16)")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"),
+                   help="the optimizer whose state --batch counts (default: the spec's "
+                        "recipe's, else sgd with momentum)")
     p.set_defaults(run=cmd_summary)
 
     p = sub.add_parser("zoo", help="every network in specs: input, parameters, MACs, depth")

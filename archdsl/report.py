@@ -141,6 +141,37 @@ def summary_text(net, params: str = "keras", depth: int | None = None) -> str:
     return "\n".join(out)
 
 
+def size_text(n: int) -> str:
+    """Bytes in binary units, as memory is sold and torch.cuda reports it: `1.50 GiB`."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
+
+
+MEMORY_ROWS = (("parameters", "parameters and buffers (fp32)"),
+               ("gradients", "gradients (fp32)"),
+               ("optimizer_state", "optimizer state"),
+               ("activations", "activations kept for backward"),
+               ("peak", "peak of one step"))
+
+
+def memory_text(net, batch: int, optimizer: str) -> str:
+    """The memory estimate of a training step at fp32 and with bf16 autocast, as a table."""
+    from .passes.memory import PRECISIONS
+
+    estimates = [net.memory(batch, precision, optimizer).as_dict() for precision in PRECISIONS]
+    what = {"sgd": "SGD with momentum", "adamw": "AdamW"}[optimizer]
+    rows = [("", "fp32", "bf16 autocast")] + [
+        (label, *(size_text(e[key]) for e in estimates)) for key, label in MEMORY_ROWS]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"Training memory at batch {batch} (an estimate for one step of {what}; "
+             "see docs/counting.md):"]
+    for r in rows:
+        lines.append(f"  {r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}")
+    return "\n".join(lines)
+
+
 def summary_json(net) -> dict:
     g = net.graph
     t = net.totals

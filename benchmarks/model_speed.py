@@ -115,6 +115,35 @@ def compare(file, name, reference, kwargs, args, device, compiled, train):
     return args.batch / per_pass[0], args.batch / per_pass[1], ratios
 
 
+def attention_kernels(args, device):
+    """For the timed transformers: the GPU kernels whose names say which attention ran in a
+    compiled training pass of each (flash, memory-efficient, or none: the unfused math)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    found = {}
+    for file, name, reference, kwargs in MODELS:
+        if "vit" not in name or (args.only and name not in args.only):
+            continue
+        size = FIXED_SIZE.get(name, args.size)
+        net = archdsl.load(ROOT / "specs" / file).network(name, input_shape=[3, size, size])
+        ours = net.build(logits=True).to(device)
+        theirs = torchvision.models.get_model(reference, weights=None, **kwargs).to(device)
+        x = torch.randn(args.batch, 3, size, size, device=device)
+        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+        for who, model in (("archdsl", ours), ("torchvision", theirs)):
+            model = torch.compile(model.train())
+            step(model, x, True, amp)
+            sync(device)
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                step(model, x, True, amp)
+                sync(device)
+            names = {e.key for e in prof.key_averages()}
+            attention = sorted({n[:60] for n in names if any(
+                w in n.lower() for w in ("flash", "fmha", "efficient_attention", "mem_eff"))})
+            found[f"{name}, {who}"] = ", ".join(attention) or "none (unfused attention)"
+    return found
+
+
 def graph_breaks():
     counts = {}
     for path in sorted((ROOT / "specs").glob("*.arch")):
@@ -154,6 +183,8 @@ def main():
     parser.add_argument("--only", nargs="+", choices=[m[1] for m in MODELS],
                         help="time just these networks (no graph breaks; written only to a "
                         "--section of their own)")
+    parser.add_argument("--passes", choices=("both", "forward", "train"), default="both",
+                        help="time forward passes, forward+backward ones, or both (default)")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--section", help="with --only and --write: the docs/benchmarks.md "
                         "section to write (the main table needs every network)")
@@ -169,7 +200,8 @@ def main():
             continue
         compiles = not args.no_compile and (args.compiled is None or name in args.compiled)
         for compiled in ([False, True] if compiles else [False]):
-            for train in (False, True):
+            for train in {"both": (False, True), "forward": (False,),
+                          "train": (True,)}[args.passes]:
                 ours, theirs, ratios = compare(file, name, reference, kwargs, args, device,
                                                compiled, train)
                 rows.append((name, "compiled" if compiled else "eager",
@@ -196,6 +228,14 @@ def main():
         f"Lowest ratio {worst:.3f} (target 0.97: {'met' if worst >= 0.97 else 'missed'})."]
     if device.type == "cuda":  # a property of the generated code, counted on a CPU
         lines[-1] += " Graph breaks: see the CPU run."
+        try:
+            kernels = attention_kernels(args, device)
+        except Exception as error:  # the timings above stand without it
+            kernels = {"not found": f"{type(error).__name__}: {error}"}
+        if kernels:
+            lines.append("")
+            lines += [f"Attention kernels of a compiled training pass ({n}): {k}."
+                      for n, k in kernels.items()]
     elif not args.only:
         breaks = graph_breaks()
         total = sum(breaks.values())

@@ -83,3 +83,45 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
         if count_flops:
             assert counter.get_total_flops() == 2 * (net.macs + net.totals.macs_side) * batch
     return model
+
+
+def training_step_peak(net, batch: int, precision: str = "fp32", optimizer: str = "sgd",
+                       device: str = "cpu") -> int:
+    """The allocator's peak bytes over one training step of the built module (forward, loss,
+    backward, optimizer step), after a first step that creates the optimizer's state: what
+    archdsl's memory estimate (passes/memory.py) predicts. On a GPU torch.cuda's peak; on a
+    CPU the profiler's memory timeline (every allocation and free of the step, in order)."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler._memory_profiler import MemoryProfileTimeline
+
+    torch.manual_seed(0)
+    model = net.build(logits=True).to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.AdamW(params, lr=1e-3, foreach=True) if optimizer == "adamw" else
+           torch.optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=5e-4,
+                                           foreach=True))  # as on a GPU, by default
+    amp = torch.bfloat16 if precision == "bf16" else None
+
+    def step():
+        inputs = example_inputs(net.graph, batch, device)
+        with torch.autocast(torch.device(device).type, dtype=amp, enabled=amp is not None):
+            out = model(*inputs)
+            outs = out if isinstance(out, tuple) else (out,)
+            loss = sum(o.float().logsumexp(1).mean() for o in outs)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
+                 with_stack=True) as prof:
+        step()
+    _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline(device)
+    return max(sum(s) for s in sizes)

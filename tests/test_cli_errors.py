@@ -109,6 +109,8 @@ CASES = [
     "layers convv",
     "check specs/lenet.arch --frobnicate",
     f"summary {LENET} --depth 0",
+    f"summary {LENET} --batch 0",
+    f"summary {LENET} --batch 8 --optimizer adam",
     f"summary {LENET} --params tensorflow",
 ]
 

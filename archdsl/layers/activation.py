@@ -38,21 +38,24 @@ class Activation(LayerKind):
         return self.name
 
 
-def _activation(name, torch_class, cost, doc, aliases=(), runs_in_place=False):
+def _activation(name, torch_class, cost, doc, aliases=(), runs_in_place=False,
+                saves=("input",)):
     cls = type(name.capitalize(), (Activation,), dict(
         name=name, torch_class=torch_class, cost=cost, doc=doc, aliases=aliases,
-        runs_in_place=runs_in_place))
+        runs_in_place=runs_in_place, saves=saves))
     return register(cls)
 
 
-_activation("relu", "torch.nn.ReLU", 1, "max(x, 0).", runs_in_place=True)
+# The backward of relu, relu6 (run in place), sigmoid, tanh and leakyrelu (in place) reads
+# their output; the others' reads their input.
+_activation("relu", "torch.nn.ReLU", 1, "max(x, 0).", runs_in_place=True, saves=("output",))
 _activation("relu6", "torch.nn.ReLU6", 2, "min(max(x, 0), 6), as in MobileNet.",
-            runs_in_place=True)
+            runs_in_place=True, saves=("output",))
 _activation("gelu", "torch.nn.GELU", 8, "Gaussian error linear unit (erf form).")
 _activation("silu", "torch.nn.SiLU", 4, "x * sigmoid(x), also called swish (EfficientNet).",
             aliases=("swish",), runs_in_place=True)
-_activation("sigmoid", "torch.nn.Sigmoid", 3, "1 / (1 + exp(-x)).")
-_activation("tanh", "torch.nn.Tanh", 5, "Hyperbolic tangent.")
+_activation("sigmoid", "torch.nn.Sigmoid", 3, "1 / (1 + exp(-x)).", saves=("output",))
+_activation("tanh", "torch.nn.Tanh", 5, "Hyperbolic tangent.", saves=("output",))
 _activation("hardswish", "torch.nn.Hardswish", 4, "x * relu6(x + 3) / 6 (MobileNetV3).",
             runs_in_place=True)
 _activation("hardsigmoid", "torch.nn.Hardsigmoid", 3, "relu6(x + 3) / 6 (MobileNetV3).",
@@ -64,6 +67,7 @@ _activation("mish", "torch.nn.Mish", 6, "x * tanh(softplus(x)).", runs_in_place=
 class LeakyRelu(Activation):
     name = "leakyrelu"
     runs_in_place = True
+    saves = ("output",)
     torch_class = "torch.nn.LeakyReLU"
     cost = 2
     doc = "max(x, 0) + slope * min(x, 0)."
@@ -92,6 +96,8 @@ class Elu(Activation):
 class Softmax(Activation):
     name = "softmax"
     cost = 3  # exp, sum, divide
+    saves = ("output",)
+    autocast = "fp32"
     doc = ("Softmax over channels (dim 1; a sequence's features). A trailing softmax is part of the network for "
            "inference; training fuses it into the loss and trains on logits. Table notation: "
            "`soft-max`.")

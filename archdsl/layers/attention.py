@@ -27,6 +27,15 @@ class Attention(LayerKind):
     )
     accepts = (SEQ,)
     output_disposable = True
+    autocast = "low"
+
+    def saved_extra(self, a, x, y):
+        # the q, k, v projections, the attention's output and its log-sum-exp per query
+        # (the flash and memory-efficient kernels keep no LxL matrix), and that output laid
+        # out again for the output projection
+        length, d = x
+        return ((3 * length * d, "act"), (length * d, "act"), (a["heads"] * length, "fp32"),
+                (length * d, "act"))
 
     def shape(self, a, x):
         if x[1] % a["heads"]:

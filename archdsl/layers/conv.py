@@ -119,6 +119,7 @@ class _Convolution(LayerKind):
     family = "conv"
     accepts_act = True
     accepts = MAPS
+    autocast = "low"
 
     def resolve(self, a, x):
         return resolve_windows(a, x)
@@ -241,6 +242,9 @@ class SeparableConv(_Convolution):
         mid = x[0] * a["mult"]
         pixels = numel(y[1:])
         return pixels * mid * math.prod(a["kernel"]) + pixels * mid * y[0]
+
+    def saved_extra(self, a, x, y):
+        return ((x[0] * a["mult"] * numel(y[1:]), "act"),)  # the depthwise part's output
 
     def torch(self, a, x, y):
         return self.module("archdsl.backends.torch_modules.SeparableConv2d", a,

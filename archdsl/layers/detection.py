@@ -20,6 +20,10 @@ class DFL(LayerKind):
            "without gradients, as Ultralytics' DFL holds them: frozen, counted apart.")
     params = (Param("bins", Int(2), 16, doc="distances per side (Ultralytics' reg_max)"),)
     accepts = (MAP1D,)
+    saves = ()  # the softmax's output (the convolution's input: one tensor) is kept
+
+    def saved_extra(self, a, x, y):
+        return ((numel(x), "act"),)
 
     def shape(self, a, x):
         if x[0] != 4 * a["bins"]:

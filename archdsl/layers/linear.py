@@ -14,6 +14,7 @@ TIED = Param("tied", Optional(TensorLabel()), None,
 class Linear(LayerKind):
     output_disposable = True  # its backward does not read its output
     name = "linear"
+    autocast = "low"
     aliases = ("fc", "FC", "dense")
     family = "linear"
     accepts_act = True

@@ -38,6 +38,7 @@ def _shapes(xs) -> str:
 class Add(Merge):
     name = "add"
     runs_in_place = True
+    saves = ()
     doc = "Element-wise sum of branches of equal shape (residual connections)."
 
     def shape(self, a, xs):
@@ -84,6 +85,7 @@ class Mul(Merge):
 @register
 class Concat(Merge):
     name = "concat"
+    saves = ()
     doc = ("Concatenation of branches along the first axis: the channels of maps (Inception, "
            "DenseNet; the other sizes must agree), the features of vectors, the positions of "
            "sequences (ViT's class token before the patches).")

@@ -31,6 +31,10 @@ class BatchNorm(LayerKind):
     # not sequences: BatchNorm1d on (N, L, D) would normalise over positions, not features
     accepts = (VECTOR, *MAPS)
 
+    def saved(self, a):
+        # FrozenBatchNorm2d is x * scale + shift with fixed buffers: nothing of x is kept
+        return () if a["frozen"] else self.saves
+
     def shape(self, a, x):
         return x
 
@@ -74,6 +78,11 @@ class LocalResponseNorm(LayerKind):
 
     accepts = MAPS  # PyTorch normalises across the channels of a map, not a vector
 
+    def saved_extra(self, a, x, y):
+        # PyTorch's composite keeps the padded squares (for the window average), the
+        # denominator and its power
+        return ((numel(y), "act"),) * 3
+
     def shape(self, a, x):
         return x
 
@@ -103,6 +112,7 @@ class LocalResponseNorm(LayerKind):
 class _Norm(LayerKind):
     family = "norm"
     output_disposable = False  # their backward reads their output or statistics of it
+    autocast = "fp32"  # autocast runs layer_norm and group_norm in fp32
 
     def shape(self, a, x):
         return x
@@ -155,6 +165,10 @@ class RMSNorm(_Norm):
 
     def params_count(self, a, x):
         return Params(x.features if a["affine"] else 0)
+
+    def saved_extra(self, a, x, y):
+        # PyTorch's composite: x·rsqrt(mean(x²) + eps) is kept for the scale's gradient
+        return ((numel(y), "act"),) if a["affine"] else ()
 
     def flops(self, a, x, y):
         return numel(y) * (4 if a["affine"] else 3)  # square, add, divide (+ scale)

@@ -94,6 +94,9 @@ class MaxPool(WindowPool):
     pad_value = float("-inf")
     doc = "Max pooling (torch.nn.MaxPool1d/2d/3d by the map's rank). " + WindowPool.doc_extra
 
+    def saved_extra(self, a, x, y):
+        return ((numel(y), "int64"),)  # where each maximum was
+
 
 @register
 class AvgPool(WindowPool):
@@ -129,6 +132,7 @@ class GlobalAvgPool(LayerKind):
            "map (squeeze-excitation).")
     accepts = MAPS
     torch_base = "AdaptiveAvgPool"
+    saves = ()  # PyTorch averages to 1x1 with mean(), whose backward needs only sizes
 
     def shape(self, a, x):
         return x.like((x[0],) + (1,) * len(x.spatial))
@@ -155,6 +159,10 @@ class GlobalMaxPool(GlobalAvgPool):
     aliases = ("global_maxpool",)
     doc = "Global max pooling to Cx1x1 (torch.nn.AdaptiveMaxPool2d(1)), on maps of any rank."
     torch_base = "AdaptiveMaxPool"
+    saves = ("input",)
+
+    def saved_extra(self, a, x, y):
+        return ((numel(y), "int64"),)
 
     def describe(self, a):
         return "global maxpool"

@@ -32,6 +32,13 @@ class Recurrent(LayerKind):
     )
     accepts = (SEQ,)
     output_disposable = True
+    autocast = "low"
+
+    def saved_extra(self, a, x, y):
+        # per position, layer and direction: the gates' values and the cell and hidden states
+        # (an estimate: cuDNN keeps them in a reserve of its own layout)
+        return ((x[0] * a["layers"] * self.directions(a) * a["hidden"] * (self.gates + 2),
+                 "act"),)
 
     def directions(self, a) -> int:
         return 2 if a["bidirectional"] else 1

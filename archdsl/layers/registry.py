@@ -9,6 +9,8 @@ A layer kind is a class that states, side by side (MLIR ODS's "single source of 
     params_count(a, x)      its parameters: trainable, buffers, frozen (Params)
     macs(a, x, y)           multiply-adds of weights (the headline figure, bias excluded)
     flops(a, x, y)          every arithmetic operation of an inference forward pass
+    saves, saved_extra      what autograd keeps of it for the backward pass, and autocast's
+    autocast, view          type for it (the training-memory estimate, passes/memory.py)
     torch(a, x, y)          how to build it in PyTorch: a module class and its kwargs, or an
                             expression — a description, not an instance, so the module builder
                             and the source exporter share it and torch is never imported here
@@ -163,6 +165,24 @@ class LayerKind:
     # Named arguments besides its parameters are sizes of named axes, collected in
     # a["sizes"] (rearrange's `h=14`)
     named_sizes: bool = False
+    # What a training pass keeps for the backward one (passes/memory.py), as PyTorch's
+    # derivative formulas do: `saves` names the layer's tensors it keeps, "input" (all of its
+    # inputs) and/or "output" (a convolution keeps its input, relu and sigmoid their output,
+    # an add nothing); `saved_extra` returns the tensors of its own besides them (max-pool's
+    # indices, dropout's mask) as (values, dtype) pairs, dtype "act" for the type it computes
+    # in. `autocast`: the type autocast runs it in, "low" (bf16: convolutions and matrix
+    # products), "fp32" (the norms and softmax it keeps in full precision) or None (the type
+    # of its inputs). `view`: its output is its input's memory (flatten, pick).
+    saves: tuple[str, ...] = ("input",)
+    autocast: str | None = None
+    view: bool = False
+
+    def saved(self, a: dict) -> tuple[str, ...]:
+        """`saves` for these arguments (a frozen bn keeps nothing)."""
+        return self.saves
+
+    def saved_extra(self, a: dict, x, y: Shape) -> tuple[tuple[int, str], ...]:
+        return ()
 
     def resolve(self, a: dict, x) -> dict:
         return a
@@ -211,6 +231,8 @@ def _show_default(value) -> str:
 
 class NoCost(LayerKind):
     """Moves or masks data: no parameters, no multiply-adds, no arithmetic at inference."""
+
+    saves = ()  # their backward moves the gradient back: it needs only sizes
 
     def params_count(self, a, x):
         return Params()

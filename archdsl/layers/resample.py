@@ -112,6 +112,7 @@ def _linear_mode(x) -> str:
 @register
 class UpConv(LayerKind):
     name = "upconv"
+    autocast = "low"
     aliases = ("convtranspose", "deconv")
     family = "conv"
     accepts_act = True

@@ -17,6 +17,7 @@ from .types import (ArgType, ArgumentError, Choice, Float, Int, Optional, Pads4,
 @register
 class Identity(NoCost):
     name = "identity"
+    view = True
     family = "structure"
     doc = "Passes its input through unchanged (the shortcut branch of a residual block)."
     accepts = LAYOUTS
@@ -31,6 +32,7 @@ class Identity(NoCost):
 @register
 class Flatten(NoCost):
     name = "flatten"
+    view = True
     family = "structure"
     doc = ("Flattens a feature map to a vector of C*H*W features (channel-major, as "
            "torch.flatten); a sequence to a vector of L*D.")
@@ -67,6 +69,9 @@ class ZeroPad(NoCost):
 @register
 class Dropout(NoCost):
     name = "dropout"
+
+    def saved_extra(self, a, x, y):
+        return ((numel(y), "bool"),) if a["p"] else ()  # which values were kept
     family = "regularization"
     doc = "Zeroes a random fraction p of the elements while training (torch.nn.Dropout)."
     params = (Param("p", Float(0.0, 1.0), 0.5, "probability of dropping an element, in [0, 1)"),)
@@ -109,6 +114,7 @@ class DropPath(NoCost):
 @register
 class Channels(NoCost):
     name = "channels"
+    view = True
     family = "structure"
     doc = ("The channels `start` to `stop` (stop excluded) of a map, or those features of a "
            "vector: ShuffleNet V2's channel split is `channels(0, in.c // 2)` in one branch "
@@ -162,6 +168,7 @@ class ChannelShuffle(NoCost):
 @register
 class Pick(NoCost):
     name = "pick"
+    view = True
     family = "structure"
     doc = ("One position of a sequence, as a vector: `pick(0)` is ViT's class token "
            "(x[:, 0]); negative positions count from the end (`pick(-1)`, the last token).")
@@ -208,6 +215,7 @@ class _Init(ArgType):
 @register
 class FreeParam(LayerKind):
     name = "param"
+    saves = ()
     family = "structure"
     doc = ("A learned tensor of the given sizes, in the layout of its input, which it ignores "
            "but for the batch size (it is broadcast over the batch): a class token "

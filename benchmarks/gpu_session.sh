@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The GPU checks of one device session, in one command (the device tool's machine has
+# PyTorch but not lark or graphviz: their wheels travel in .whl/, docs/benchmarks.md says how).
+#   bash benchmarks/gpu_session.sh OUT_DIR
+# Writes each step's log and the updated docs/benchmarks.md under OUT_DIR; a failing step
+# does not stop the others.
+out=${1:?an output folder}
+mkdir -p "$out"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$out/gpu.txt"
+step() {  # name, command...
+    local name=$1; shift
+    echo "== $name: $*"
+    local start=$SECONDS
+    "$@" > "$out/$name.log" 2>&1
+    echo "   exit $? after $((SECONDS - start)) s"; tail -25 "$out/$name.log"
+    cp docs/benchmarks.md "$out/benchmarks.md"
+}
+step memory python3 benchmarks/memory_estimate.py --device cuda --write
+step train python3 -m archdsl train specs/lenet.arch lenet5 --device cuda --amp bf16 \
+    --compile --epochs 3 --out "$out/run" --no-progress
+rm -rf "$out/run"
+step vit python3 benchmarks/model_speed.py --device cuda --batch 64 --size 224 \
+    --channels-last --amp bf16 --only vit_b_16 --passes train --compiled vit_b_16 \
+    --write --section model-speed-cuda-vit
