@@ -19,6 +19,7 @@ _EXPORTS = {
     "Spec": (".api", "Spec"), "UnknownModel": (".api", "UnknownModel"),
     "create_model": (".api", "create_model"), "list_models": (".api", "list_models"),
     "load": (".api", "load"), "zoo_network": (".api", "zoo_network"),
+    "PredictError": (".train.predict", "PredictError"),
     "WeightsError": (".backends.weights", "WeightsError"),
     "copy_state": (".backends.weights", "copy_state"),
     "load_torchvision": (".backends.weights", "load_torchvision"),

@@ -128,11 +128,12 @@ class Network:
 
         return to_source(self)
 
-    def export(self, path, model=None):
-        """Write .py, .onnx or .pt (by extension); `model` supplies the weights."""
+    def export(self, path, model=None, preprocess=None):
+        """Write .py, .onnx or .pt (by extension); `model` supplies the weights, `preprocess`
+        a trained network's preprocessing (SavedModel.preprocess)."""
         from .backends.export import export
 
-        return export(self, path, model)
+        return export(self, path, model, preprocess)
 
 
 class Spec:
@@ -321,18 +322,47 @@ class Spec:
 
 
 class SavedModel:
-    """A network saved with its weights (`compile -o model.pt`, or a training checkpoint)."""
+    """A network saved with its weights (`compile -o model.pt`, or a training checkpoint).
+    `preprocess`: how raw images become its input, as it was trained (train/preprocess.py);
+    None for a model no run trained."""
 
-    def __init__(self, spec: Spec, network: Network, state_dict: dict):
+    def __init__(self, spec: Spec, network: Network, state_dict: dict, preprocess=None):
         self.spec = spec
         self.network = network
         self.state_dict = state_dict
+        self.preprocess = preprocess
+        self._predictor = None
 
     def build(self, **options):
         """The module, with the saved weights."""
         model = self.network.build(**options)
         model.load_state_dict(self.state_dict)
         return model
+
+    def export(self, path):
+        """Write .py, .onnx or .pt (by extension) with the saved weights and preprocessing."""
+        return self.network.export(path, self.build().eval(), self.preprocess)
+
+    def predict(self, images, top_k: int = 5, device="cpu") -> list[list[dict]]:
+        """The `top_k` classes of each image, the most probable first, as dicts of `label`,
+        `index` and `probability`. `images`: an image file, a folder of them, a list of
+        either, or a uint8 batch (N, C, H, W) at the size the training images were held at.
+        Raises archdsl.PredictError for images it cannot read, or a model without the
+        preprocessing a training run records."""
+        from .train.predict import PredictError, Predictor
+
+        if self.preprocess is None:
+            raise PredictError("this saved model records no preprocessing (it was not written "
+                               "by `archdsl train`), so raw images cannot be fed to it")
+        if self._predictor is None or self._predictor.device != _torch_device(device):
+            self._predictor = Predictor(self.network, self.state_dict, self.preprocess, device)
+        return self._predictor(images, top_k)
+
+
+def _torch_device(name):
+    import torch
+
+    return torch.device(name)
 
 
 def spec_from_files(files: dict, root: str, where: str = "the checkpoint") -> Spec:
@@ -368,7 +398,12 @@ def load_saved(path: str | Path) -> SavedModel:
         raise SavedModelError(Diagnostic("E0206", str(error))) from None
     spec = spec_from_files(state["spec_files"], state["spec_name"], f"`{Path(path).name}`")
     net = spec.network(state["network"], input_shape=state["input_shape"], **state["args"])
-    return SavedModel(spec, net, state["model"])
+    preprocess = None
+    if "preprocess" in state:  # checked by checkpoint.load
+        from .train.preprocess import Preprocess
+
+        preprocess = Preprocess.from_dict(state["preprocess"])
+    return SavedModel(spec, net, state["model"], preprocess)
 
 
 def load(path_or_text: str | Path, *, allow_use=()) -> Spec:

@@ -103,6 +103,7 @@ def elaborate_one(args, diagnostics: Diagnostics):
         return None
     sets, shape = parse_sets(args.set), parse_input(args.input)
     if isinstance(spec, SavedModel):
+        args.saved_model = spec  # its weights and preprocessing, for compile
         saved = spec.network
         spec, name = spec.spec, args.network or saved.name
         sets = {**saved.arguments, **sets}
@@ -211,6 +212,8 @@ def cmd_compile(args) -> int:
         raise UsageError("--weights cannot go into a .py file (source code, no weights): "
                          "write .pt or .onnx, or load a state_dict into the exported class")
     model = net.build().eval()
+    saved = getattr(args, "saved_model", None)
+    preprocess = None
     if args.weights:
         from .backends.weights import WeightsError
         from .train.loop import initialise
@@ -218,9 +221,17 @@ def cmd_compile(args) -> int:
 
         try:
             print(initialise(model, args.weights, "--weights", net), file=sys.stderr)
+            preprocess = _trained_preprocess(args.weights)
         except (DataError, WeightsError) as error:
             print(printable(f"archdsl compile: error: {error}"), file=sys.stderr)
             return EXIT_USAGE
+    elif saved is not None:  # a checkpoint or saved model: its own weights
+        try:
+            model.load_state_dict(saved.state_dict)
+        except RuntimeError:
+            raise UsageError(f"the weights in {args.file} do not fit `{net.name}` as --set or "
+                             "--input change it; compile it without them") from None
+        preprocess = saved.preprocess
     from .backends.torch_module import example_inputs
 
     with torch.no_grad():
@@ -234,7 +245,7 @@ def cmd_compile(args) -> int:
         from .backends.export import ExportError
 
         try:
-            print(f"wrote {net.export(args.output, model)}")
+            print(f"wrote {net.export(args.output, model, preprocess)}")
         except ExportError as error:
             print(printable(f"archdsl compile: error: {error}"), file=sys.stderr)
             return EXIT_USAGE
@@ -246,6 +257,18 @@ def cmd_compile(args) -> int:
     if args.torchvision:
         return compare_with_torchvision(net, args.torchvision)
     return EXIT_OK
+
+
+def _trained_preprocess(weights: str):
+    """The preprocessing a --weights checkpoint records (None for torchvision's weights and
+    saved models no run trained)."""
+    if weights.startswith("torchvision:"):
+        return None
+    from .train import checkpoint
+    from .train.preprocess import Preprocess
+
+    state = checkpoint.load(Path(weights))  # read once already by initialise: it is valid
+    return Preprocess.from_dict(state["preprocess"]) if "preprocess" in state else None
 
 
 def _option_value(text: str):
@@ -383,6 +406,12 @@ def cmd_eval(args) -> int:
     from .train.command import run_eval
 
     return run_eval(args)
+
+
+def cmd_predict(args) -> int:
+    from .train.command import run_predict
+
+    return run_predict(args)
 
 
 def cmd_zoo(args) -> int:
@@ -644,6 +673,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--offline", action="store_true", help="never download the data set")
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("predict", help="the most probable classes of images, by a trained "
+                                       "checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint (.pt), or a run directory (its best.pt)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files, or folders of them (read recursively)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K",
+                   help="how many classes to show per image (default 5)")
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.add_argument("--batch-size", type=int, help="images per forward pass (default 256)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.set_defaults(run=cmd_predict)
 
     p = sub.add_parser("compile", help="build the PyTorch model and run it once; print its "
                                        "forward code, or write it as .py, .onnx or .pt")

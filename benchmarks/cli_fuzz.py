@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SUBCOMMANDS = ("check", "summary", "compile", "draw", "fmt", "layers", "zoo", "train", "eval")
+SUBCOMMANDS = ("check", "summary", "compile", "draw", "fmt", "layers", "zoo", "train", "eval",
+               "predict")
 NUMBERS = ("-1", "0", "1", "2", "3", "7", "1e9", "-0.5", "0.5", "1.5", "nan", "inf", "many", "",
            "0x10", "１")
 WORDS = ("lenet5", "nosuch", "resnet18", "", "a b", "é", "--", "-", "x" * 300)
@@ -40,7 +41,14 @@ def scratch(folder: Path) -> dict:
     (folder / "fake.pt").write_bytes(b"PK\x03\x04 not really")
     (folder / "images" / "a").mkdir(parents=True)
     (folder / "images" / "a" / "x.png").write_bytes(b"not an image")
+    from archdsl.cli import main  # a real run, for predict to read
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        main(["train", str(ROOT / "specs" / "lenet.arch"), "lenet5", "--data", "fake",
+              "--fake-size", "128", "--epochs", "1", "--limit-steps", "1", "--no-progress",
+              "--no-tensorboard", "--out", str(folder / "trained")])
     return {
+        "runs": [str(folder / "trained"), str(folder / "trained" / "last.pt")],
         "spec": [str(ROOT / "specs" / "lenet.arch"), str(folder / "ok.arch"),
                  str(folder / "bad.arch"), str(folder / "empty.arch"),
                  str(folder / "latin.arch"), str(folder / "notes.txt"), str(folder / "dir"),
@@ -52,6 +60,9 @@ def scratch(folder: Path) -> dict:
                 str(folder / "dir"), "/proc/o.py", str(folder / "o"), str(folder / "o.onnx")],
         "checkpoint": [str(folder / "fake.pt"), str(folder / "missing.pt"), str(folder / "dir"),
                        str(folder / "notes.txt"), str(folder / "ok.arch")],
+        "images": [str(folder / "images"), str(folder / "images" / "a" / "x.png"),
+                   str(folder / "notes.txt"), str(folder / "missing.png"), str(folder / "dir"),
+                   str(ROOT / "docs" / "images")],
         "data": ["digits", "fake", "mnist", "imagenet", "imagefolder:", "cifar10",
                  f"imagefolder:{folder / 'images'}", f"imagefolder:{folder / 'nothing'}"],
     }
@@ -60,7 +71,8 @@ def scratch(folder: Path) -> dict:
 OPTIONS = {  # option -> what its value is drawn from (None: a flag)
     "check": {"--format": ["text", "json", "xml"], "--allow-use": "out"},
     "summary": {"--set": "set", "--input": ["3x32x32", "0x32x32", "1x32", "abc", "-1"],
-                "--json": None, "--format": ["text", "json"]},
+                "--json": None, "--format": ["text", "json"], "--batch": NUMBERS,
+                "--optimizer": ["sgd", "adamw", "adam"]},
     "compile": {"-o": "out", "--set": "set", "--weights": "checkpoint",
                 "--torchvision": ["resnet18", "nosuch", "lenet:num_classes=x", ":"]},
     "draw": {"-o": "out", "--depth": NUMBERS, "--rankdir": ["TB", "LR", "XX"]},
@@ -75,6 +87,7 @@ OPTIONS = {  # option -> what its value is drawn from (None: a flag)
               "--set": "set", "--resume": "checkpoint", "--init": "checkpoint",
               "--save-every": NUMBERS, "--clip-grad": NUMBERS, "--amp": ["bf16", "fp32"]},
     "eval": {"--data": "data", "--batch-size": NUMBERS, "--split": ["test", "val", "train"]},
+    "predict": {"--top-k": NUMBERS, "--json": None, "--batch-size": NUMBERS},
 }
 
 
@@ -102,6 +115,9 @@ def draw_case(paths, rng, folder: Path) -> list[str]:
                 argv.append(rng.choice(WORDS))
     elif command == "eval":
         argv.append(rng.choice(paths["checkpoint"]))
+    elif command == "predict":
+        argv.append(rng.choice(paths["checkpoint"] + paths["runs"]))
+        argv += [rng.choice(paths["images"]) for _ in range(rng.randint(0, 2))]
     elif command == "layers" and rng.random() < 0.5:
         argv.append(rng.choice(["conv", "convv", "bn", "dfl", ""]))
     options = OPTIONS[command]

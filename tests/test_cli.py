@@ -207,6 +207,8 @@ WITHOUT_EXTRAS = [
       "--epochs", "1", "--out", "{tmp}/run2"], 0, "no progress bar"),
     (["eval", "{tmp}/run2", "--data", "digits"], 2, "archdsl[train]"),
     (["eval", "{tmp}/run2"], 0, None),
+    (["predict", "{tmp}/run2", "specs/../docs/images"], 0, None),
+    (["summary", "specs/lenet.arch", "lenet5", "--batch", "8"], 0, None),
 ]
 
 

@@ -17,24 +17,27 @@ class ExportError(Exception):
     pass
 
 
-def export(net, path, model=None) -> Path:
+def export(net, path, model=None, preprocess=None) -> Path:
     """Write `net` to `path` (format by extension). `model`: the module whose weights to
-    write (a freshly built one if None)."""
+    write (a freshly built one if None). `preprocess` (train/preprocess.py): how raw images
+    become its input, as a run trained it — the `.py` gets `read_image` and `preprocess`
+    functions, the `.onnx` the metadata `archdsl.preprocess`, the `.pt` the record."""
     path = Path(path)
     if path.suffix not in FORMATS:
         raise ExportError(f"cannot write `{path.name}`: the extension must be .py, .onnx or .pt")
     if path.suffix == ".py":
         from .source import to_source
 
-        write_output(path, to_source(net).encode())
+        write_output(path, to_source(net, preprocess).encode())
     elif path.suffix == ".onnx":
-        to_onnx(net, path, model)
+        to_onnx(net, path, model, preprocess)
     else:
         from ..train import checkpoint
 
         model = model if model is not None else net.build()
+        record = {"preprocess": preprocess.to_dict()} if preprocess is not None else {}
         try:
-            checkpoint.save(path, {**saved_spec(net), "model": model.state_dict()})
+            checkpoint.save(path, {**saved_spec(net), "model": model.state_dict(), **record})
         except checkpoint.CheckpointError as error:  # cannot write it
             raise OutputError(str(error)) from None
     return path
@@ -52,9 +55,15 @@ def saved_spec(net) -> dict:
             "input_shape": list(net.input_shape) if net.input_override else None}
 
 
-def to_onnx(net, path: Path, model=None) -> None:
+# the ONNX metadata key of a trained network's preprocessing (JSON of Preprocess.to_dict)
+ONNX_PREPROCESS = "archdsl.preprocess"
+
+
+def to_onnx(net, path: Path, model=None, preprocess=None) -> None:
     """ONNX through torch.export: input `input` (several inputs by their names), outputs
-    named as in the spec (side outputs included), a dynamic batch dimension; checked with onnx.checker."""
+    named as in the spec (side outputs included), a dynamic batch dimension; checked with
+    onnx.checker. A trained network's preprocessing goes into the metadata, as JSON under
+    `archdsl.preprocess`."""
     import torch
 
     from ..extras import MissingExtra, require
@@ -90,6 +99,13 @@ def to_onnx(net, path: Path, model=None) -> None:
                                   output_names=list(net.output_shapes),
                                   dynamic_shapes={arg: {0: batch} for arg in arguments},
                                   dynamo=True, verbose=False, external_data=external)
+            if preprocess is not None:
+                import json
+
+                proto = onnx.load(str(target), load_external_data=False)
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = ONNX_PREPROCESS, json.dumps(preprocess.to_dict())
+                onnx.save(proto, str(target))
             onnx.checker.check_model(str(target))
             for written in sorted(Path(folder).iterdir(), key=lambda f: f == target):
                 os.replace(written, path.parent / written.name)  # the model last

@@ -33,8 +33,75 @@ from .codegen import _pre as pre_ops
 OWN_MODULES = "archdsl.backends.torch_modules."
 
 
-def to_source(net) -> str:
-    return _Exporter(net).source()
+def to_source(net, preprocess=None) -> str:
+    """Standalone PyTorch source of `net`; with a trained network's `preprocess`
+    (train/preprocess.py), also `read_image` and `preprocess` functions that feed it raw
+    images as its training did, and its CLASSES."""
+    code = _Exporter(net).source()
+    if preprocess is None:
+        return code
+    main = code.index('\n\nif __name__ == "__main__":')
+    g = net.graph
+    ends_in_softmax = g[g[g.outputs[g.main_outputs[0]]]["inputs"][0]]["kind"] == "softmax"
+    probabilities = "out[0]" if ends_in_softmax else "torch.softmax(out, dim=1)[0]"
+    return (code[:main] + "\n\n\n" + preprocess_source(preprocess) + "\n" + code[main:]
+            + "\n".join([
+                "    import sys", "",
+                "    # python THIS.py WEIGHTS.pt IMAGE...: the most probable class of each image",
+                "    if len(sys.argv) > 2:",
+                '        state = torch.load(sys.argv[1], map_location="cpu", weights_only=True)',
+                '        model.load_state_dict(state.get("model", state))  # a checkpoint\'s, '
+                "or a state_dict",
+                "        for path in sys.argv[2:]:",
+                "            with torch.no_grad():",
+                "                out = model(preprocess(read_image(path)[None]))",
+                f"            probabilities = {probabilities}",
+                "            best = int(probabilities.argmax())",
+                '            print(f"{path}: {CLASSES[best]} {float(probabilities[best]):.1%}")',
+                ""]))
+
+
+def preprocess_source(p) -> str:
+    """The source of a trained network's preprocessing: the steps of Preprocess.read and
+    Preprocess.__call__ that this network needs, with its numbers written in."""
+    steps = [
+        "    x = images.float() / 255.0",
+        f"    mean = torch.tensor({list(p.mean)!r}, device=x.device).view(1, -1, 1, 1)",
+        f"    std = torch.tensor({list(p.std)!r}, device=x.device).view(1, -1, 1, 1)",
+        "    x = (x - mean) / std"]
+    if len(p.input_shape) == 1:
+        steps.append("    return x.flatten(1)  # the network takes a vector")
+    else:
+        channels, height, width = p.input_shape
+        if channels != p.channels:
+            steps.append("    x = x.expand(-1, 3, -1, -1)  # grey to the network's RGB"
+                         if p.channels == 1 else
+                         "    x = x.mean(dim=1, keepdim=True)  # RGB to the network's grey")
+        if (height, width) != tuple(p.size):
+            steps.append(f"    x = F.interpolate(x, size=({height}, {width}), mode=\"bilinear\", "
+                         "align_corners=False)")
+        steps.append("    return x")
+    mode = "L" if p.channels == 1 else "RGB"
+    height, width = p.size
+    return "\n".join([
+        f"# How raw images become this network's input, as `archdsl train` fed it"
+        + (f" ({p.data})" if p.data else "") + ".",
+        f"CLASSES = {list(p.classes)!r}",
+        f"PREPROCESS = {p.to_dict()!r}", "", "",
+        "def read_image(path):",
+        f'    """An image file as uint8 (C, H, W): {"grey" if mode == "L" else "RGB"}, '
+        f'{height}x{width} (needs Pillow and NumPy)."""',
+        "    import numpy as np",
+        "    from PIL import Image", "",
+        "    with Image.open(path) as image:",
+        f'        image = image.convert("{mode}").resize(({width}, {height}), '
+        "Image.Resampling.BILINEAR)",
+        "        array = np.asarray(image)",
+        "    return torch.from_numpy(array.copy()).view(*array.shape[:2], -1).permute(2, 0, 1)",
+        "", "",
+        "def preprocess(images):",
+        '    """uint8 images (N, C, H, W), as read_image gives them, to the network\'s input."""',
+        *steps])
 
 
 # ---- small helpers -------------------------------------------------------------------------

@@ -96,6 +96,13 @@ def malformed(state: dict) -> str | None:
     plugins = state.get("plugins", [])
     if not (isinstance(plugins, list) and all(isinstance(p, str) for p in plugins)):
         return "`plugins` must be a list of module names"
+    if "preprocess" in state:
+        from .preprocess import Preprocess
+
+        try:
+            Preprocess.from_dict(state["preprocess"])
+        except ValueError as error:
+            return str(error)
     history = state.get("history", [])
     if not (isinstance(history, list) and all(isinstance(h, dict) for h in history)):
         return "`history` must be a list of epochs"

@@ -304,16 +304,63 @@ def _read_checkpoint(path: str, command: str) -> dict | None:
         return None
 
 
+def _best_of_run(path: str, doing: str) -> str:
+    """A run directory stands for its best checkpoint (the best validation top-1), as the run
+    reports it; a file is itself."""
+    if Path(path).is_dir() and (Path(path) / "best.pt").is_file():
+        path = str(Path(path) / "best.pt")
+        print(f"{doing} {path}, the run's best validation top-1 (name last.pt for the last "
+              f"epoch's)", file=sys.stderr)
+    return path
+
+
+def run_predict(args) -> int:
+    """`archdsl predict CHECKPOINT IMAGE...`: the top classes of each image."""
+    from .predict import PredictError, Predictor, image_files
+    from .preprocess import Preprocess
+
+    if args.top_k < 1:
+        say("predict", f"--top-k must be at least 1, got {args.top_k}")
+        return 2
+    if args.batch_size is not None and args.batch_size < 1:
+        say("predict", f"--batch-size must be at least 1, got {args.batch_size}")
+        return 2
+    args.checkpoint = _best_of_run(args.checkpoint, "predicting with")
+    state = _read_checkpoint(args.checkpoint, "predict")
+    if state is None:
+        return 2
+    if "preprocess" not in state:
+        say("predict", f"{args.checkpoint} records no preprocessing (it was not written by "
+            "`archdsl train`), so raw images cannot be fed to it; train the network with "
+            "`archdsl train` and predict with its checkpoint")
+        return 2
+    try:
+        net = network_from_files(state["spec_files"], state["spec_name"], state["network"],
+                                 state["args"], state["input_shape"], state.get("plugins", []),
+                                 args.plugin)
+        predictor = Predictor(net, state["model"], Preprocess.from_dict(state["preprocess"]),
+                              pick_device(args.device or "auto"))
+        files = image_files(args.images)
+        results = predictor(files, args.top_k, args.batch_size or 256)
+    except (PredictError, SpecError, DataError) as error:
+        say("predict", error)
+        return 2
+    if args.json:
+        print(json.dumps([{"image": str(f), "top": r} for f, r in zip(files, results)],
+                         indent=2))
+        return 0
+    for file, top in zip(files, results):
+        print(printable(f"{file}: " + ", ".join(f"{t['label']} {t['probability']:.1%}"
+                                                 for t in top)))
+    return 0
+
+
 def run_eval(args) -> int:
     import torch
 
     from .data import BatchPipeline, load_splits
 
-    if Path(args.checkpoint).is_dir() and (Path(args.checkpoint) / "best.pt").is_file():
-        # a run: its best checkpoint (the best validation top-1), as the run reports it
-        args.checkpoint = str(Path(args.checkpoint) / "best.pt")
-        print(f"evaluating {args.checkpoint}, the run's best validation top-1 (name "
-              f"last.pt for the last epoch's)", file=sys.stderr)
+    args.checkpoint = _best_of_run(args.checkpoint, "evaluating")
     state = _read_checkpoint(args.checkpoint, "eval")
     if state is None:
         return 2

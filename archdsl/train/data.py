@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .options import DATASETS
+from .preprocess import fit_to_input, scale
 
 
 
@@ -232,8 +233,16 @@ def _idx_dataset(name: str, root: Path, download: bool):
         with _open_maybe_gz(folder, base) as f:
             arrays.append(_read_idx(f))
     train_x, train_y, test_x, test_y = (torch.from_numpy(a.copy()) for a in arrays)
-    return (ImageData(name, train_x.unsqueeze(1), train_y.long(), 10),
-            ImageData(name, test_x.unsqueeze(1), test_y.long(), 10))
+    names = FASHION_CLASSES if name == "fashion-mnist" else None
+    return (ImageData(name, train_x.unsqueeze(1), train_y.long(), 10, names),
+            ImageData(name, test_x.unsqueeze(1), test_y.long(), 10, names))
+
+
+# The class names the data sets' documentation gives, by label (digits and MNIST: the digit)
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -264,6 +273,7 @@ def _cifar(name: str, root: Path, download: bool):
         return all((folder / f).exists() for f in train_files + test_files)
 
     folder = _ensure(name, root, present, download)
+    names = CIFAR10_CLASSES if name == "cifar10" else _cifar100_names(folder)
 
     def read(files):
         images, labels = [], []
@@ -272,9 +282,18 @@ def _cifar(name: str, root: Path, download: bool):
             images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.extend(batch[key])
         return ImageData(name, torch.from_numpy(np.concatenate(images)),
-                         torch.tensor(labels, dtype=torch.long), classes)
+                         torch.tensor(labels, dtype=torch.long), classes, names)
 
     return read(train_files), read(test_files)
+
+
+def _cifar100_names(folder: Path) -> list | None:
+    """CIFAR-100's fine label names, from its `meta` file (None if it has none)."""
+    try:
+        names = _unpickle(folder / "meta").get("fine_label_names")
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        return None
+    return [str(n) for n in names] if isinstance(names, list) and len(names) == 100 else None
 
 
 def _image_folder(path: Path, input_shape):
@@ -356,31 +375,18 @@ class BatchPipeline:
         self.channels_last = channels_last
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None):
-        x = images.float()
-        if images.dtype == torch.uint8:
-            x = x / 255.0
+        x = scale(images)
         # a copy from the host waits for the GPU to finish its queue: once per device, not
         # at every batch, or the CPU could never run ahead of the GPU
         if x.device not in self._moments:
             self._moments[x.device] = (self.mean.to(x.device), self.std.to(x.device))
         mean, std = self._moments[x.device]
-        x = (x - mean) / std
+        try:  # the same steps as a trained network's preprocessing (preprocess.py)
+            x = fit_to_input(x, mean, std, self.shape)
+        except ValueError as error:
+            raise DataError(str(error)) from None
         if len(self.shape) == 1:
-            if x[0].numel() != self.shape[0]:
-                raise DataError(f"the network takes a vector of {self.shape[0]} features but the "
-                                f"images have {x[0].numel()} values ({'x'.join(map(str, x.shape[1:]))})")
-            return x.flatten(1)
-        channels, height, width = self.shape
-        if x.shape[1] != channels:
-            if x.shape[1] == 1:
-                x = x.expand(-1, channels, -1, -1)
-            elif channels == 1:
-                x = x.mean(dim=1, keepdim=True)
-            else:
-                raise DataError(f"the data has {x.shape[1]} channels and the network wants "
-                                f"{channels}")
-        if x.shape[2:] != (height, width):
-            x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+            return x
         if self.augment:
             x = self._augment(x, generator)
         if self.channels_last:

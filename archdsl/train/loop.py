@@ -31,6 +31,7 @@ from . import checkpoint
 from .distributed import Processes, device_for
 from .data import BatchPipeline, DataError, Splits, batch_count, batches, load_splits
 from .options import TrainConfig
+from .preprocess import Preprocess
 
 
 class TrainingStopped(Exception):
@@ -336,6 +337,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                                channels_last=config.channels_last)
     eval_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False,
                               channels_last=config.channels_last)
+    preprocess = Preprocess.of(splits, net.input_shape)  # for checkpoints: predict, exports
 
     if device.type == "cuda":
         # training batches all have one shape, so cuDNN may time its kernels once and keep
@@ -395,7 +397,8 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         checkpoint.save(run / name, {
             "spec_files": info.spec_files, "spec_name": info.spec_name,
             "network": info.network, "args": info.args, "input_shape": info.input_shape,
-            "plugins": info.plugins, "config": asdict(config), "history": info.history, "model": model.state_dict(),
+            "plugins": info.plugins, "config": asdict(config), "history": info.history,
+            "model": model.state_dict(), "preprocess": preprocess.to_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "rng": checkpoint.rng_state(augment_rng), **state,
             **({"partial": _on_host(state["partial"])} if "partial" in state else {})})
