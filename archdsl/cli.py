@@ -615,15 +615,20 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text", help=argparse.SUPPRESS)
     _add_allow_use(p)
     g = p.add_argument_group("data")
+    g.add_argument("--task", choices=("classify", "segment"),
+                   help="classify images (a network that outputs a vector of class scores) or "
+                        "segment them (one that outputs a map); default: from the output")
     g.add_argument("--data",
                    help="digits (default, bundled), mnist, fashion-mnist, cifar10, cifar100, "
-                        "fake, or imagefolder:PATH")
+                        "fake, or imagefolder:PATH; for segmentation shapes (default, "
+                        "generated) or masks:PATH")
     g.add_argument("--data-dir", help="where downloaded data sets live (default: ./data)")
     g.add_argument("--val-split", type=float, help="fraction of the training set held out (0.1)")
     g.add_argument("--augment", dest="augment", action="store_true", default=None,
                    help="random crops (and flips for natural images); on by default")
     g.add_argument("--no-augment", dest="augment", action="store_false")
-    g.add_argument("--fake-size", type=int, help="images in the `fake` data set (4096)")
+    g.add_argument("--fake-size", type=int, help="images in the `fake` and `shapes` data "
+                   "sets (4096)")
     g.add_argument("--offline", action="store_true", default=None,
                    help="never download: read data sets from --data-dir only")
     g = p.add_argument_group("optimisation")
@@ -683,6 +688,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="how many classes to show per image (default 5)")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.add_argument("--batch-size", type=int, help="images per forward pass (default 256)")
+    p.add_argument("--out", metavar="DIR", help="a segmenter's masks go to this new folder "
+                   "(default: masks; -2, -3, ... added if it exists)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.set_defaults(run=cmd_predict)
 

@@ -52,6 +52,9 @@ CASES = [
     "predict {tmp}/saved.pt specs",
     "predict {tmp}/no-such.pt x.png",
     "predict {tmp}/saved.pt specs --top-k 0",
+    "train specs/unet.arch unet_small --data digits --no-progress --out {tmp}/run",
+    "train specs/unet.arch unet_small --task classify --no-progress --out {tmp}/run",
+    f"{TRAIN} --data shapes",
     "train --resume {tmp}/saved.pt",
     "eval {tmp}/damaged.pt",
     "eval {tmp}/damaged.pt --batch-size 0",
@@ -74,7 +77,6 @@ CASES = [
     "frobnicate",
     "train specs/fpn.arch resnet18_fpn --no-progress --no-tensorboard --out {tmp}/run",
     "train specs/gpt.arch gpt2 --no-progress --no-tensorboard --out {tmp}/run",
-    "train specs/unet.arch unet --no-progress --no-tensorboard --out {tmp}/run",
     "train {tmp}/fusion.arch --no-progress --no-tensorboard --out {tmp}/run",
     # outputs: one writer, `cannot write PATH: reason` (issue 18)
     f"draw {LENET} -o /nonexistent/dir/x.png",

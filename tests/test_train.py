@@ -385,7 +385,7 @@ def test_eval_of_a_run_takes_its_best_checkpoint_and_prints_json(capsys, tmp_pat
     assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
     out = capsys.readouterr()
     metrics = json.loads(out.out)
-    assert metrics["checkpoint"].endswith("best.pt") and "best validation top-1" in out.err
+    assert metrics["checkpoint"].endswith("best.pt") and "best checkpoint by validation" in out.err
     assert metrics["top1"] == pytest.approx(result["best_test_top1"])
     assert metrics["top1_error"] == pytest.approx(1 - metrics["top1"])
 

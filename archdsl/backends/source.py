@@ -44,6 +44,17 @@ def to_source(net, preprocess=None) -> str:
     g = net.graph
     ends_in_softmax = g[g[g.outputs[g.main_outputs[0]]]["inputs"][0]]["kind"] == "softmax"
     probabilities = "out[0]" if ends_in_softmax else "torch.softmax(out, dim=1)[0]"
+    if preprocess.task == "segment":
+        report = [
+            "            mask = out.argmax(1)[0]  # the class of each pixel",
+            "            shares = torch.bincount(mask.flatten(), minlength=len(CLASSES)) / mask.numel()",
+            '            print(f"{path}: " + ", ".join(f"{CLASSES[i]} {float(s):.1%}" '
+            "for i, s in enumerate(shares) if s))"]
+    else:
+        report = [
+            f"            probabilities = {probabilities}",
+            "            best = int(probabilities.argmax())",
+            '            print(f"{path}: {CLASSES[best]} {float(probabilities[best]):.1%}")']
     return (code[:main] + "\n\n\n" + preprocess_source(preprocess) + "\n" + code[main:]
             + "\n".join([
                 "    import sys", "",
@@ -55,10 +66,7 @@ def to_source(net, preprocess=None) -> str:
                 "        for path in sys.argv[2:]:",
                 "            with torch.no_grad():",
                 "                out = model(preprocess(read_image(path)[None]))",
-                f"            probabilities = {probabilities}",
-                "            best = int(probabilities.argmax())",
-                '            print(f"{path}: {CLASSES[best]} {float(probabilities[best]):.1%}")',
-                ""]))
+                *report, ""]))
 
 
 def preprocess_source(p) -> str:

@@ -12,8 +12,9 @@ from ..diagnostics import Diagnostic, Diagnostics, SpecError, printable
 from ..files import OutputError
 from . import checkpoint
 from .data import DataError
-from .loop import (RunInfo, TrainConfig, TrainingStopped, check_classifier, evaluate, new_run_dir,
-                   pick_device, train)
+from . import tasks
+from .loop import (RunInfo, TrainConfig, TrainingStopped, evaluate, new_run_dir, pick_device,
+                   train)
 
 
 def network_from_files(files: dict, root: str, name: str, args: dict, input_shape,
@@ -186,8 +187,12 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         if net is None:
             print_diagnostics(diagnostics)
             return 1
-        try:
-            check_classifier(net)  # before a run directory is made
+        task = args.task or tasks.task_of(net)
+        # segmentation's embedded default data set
+        data = args.data or ("shapes" if task == "segment" else config.data)
+        try:  # before a run directory is made
+            tasks.check_network(net, task)
+            tasks.check_data(task, data)
         except DataError as error:
             say("train", error)
             return 2
@@ -209,6 +214,7 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
             print(f"recipe of {args.file} for {net.name}: " + ", ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in used.items()) +
                 " (options given on the command line win)", file=sys.stderr)
+        config.task, config.data = task, data
         config.progress = not args.no_progress
         config.tensorboard = not args.no_tensorboard
         files, root = spec.files()
@@ -233,7 +239,8 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         run = Path(processes.share(str(run) if run else None))
     if processes.main:
         on = f" on {processes.world} processes" if processes.active else ""
-        print(f"training {net.name} ({net.params_total:,} params) on {config.data} "
+        doing = "training" if config.task == "classify" else "training to segment:"
+        print(f"{doing} {net.name} ({net.params_total:,} params) on {config.data} "
               f"for {config.epochs} epochs{on}; run directory {run}", file=sys.stderr)
     try:
         result = train(net, info, config, run, resume,
@@ -256,9 +263,7 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
     if not processes.main:
         return 0
     print(f"done: {result['network']} on {result['data']}, {result['epochs']} epochs: "
-          f"test top-1 {result['test_top1']:.2%}, top-5 {result['test_top5']:.2%} "
-          f"(best checkpoint: val top-1 {result['best_val_top1']:.2%}, test top-1 "
-          f"{result['best_test_top1']:.2%}); run directory {result['run']}")
+          f"{tasks.make(config.task, 0).done(result)}; run directory {result['run']}")
     return 0
 
 
@@ -309,8 +314,8 @@ def _best_of_run(path: str, doing: str) -> str:
     reports it; a file is itself."""
     if Path(path).is_dir() and (Path(path) / "best.pt").is_file():
         path = str(Path(path) / "best.pt")
-        print(f"{doing} {path}, the run's best validation top-1 (name last.pt for the last "
-              f"epoch's)", file=sys.stderr)
+        print(f"{doing} {path}, the run's best checkpoint by validation (name last.pt for "
+              f"the last epoch's)", file=sys.stderr)
     return path
 
 
@@ -345,6 +350,8 @@ def run_predict(args) -> int:
     except (PredictError, SpecError, DataError) as error:
         say("predict", error)
         return 2
+    if predictor.preprocess.task == "segment":
+        return _write_masks(args, files, results)
     if args.json:
         print(json.dumps([{"image": str(f), "top": r} for f, r in zip(files, results)],
                          indent=2))
@@ -352,6 +359,43 @@ def run_predict(args) -> int:
     for file, top in zip(files, results):
         print(printable(f"{file}: " + ", ".join(f"{t['label']} {t['probability']:.1%}"
                                                  for t in top)))
+    return 0
+
+
+def _write_masks(args, files, results) -> int:
+    """A segmenter's predictions: a mask PNG per image (class indices, as mask data sets
+    hold them) in a new folder, and what each image holds."""
+    from PIL import Image
+
+    from ..files import OutputError, write_output
+
+    base = Path(args.out or "masks")
+    try:
+        folder = new_run_dir(base)  # a new folder: never overwrite earlier masks
+    except OSError as error:
+        say("predict", f"cannot write {base}: {error.strerror or error}")
+        return 2
+    written, taken = [], set()
+    for file, result in zip(files, results):
+        name, n = file.stem, 1
+        while name in taken:  # two images of one name, in different folders
+            n += 1
+            name = f"{file.stem}-{n}"
+        taken.add(name)
+        mask = Image.fromarray(result["mask"].clamp(0, 255).byte().numpy())  # mode L
+        try:
+            written.append(write_output(folder / f"{name}.png",
+                                        lambda tmp, m=mask: m.save(tmp, format="PNG")))
+        except OutputError as error:
+            say("predict", error)
+            return 2
+    if args.json:
+        print(json.dumps([{"image": str(f), "mask": str(w), "classes": r["classes"]}
+                          for f, w, r in zip(files, written, results)], indent=2))
+        return 0
+    for file, path, result in zip(files, written, results):
+        print(printable(f"{file} -> {path}: " + ", ".join(
+            f"{c['label']} {c['fraction']:.1%}" for c in result["classes"])))
     return 0
 
 
@@ -400,7 +444,8 @@ def run_eval(args) -> int:
         print("archdsl eval: error: this run has no validation split", file=sys.stderr)
         return 2
     try:
-        check_classifier(net)
+        tasks.check_network(net, config.task)
+        tasks.check_data(config.task, config.data)
     except DataError as error:
         say("eval", error)
         return 2
@@ -409,17 +454,18 @@ def run_eval(args) -> int:
         say("eval", f"{config.data} has {data.classes} classes but `{state['network']}` "
             f"outputs {outputs} scores: it was not made for this data set")
         return 2
+    task = tasks.make(config.task, outputs, data.class_names)
     pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False)
     with torch.no_grad():
-        metrics = evaluate(model, data, pipe, config, device)
+        metrics = evaluate(model, data, pipe, config, device, task=task)
     if args.json:
+        figures = dict(metrics)
+        if config.task == "classify":
+            figures.update(top1_error=1 - metrics["top1"], top5_error=1 - metrics["top5"])
         print(json.dumps({"checkpoint": args.checkpoint, "network": state["network"],
                           "data": config.data, "split": args.split, "images": len(data),
-                          "loss": metrics["loss"], "top1": metrics["top1"],
-                          "top5": metrics["top5"], "top1_error": 1 - metrics["top1"],
-                          "top5_error": 1 - metrics["top5"]}, indent=2))
+                          "task": config.task, **figures}, indent=2))
         return 0
     print(f"{state['network']} on {config.data} ({args.split}, {len(data)} images): "
-          f"loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%} "
-          f"(top-1 error {1 - metrics['top1']:.2%}, top-5 error {1 - metrics['top5']:.2%})")
+          + task.evaluated(metrics))
     return 0

@@ -14,6 +14,14 @@ and the pipeline fast without loader processes.
                       downloaded once into --data-dir, or read from there in the standard format
     fake              synthetic images of the network's input shape, for throughput
     imagefolder:PATH  one folder per class of image files (read with torchvision)
+
+Segmentation data sets (--task segment) label each image with a mask of class indices:
+
+    shapes            discs and squares on noise, generated at the network's input size and
+                      seeded: no download, the default for segmentation
+    masks:PATH        PATH/images/NAME and PATH/masks/NAME (a PNG of class indices, 255 for
+                      pixels to ignore), as common segmentation data sets ship them; or
+                      PATH/train/ and PATH/test/ each holding images/ and masks/
 """
 
 from __future__ import annotations
@@ -98,6 +106,15 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
         if not folder:
             raise DataError("imagefolder: needs a folder: --data imagefolder:PATH")
         train, test, test_from = _image_folder(Path(folder), input_shape)
+    elif name == "shapes":
+        train = _shapes(fake_size, input_shape, seed=0)
+        test = _shapes(max(fake_size // 4, 16), input_shape, seed=1)
+        test_from = "generated apart, seeded"
+    elif name.startswith("masks:"):
+        folder = name.split(":", 1)[1]
+        if not folder:
+            raise DataError("masks: needs a folder: --data masks:PATH")
+        train, test, test_from = _mask_folder(Path(folder), input_shape)
     else:
         raise DataError(f"unknown data set `{name}`; choose one of: {', '.join(DATASETS)}")
     val = None
@@ -109,10 +126,11 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
 
 
 def _split_index(n: int, fraction: float, seed: int, labels=None):
-    """A stratified random split: (index of the fraction, index of the rest)."""
+    """A random split, stratified by class labels if given (not by masks): (index of the
+    fraction, index of the rest)."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(n, generator=generator)
-    if labels is None:
+    if labels is None or labels.dim() > 1:
         cut = int(round(n * fraction))
         return order[:cut], order[cut:]
     picked, rest = [], []
@@ -154,6 +172,112 @@ def _fake(n: int, input_shape, seed: int) -> ImageData:
     images = torch.randint(0, 256, (n, *shape), generator=generator, dtype=torch.uint8)
     labels = torch.randint(0, 10, (n,), generator=generator)
     return ImageData("fake", images, labels, 10)
+
+
+SHAPE_CLASSES = ["background", "disc", "square"]
+
+
+def _shapes(n: int, input_shape, seed: int) -> ImageData:
+    """`n` images of the network's input size: noise, with one to three discs and squares,
+    brighter than the noise and each kind in its own range of brightness (the same on every
+    channel); the mask holds each pixel's class (0 background, 1 disc, 2 square)."""
+    if len(input_shape) != 3:
+        raise DataError("shapes are images: the network must take a CxHxW input")
+    channels, height, width = input_shape
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 90, (n, 1, height, width), generator=generator).float()
+    masks = torch.zeros(n, height, width, dtype=torch.uint8)  # made long per batch
+    rows = torch.arange(height).view(-1, 1)
+    cols = torch.arange(width).view(1, -1)
+    small = max(min(height, width) // 8, 2)
+    for i in range(n):
+        for _ in range(int(torch.randint(1, 4, (1,), generator=generator))):
+            kind = int(torch.randint(1, 3, (1,), generator=generator))
+            size = int(torch.randint(small, max(min(height, width) // 3, small + 1), (1,),
+                                     generator=generator))
+            cy = int(torch.randint(0, height, (1,), generator=generator))
+            cx = int(torch.randint(0, width, (1,), generator=generator))
+            if kind == 1:
+                inside = (rows - cy) ** 2 + (cols - cx) ** 2 <= size ** 2
+            else:
+                inside = ((rows - cy).abs() <= size) & ((cols - cx).abs() <= size)
+            low = 200 if kind == 1 else 130
+            level = torch.randint(low, low + 50, (1,), generator=generator).float()
+            noise = torch.randint(-10, 11, (height, width), generator=generator).float()
+            images[i, 0][inside] = (level + noise)[inside]
+            masks[i][inside] = kind
+    images = images.clamp(0, 255).to(torch.uint8).expand(-1, channels, -1, -1).contiguous()
+    return ImageData("shapes", images, masks, len(SHAPE_CLASSES), list(SHAPE_CLASSES))
+
+
+
+def _mask_folder(path: Path, input_shape):
+    """Images and masks of the same names: (train, test, where the test images come from).
+    PATH/images + PATH/masks (20% held out as the test set, the same every run), or
+    PATH/train/{images,masks} and PATH/test/{images,masks}."""
+    if not path.is_dir():
+        raise DataError(f"masks: {path} is not a folder")
+    if (path / "train").is_dir():
+        if not (path / "test").is_dir():
+            raise DataError(f"masks: {path} has a train/ folder but no test/ folder beside it")
+        train = _read_mask_folder(path / "train", input_shape)
+        test = _read_mask_folder(path / "test", input_shape)
+        return train, test, f"{path / 'test'}"
+    data = _read_mask_folder(path, input_shape)
+    test_index, train_index = _split_index(len(data), 0.2, seed=0)
+    return (data.subset(train_index), data.subset(test_index),
+            f"20% of {path} held out, fixed")
+
+
+def _read_mask_folder(folder: Path, input_shape) -> ImageData:
+    from PIL import Image
+
+    from .predict import IMAGE_SUFFIXES
+
+    if len(input_shape) != 3:
+        raise DataError("masks: the network must take a CxHxW image")
+    channels, height, width = input_shape
+    for sub in ("images", "masks"):
+        if not (folder / sub).is_dir():
+            raise DataError(f"masks: {folder} needs an images/ and a masks/ folder "
+                            f"(no {sub}/)")
+    masks = {p.stem: p for p in (folder / "masks").iterdir() if p.suffix.lower() == ".png"}
+    images, labels = [], []
+    for file in sorted((folder / "images").iterdir()):
+        if file.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if file.stem not in masks:
+            raise DataError(f"masks: {file} has no mask ({folder / 'masks' / file.stem}.png)")
+        try:
+            with Image.open(file) as image:
+                image = image.convert("L" if channels == 1 else "RGB").resize(
+                    (width, height), Image.Resampling.BILINEAR)
+                images.append(torch.from_numpy(np.asarray(image).copy()))
+            with Image.open(masks[file.stem]) as mask:
+                if mask.mode not in ("L", "P", "1", "I;16", "I"):
+                    raise ValueError(f"a mask is one channel of class indices, not {mask.mode}")
+                mask = mask.convert("L") if mask.mode in ("P", "1") else mask
+                mask = mask.resize((width, height), Image.Resampling.NEAREST)
+                values = np.asarray(mask)
+                if values.max(initial=0) > IGNORE:
+                    raise ValueError(f"a mask value is {values.max()}: class indices go up to "
+                                     f"254 (255: ignored)")
+                labels.append(torch.from_numpy(values.astype(np.uint8)))
+        except (OSError, ValueError, SyntaxError) as error:
+            reason = ("not an image file, or a damaged one"
+                      if type(error).__name__ == "UnidentifiedImageError" else str(error))
+            raise DataError(f"masks: cannot read {file.name} or its mask: {reason}") from None
+    if not images:
+        raise DataError(f"masks: {folder / 'images'} holds no images")
+    x = torch.stack(images)
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
+    y = torch.stack(labels)
+    valid = y[y != IGNORE]
+    classes = int(valid.max()) + 1 if valid.numel() else 1
+    return ImageData(f"masks:{folder}", x, y, max(classes, 2))
+
+
+IGNORE = 255  # the mask value of pixels no class is given for (as Pascal VOC's borders)
 
 
 # ---- standard formats ----------------------------------------------------------------------

@@ -32,6 +32,7 @@ from .distributed import Processes, device_for
 from .data import BatchPipeline, DataError, Splits, batch_count, batches, load_splits
 from .options import TrainConfig
 from .preprocess import Preprocess
+from . import tasks
 
 
 class TrainingStopped(Exception):
@@ -110,24 +111,7 @@ def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
 
 def check_classifier(net) -> None:
     """`train` trains image classifiers: numbers in, one vector of class scores out."""
-    from ..shapes import TOKENS, VECTOR, show
-
-    graph = net.graph
-    if len(graph.inputs) > 1:
-        raise DataError(f"`{net.name}` takes {len(graph.inputs)} inputs "
-                        f"({', '.join(graph.inputs)}); archdsl train's data sets give one "
-                        "image per example")
-    if len(graph.main_outputs) > 1:
-        raise DataError(f"`{net.name}` has {len(graph.main_outputs)} outputs "
-                        f"({', '.join(graph.main_outputs)}); archdsl train trains classifiers, "
-                        "whose one output is a vector of class scores")
-    out = net.output_shapes[graph.main_outputs[0]]
-    if out.layout != VECTOR:
-        raise DataError(f"`{net.name}` outputs {show(out)}, not a vector of class scores; "
-                        "archdsl train trains classifiers: end the network in `linear(classes)` "
-                        "(after `gap`, `flatten` or `pick(0)`)")
-    if net.input_shape.layout == TOKENS:
-        raise DataError(f"`{net.name}` takes token ids; archdsl train's data sets are images")
+    tasks.check_network(net, "classify")
 
 
 def split_outputs(out):
@@ -137,33 +121,22 @@ def split_outputs(out):
     return out, []
 
 
-def accuracy_counts(logits, labels) -> tuple[int, int]:
-    k = min(5, logits.shape[1])
-    top = logits.topk(k, dim=1).indices
-    hits = top == labels.view(-1, 1)
-    return int(hits[:, :1].sum()), int(hits.any(dim=1).sum())
-
-
 @torch.no_grad()
-def evaluate(model, data, pipeline, config, device, processes: Processes = Processes()) -> dict:
-    """Loss, top-1 and top-5 over `data` (each process takes its shard; the sums are shared)."""
+def evaluate(model, data, pipeline, config, device, processes: Processes = Processes(),
+             task=None) -> dict:
+    """The task's figures over `data`: loss, top-1 and top-5 (classify), or loss, mean IoU
+    and pixel accuracy (segment). Each process takes its shard; the sums are shared."""
+    task = task or tasks.Classify()
     model.eval()
-    loss_sum, top1, top5, count = 0.0, 0, 0, 0
+    totals = task.totals()
     for images, labels in batches(data, config.batch_size * 2, shuffle=False,
                                   rank=processes.rank, world=processes.world):
         x = pipeline(images.to(device, non_blocking=True))
-        y = labels.to(device, non_blocking=True)
+        y = labels.to(device, non_blocking=True).long()  # masks are held as bytes
         with autocast(device, config.amp):
             logits, _ = split_outputs(model(x))
-        logits = logits.float()
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        c1, c5 = accuracy_counts(logits, y)
-        top1 += c1
-        top5 += c5
-        count += len(y)
-    loss_sum, top1, top5, count = processes.sum([loss_sum, top1, top5, count], device)
-    return {"loss": loss_sum / max(count, 1), "top1": top1 / max(count, 1),
-            "top5": top5 / max(count, 1)}
+        totals = task.add(totals, logits.float(), y)
+    return task.metrics(processes.sum(totals, device))
 
 
 def new_run_dir(base: Path) -> Path:
@@ -207,12 +180,10 @@ class _Signals:
 class RunLog:
     """metrics.csv, metrics.json, curves.png and TensorBoard events in the run directory."""
 
-    COLUMNS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
-               "images_per_s", "seconds"]
-
-    def __init__(self, run: Path, history: list, tensorboard: bool):
+    def __init__(self, run: Path, history: list, tensorboard: bool, task=None):
         self.run = run
         self.history = history
+        self.task = task or tasks.Classify()
         self.writer = None
         if tensorboard:
             try:
@@ -226,13 +197,12 @@ class RunLog:
     def epoch(self, row: dict) -> None:
         self.history.append(row)
         with open(self.run / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, self.COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(f, self.task.columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self.history)
         (self.run / "metrics.json").write_text(json.dumps(self.history, indent=2))
         if self.writer is not None:
-            for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
-                        "images_per_s"):
+            for key in self.task.columns[1:-1]:
                 if row.get(key) is not None:
                     self.writer.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
             self.writer.flush()
@@ -253,13 +223,14 @@ class RunLog:
 
         epochs = [r["epoch"] for r in self.history]
         fig, panels = plt.subplots(1, 2, figsize=(10, 4))
-        for panel, (what, key) in zip(panels, [("Accuracy", "top1"), ("Loss", "loss")]):
-            panel.plot(epochs, [r[f"train_{key}"] for r in self.history],
-                       label=f"Training {what}")
-            if any(r.get(f"val_{key}") is not None for r in self.history):
-                panel.plot(epochs, [r.get(f"val_{key}") for r in self.history],
-                           label=f"Validation {what}")
-            panel.set_title(f"Training and Validation {what}")
+        for panel, (what, curves) in zip(panels, self.task.panels):
+            for label, key in curves:
+                if any(r.get(key) is not None for r in self.history):
+                    panel.plot(epochs, [r.get(key) for r in self.history],
+                               label=f"{label} {what}" if what in ("Accuracy", "Loss")
+                               else label)
+            panel.set_title(f"Training and Validation {what}" if what in ("Accuracy", "Loss")
+                            else what)
             panel.set_xlabel("epoch")
             panel.legend()
         fig.tight_layout()
@@ -319,7 +290,8 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         device_for(processes, config.device)
     if not processes.main:
         log = _silent
-    check_classifier(net)
+    tasks.check_network(net, config.task)
+    tasks.check_data(config.task, config.data)
     splits: Splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
                                  val_split=config.val_split, seed=config.seed,
                                  fake_size=config.fake_size, download=not config.offline)
@@ -328,7 +300,10 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     if splits.train.classes > classes:
         raise DataError(f"{config.data} has {splits.train.classes} classes but the network "
                         f"outputs {classes}; set it with --set classes={splits.train.classes}")
-    augment = config.augment if config.augment is not None else config.data != "fake"
+    task = tasks.make(config.task, classes)
+    # crops and flips would have to move the masks too: segmentation trains unaugmented
+    augment = config.augment if config.augment is not None else \
+        config.data != "fake" and config.task == "classify"
     flip = config.flip if config.flip is not None else config.data.split(":")[0] in FLIPPABLE \
         or config.data.startswith("imagefolder:")
     height = net.input_shape[1] if len(net.input_shape) == 3 else 0
@@ -337,7 +312,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                                channels_last=config.channels_last)
     eval_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False,
                               channels_last=config.channels_last)
-    preprocess = Preprocess.of(splits, net.input_shape)  # for checkpoints: predict, exports
+    preprocess = Preprocess.of(splits, net.input_shape, config.task)  # for predict, exports
 
     if device.type == "cuda":
         # training batches all have one shape, so cuDNN may time its kernels once and keep
@@ -388,7 +363,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         start_epoch, skip, best = resume["epoch"], resume["batch"], resume["best"]
         log(f"resuming {info.network} at epoch {start_epoch + 1}, batch {skip}")
 
-    logbook = RunLog(run, info.history, config.tensorboard and processes.main)
+    logbook = RunLog(run, info.history, config.tensorboard and processes.main, task)
     state = {"epoch": start_epoch, "batch": skip, "best": best}
 
     def save(name: str) -> None:
@@ -414,11 +389,13 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             order_seed = config.seed * 1000 + epoch
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
+            answers = torch.zeros((), device=device)  # images (classify), pixels (segment)
             seen, started = 0, time.perf_counter()
             if skip and resume is not None and "partial" in resume:  # the epoch's sums so far
                 loss_sum += resume["partial"]["loss_sum"]
                 correct += resume["partial"]["correct"]
                 seen = resume["partial"]["seen"]
+                answers += resume["partial"].get("answers", seen)
             bar = _progress(config, steps_per_epoch, skip, epoch) if processes.main else None
             for b, (images, labels) in enumerate(
                     batches(splits.train, config.batch_size, shuffle=True, seed=order_seed,
@@ -428,13 +405,12 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * lr_factor(config, step, steps_per_epoch)
                 x = train_pipe(images.to(device, non_blocking=True), augment_rng)
-                y = labels.to(device, non_blocking=True)
+                y = labels.to(device, non_blocking=True).long()  # masks are held as bytes
                 with autocast(device, config.amp):
                     logits, side = split_outputs(forward(x))
-                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                    loss = task.loss(logits, y, config)
                     for extra in side:
-                        loss = loss + config.aux_weight * F.cross_entropy(
-                            extra, y, label_smoothing=config.label_smoothing)
+                        loss = loss + config.aux_weight * task.loss(extra, y, config)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if config.clip_grad:
@@ -444,13 +420,16 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 scaler.update()
 
                 loss_sum += loss.detach() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
+                right, given = task.hits(logits, y)
+                correct += right
+                answers += given
                 seen += len(y)
                 total_steps += 1
                 # the running sums stay on the device (copying them here would wait for the
                 # GPU at every step); save() copies them when a checkpoint is written
                 state.update(epoch=epoch, batch=b + 1, partial={
-                    "loss_sum": loss_sum, "correct": correct, "seen": seen})
+                    "loss_sum": loss_sum, "correct": correct, "seen": seen,
+                    "answers": answers})
                 # reading the loss waits for the device, so it is checked every 10 steps, and
                 # before anything is saved: a NaN never reaches a checkpoint
                 must_save = (config.save_every and (step + 1) % config.save_every == 0) \
@@ -462,7 +441,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                     if b % 10 == 0:
                         elapsed = time.perf_counter() - started
                         bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}",
-                                        acc=f"{float(correct) / seen:.2%}",
+                                        acc=f"{float(correct) / max(float(answers), 1):.2%}",
                                         img_s=f"{seen / max(elapsed, 1e-9):.0f}")
                 if config.save_every and (step + 1) % config.save_every == 0:
                     save("last.pt")
@@ -482,23 +461,22 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             skip = 0
 
             # -- validate, log, checkpoint -----------------------------------------------
-            val = evaluate(model, splits.val, eval_pipe, config, device, processes) \
+            val = evaluate(model, splits.val, eval_pipe, config, device, processes, task) \
                 if splits.val else None
-            total_loss, total_correct, total_seen = processes.sum(
-                [float(loss_sum), float(correct), seen], device)
-            row = {"epoch": epoch + 1, "train_loss": total_loss / max(total_seen, 1),
-                   "train_top1": total_correct / max(total_seen, 1),
-                   "val_loss": val and val["loss"], "val_top1": val and val["top1"],
-                   "val_top5": val and val["top5"],
+            total_loss, total_correct, total_seen, total_answers = processes.sum(
+                [float(loss_sum), float(correct), seen, float(answers)], device)
+            row = {"epoch": epoch + 1,
+                   **task.row(total_loss / max(total_seen, 1),
+                              total_correct / max(total_answers, 1), val),
                    "lr": optimizer.param_groups[0]["lr"],
                    "images_per_s": total_seen / max(seconds, 1e-9),
                    "seconds": seconds}
             if processes.main:
                 logbook.epoch(row)
-            log(_epoch_line(row, config.epochs))
+            log(_epoch_line(row, config.epochs, task))
             state.update(epoch=epoch + 1, batch=0)
             state.pop("partial", None)
-            score = val["top1"] if val else row["train_top1"]
+            score = val[task.score_key] if val else row[task.columns[2]]
             if score > state["best"]:
                 state["best"] = score
                 save("best.pt")
@@ -509,16 +487,20 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     # -- test ----------------------------------------------------------------------------
     processes.barrier()  # rank 0 has written best.pt
     best_state = checkpoint.load(run / "best.pt")["model"]
-    final = evaluate(model, splits.test, eval_pipe, config, device, processes)
+    final = evaluate(model, splits.test, eval_pipe, config, device, processes, task)
     model.load_state_dict(best_state)
-    best_test = evaluate(model, splits.test, eval_pipe, config, device, processes)
+    best_test = evaluate(model, splits.test, eval_pipe, config, device, processes, task)
     logbook.close()
-    result = {"network": info.network, "data": config.data, "epochs": state["epoch"],
-              "test_top1": final["top1"], "test_top5": final["top5"], "test_loss": final["loss"],
-              "best_val_top1": state["best"], "best_test_top1": best_test["top1"],
+    result = {"network": info.network, "data": config.data, "task": config.task,
+              "epochs": state["epoch"], **task.result(final, state["best"], best_test),
               "run": str(run)}
     if processes.main:
         (run / "result.json").write_text(json.dumps(result, indent=2))
+        if config.task == "segment":  # the best checkpoint's masks on test images
+            from .overlays import write_overlays
+
+            write_overlays(run / "overlays.png", model, splits.test, eval_pipe, device,
+                           classes)
     return result
 
 
@@ -557,10 +539,6 @@ def _progress(config, total, done, epoch):
                 disable=None)  # no bar when stderr is not a terminal (logs, CI)
 
 
-def _epoch_line(row: dict, epochs: int) -> str:
-    text = (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} "
-            f"acc {row['train_top1']:.2%}")
-    if row.get("val_loss") is not None:
-        text += (f"  val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2%} "
-                 f"top-5 {row['val_top5']:.2%}")
+def _epoch_line(row: dict, epochs: int, task=None) -> str:
+    text = f"epoch {row['epoch']:>3}/{epochs}  " + (task or tasks.Classify()).line(row)
     return text + f"  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"

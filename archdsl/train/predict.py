@@ -49,12 +49,15 @@ def read_images(preprocess: Preprocess, files: list[Path]) -> torch.Tensor:
     return torch.stack(images)
 
 
-def check_classifier_output(net, preprocess: Preprocess) -> int:
-    """The number of class scores a network gives; PredictError if it is no classifier."""
+def check_output(net, preprocess: Preprocess) -> int:
+    """The number of class scores a network gives (per image, or per pixel of a map for a
+    segmentation run); PredictError if its output is not that."""
     outputs = net.graph.main_outputs
     shape = net.output_shapes[outputs[0]]
-    if len(outputs) != 1 or len(shape) != 1:
-        raise PredictError(f"predict reads class scores, but `{net.name}` outputs "
+    rank = 3 if preprocess.task == "segment" else 1
+    if len(outputs) != 1 or len(shape) != rank:
+        what = "a map of class scores" if rank == 3 else "class scores"
+        raise PredictError(f"predict reads {what}, but `{net.name}` outputs "
                            + ", ".join(f"{o} {'x'.join(map(str, net.output_shapes[o]))}"
                                        for o in outputs))
     if tuple(net.input_shape) != tuple(preprocess.input_shape):
@@ -65,12 +68,15 @@ def check_classifier_output(net, preprocess: Preprocess) -> int:
 
 
 class Predictor:
-    """A trained classifier with its preprocessing: call it with image files, folders, or a
-    uint8 batch (N, C, H, W) at the held size; it gives, per image, the `top_k` classes as
-    dicts of label, index and probability, the most probable first."""
+    """A trained network with its preprocessing: call it with image files, folders, or a
+    uint8 batch (N, C, H, W) at the held size. A classifier gives, per image, the `top_k`
+    classes as dicts of label, index and probability, the most probable first; a segmenter
+    (a run of --task segment) gives per image a dict: `mask`, the class of each pixel (H, W)
+    at the held size, and `classes`, the share of the image each class covers (label, index,
+    fraction), the largest first."""
 
     def __init__(self, net, state_dict: dict, preprocess: Preprocess, device="cpu"):
-        self.classes = check_classifier_output(net, preprocess)
+        self.classes = check_output(net, preprocess)
         self.preprocess = preprocess
         self.device = torch.device(device)
         self.model = net.build(logits=True).to(self.device).eval()
@@ -92,11 +98,36 @@ class Predictor:
                 out.append(torch.softmax(self.model(x).float(), dim=1).cpu())
         return torch.cat(out) if out else torch.zeros(0, self.classes)
 
-    def __call__(self, images, top_k: int = 5, batch_size: int = 256) -> list[list[dict]]:
+    def masks(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """The class of each pixel (N, H, W) of a uint8 batch, at its size."""
+        import torch.nn.functional as F
+
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                chunk = images[start:start + batch_size].to(self.device)
+                logits = self.model(self.preprocess(chunk)).float()
+                if logits.shape[2:] != chunk.shape[2:]:
+                    logits = F.interpolate(logits, size=chunk.shape[2:], mode="bilinear",
+                                           align_corners=False)
+                out.append(logits.argmax(1).cpu())
+        return torch.cat(out)
+
+    def __call__(self, images, top_k: int = 5, batch_size: int = 256) -> list:
         if not isinstance(images, torch.Tensor):
             images = read_images(self.preprocess, image_files(images))
         if images.dim() == 3:
             images = images.unsqueeze(0)
+        if self.preprocess.task == "segment":
+            results = []
+            for mask in self.masks(images, batch_size):
+                counts = torch.bincount(mask.flatten(), minlength=self.classes)
+                shares = [{"label": self.label(i), "index": i,
+                           "fraction": float(c) / mask.numel()}
+                          for i, c in enumerate(counts.tolist()) if c]
+                results.append({"mask": mask, "classes": sorted(
+                    shares, key=lambda s: -s["fraction"])})
+            return results
         probs = self.probabilities(images, batch_size)
         values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
         return [[{"label": self.label(int(i)), "index": int(i), "probability": float(p)}

@@ -35,20 +35,21 @@ class Preprocess:
     input_shape: tuple[int, ...]  # the network's input
     classes: tuple[str, ...]  # label names, by the network's output index
     data: str = ""  # the data set it comes from
+    task: str = "classify"  # or "segment": a class per pixel
 
     @classmethod
-    def of(cls, splits, input_shape) -> "Preprocess":
+    def of(cls, splits, input_shape, task: str = "classify") -> "Preprocess":
         """The preprocessing of a training run's data set (train/data.py Splits)."""
         images = splits.train.images
         names = splits.train.class_names or [str(i) for i in range(splits.train.classes)]
         return cls(int(images.shape[1]), (int(images.shape[2]), int(images.shape[3])),
                    tuple(splits.mean), tuple(splits.std), tuple(input_shape),
-                   tuple(str(n) for n in names), splits.train.name)
+                   tuple(str(n) for n in names), splits.train.name, task)
 
     def to_dict(self) -> dict:
         return {"channels": self.channels, "size": list(self.size), "mean": list(self.mean),
                 "std": list(self.std), "input_shape": list(self.input_shape),
-                "classes": list(self.classes), "data": self.data}
+                "classes": list(self.classes), "data": self.data, "task": self.task}
 
     @classmethod
     def from_dict(cls, value) -> "Preprocess":
@@ -82,9 +83,12 @@ class Preprocess:
         data = value.get("data", "")
         if not isinstance(data, str):
             raise ValueError("`preprocess.data` must be a name")
+        task = value.get("task", "classify")
+        if task not in ("classify", "segment"):
+            raise ValueError("`preprocess.task` must be classify or segment")
         return cls(channels, ints("size", 2), numbers("mean", channels),
                    numbers("std", channels, positive=True), ints("input_shape"),
-                   tuple(classes), data)
+                   tuple(classes), data, task)
 
     def read(self, path) -> torch.Tensor:
         """An image file as uint8 (C, H, W) at the held size. OSError or ValueError with the

@@ -1,0 +1,59 @@
+"""Pictures of segmentation: masks as colours, and a run's overlays.png (test images with
+their true and predicted masks), drawn with Pillow alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+# Colours of classes 0, 1, 2, ... (0, the background, black); ignored pixels are white.
+PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
+           (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60),
+           (250, 190, 212), (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200),
+           (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128)]
+
+
+def colour(mask: torch.Tensor) -> torch.Tensor:
+    """A mask (H, W) of class indices as an RGB image (H, W, 3) uint8."""
+    table = torch.tensor(PALETTE * (256 // len(PALETTE) + 1), dtype=torch.uint8)[:256]
+    table[255] = torch.tensor([255, 255, 255], dtype=torch.uint8)
+    return table[mask.clamp(0, 255).long().cpu()]
+
+
+def predicted_masks(model, images: torch.Tensor, pipeline, device) -> torch.Tensor:
+    """The class of each pixel (N, H, W) for stored images (N, C, H, W), at their size."""
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        logits = model.eval()(pipeline(images.to(device)))
+        if isinstance(logits, (tuple, list)):
+            logits = logits[0]
+        if logits.shape[2:] != images.shape[2:]:
+            logits = F.interpolate(logits.float(), size=images.shape[2:], mode="bilinear",
+                                   align_corners=False)
+    return logits.argmax(1).cpu()
+
+
+def write_overlays(path: Path, model, data, pipeline, device, classes: int, count: int = 8):
+    """A grid of up to `count` test images: the image, its true mask and the predicted one,
+    each mask laid over the image at half strength."""
+    from PIL import Image
+
+    from ..files import write_output
+
+    images = data.images[:count]
+    predicted = predicted_masks(model, images, pipeline, device)
+    rows = []
+    for image, truth, guess in zip(images.cpu(), data.labels[:count].cpu(), predicted):
+        rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
+        rgb = rgb.permute(1, 2, 0).float()
+        cells = [rgb] + [0.5 * rgb + 0.5 * colour(m).float() for m in (truth, guess)]
+        rows.append(torch.cat(cells, dim=1))
+    grid = torch.cat(rows, dim=0).clamp(0, 255).to(torch.uint8).numpy()
+    picture = Image.fromarray(grid)
+    if picture.height < 256:  # small images: scaled up, pixels kept sharp
+        scale = max(256 // picture.height, 1)
+        picture = picture.resize((picture.width * scale, picture.height * scale),
+                                 Image.Resampling.NEAREST)
+    write_output(path, lambda tmp: picture.save(tmp, format="PNG"))
