@@ -101,20 +101,22 @@ class Network:
 
         return summary_json(self)
 
-    def draw(self, path, *, depth: int | None = None, rankdir: str = "TB"):
-        """Write a diagram; the format comes from the extension (.svg .png .pdf .dot)."""
-        from .backends.diagram import render
+    def draw(self, path=None, *, depth: int | None = None, rankdir: str = "TB",
+             names: bool = False, dpi: int | None = None):
+        """Write a diagram; the format comes from the extension (.svg .png .pdf .dot). Without
+        a path, the diagram itself, which a notebook shows (`net.draw(depth=3)`)."""
+        from .backends.diagram import Diagram, render
 
-        return render(self, path, depth=depth, rankdir=rankdir)
+        if path is None:
+            return Diagram(self, depth=depth, rankdir=rankdir, names=names)
+        return render(self, path, depth=depth, rankdir=rankdir, names=names, dpi=dpi)
 
     def _repr_svg_(self):
-        """Jupyter shows a network as its diagram."""
-        from .backends.diagram import to_dot
+        """Jupyter shows a network as its diagram, two levels deep (blocks folded: a
+        ResNet's stages, a transformer's encoder); net.draw(depth=N) shows more or less."""
+        from .backends.diagram import Diagram
 
-        try:
-            return to_dot(self).pipe(format="svg").decode()
-        except Exception:  # no Graphviz: Jupyter falls back to the text repr
-            return None
+        return Diagram(self, depth=2)._repr_svg_()
 
     def build(self, **options):
         """A torch.nn.Module for this network (see backends/torch_module.py for options)."""

@@ -314,13 +314,16 @@ def cmd_draw(args) -> int:
 
     if args.depth is not None and args.depth < 1:
         raise UsageError(f"--depth must be at least 1, got {args.depth}")
+    if args.dpi is not None and not 10 <= args.dpi <= 2400:
+        raise UsageError(f"--dpi must be from 10 to 2400, got {args.dpi}")
     diagnostics = Diagnostics()
     net = elaborate_one(args, diagnostics)
     if net is None:
         print_diagnostics(diagnostics, args.format)
         return EXIT_SPEC
     try:
-        path = render(net, args.output, depth=args.depth, rankdir=args.rankdir)
+        path = render(net, args.output, depth=args.depth, rankdir=args.rankdir,
+                      names=args.names, dpi=args.dpi)
     except DiagramError as error:
         print(printable(f"archdsl draw: error: {error.message}" +
                         (f"\nhelp: {error.help}" if error.help else "")), file=sys.stderr)
@@ -605,6 +608,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="collapse everything nested deeper than N levels into one node per block")
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
                    help="top to bottom (default) or left to right")
+    p.add_argument("--names", action="store_true",
+                   help="also show each layer's name in the built module (its state_dict keys)")
+    p.add_argument("--dpi", type=int, help="the resolution of a .png (Graphviz's default: 96)")
     p.set_defaults(run=cmd_draw)
 
     p = sub.add_parser("train", help="train a network (see docs/training.md)")
@@ -646,6 +652,15 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--gamma", type=float, help="`step` schedule: decay factor (0.1)")
     g.add_argument("--label-smoothing", type=float, help="(0)")
     g.add_argument("--clip-grad", type=float, help="clip the gradient norm to this")
+    g.add_argument("--accumulate", type=int, metavar="N",
+                   help="add up the gradients of N batches before each optimizer step (a "
+                        "batch N times larger in the memory of one; default 1)")
+    g.add_argument("--ema", type=float, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999), "
+                        "validated, tested and saved as the model; off by default")
+    g.add_argument("--patience", type=int, metavar="EPOCHS",
+                   help="stop early after EPOCHS epochs without a better validation score "
+                        "(default 0: never)")
     g.add_argument("--seed", type=int, help="random seed (0)")
     g = p.add_argument_group("speed")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available")
@@ -659,10 +674,18 @@ def make_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("runs")
     g.add_argument("--out", help="run directory (default runs/NETWORK-DATA; never overwritten)")
     g.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    g.add_argument("--config", metavar="FILE",
+                   help="options from a YAML or JSON file (spec, network, set, and any option "
+                        "by name); the command line wins; every run saves its own config.yaml")
+    g.add_argument("--print-config", action="store_true",
+                   help="print the resolved options as a --config file, and train nothing")
     g.add_argument("--init", metavar="WEIGHTS",
                    help="start from these weights: torchvision:NAME (pretrained, downloaded), "
                         "or an archdsl checkpoint")
     g.add_argument("--save-every", type=int, help="also checkpoint every N steps")
+    g.add_argument("--save-top", type=int, metavar="K",
+                   help="also keep the checkpoints of the K best epochs by validation "
+                        "(best-epochE.pt; default 0)")
     g.add_argument("--limit-steps", type=int, help="stop after N steps (smoke tests)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
@@ -674,6 +697,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="the data set (default: the one it was trained on)")
     p.add_argument("--data-dir")
     p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--confusion", metavar="FILE.png",
+                   help="also draw the confusion matrix (a classifier's; needs matplotlib)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--offline", action="store_true", help="never download the data set")

@@ -4,7 +4,7 @@ A plain `pip install archdsl` checks, summarises, draws, compiles and trains; th
 what some commands use (pyproject.toml, docs/training.md):
 
     train   scikit-learn (the digits data set), matplotlib (training curves, `zoo --plot`),
-            tqdm (progress bars), tensorboard (event files)
+            tqdm (progress bars), tensorboard (event files), PyYAML (`train --config x.yaml`)
     onnx    onnx, onnxscript, onnxruntime (`compile -o x.onnx`)
 
 Without one, a command leaves out what needs it with a note (no progress bar, no curves) or,
@@ -22,6 +22,7 @@ EXTRAS = {
     "matplotlib": ("matplotlib", "train"),
     "tqdm": ("tqdm", "train"),
     "tensorboard": ("tensorboard", "train"),
+    "yaml": ("PyYAML", "train"),
     "onnx": ("onnx", "onnx"),
     "onnxscript": ("onnxscript", "onnx"),
     "onnxruntime": ("onnxruntime", "onnx"),

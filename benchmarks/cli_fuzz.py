@@ -63,7 +63,8 @@ def scratch(folder: Path) -> dict:
         "images": [str(folder / "images"), str(folder / "images" / "a" / "x.png"),
                    str(folder / "notes.txt"), str(folder / "missing.png"), str(folder / "dir"),
                    str(ROOT / "docs" / "images")],
-        "data": ["digits", "fake", "mnist", "imagenet", "imagefolder:", "cifar10",
+        "data": ["digits", "fake", "mnist", "imagenet", "imagefolder:", "cifar10", "shapes",
+                 f"masks:{folder}", "masks:",
                  f"imagefolder:{folder / 'images'}", f"imagefolder:{folder / 'nothing'}"],
     }
 
@@ -75,7 +76,8 @@ OPTIONS = {  # option -> what its value is drawn from (None: a flag)
                 "--optimizer": ["sgd", "adamw", "adam"]},
     "compile": {"-o": "out", "--set": "set", "--weights": "checkpoint",
                 "--torchvision": ["resnet18", "nosuch", "lenet:num_classes=x", ":"]},
-    "draw": {"-o": "out", "--depth": NUMBERS, "--rankdir": ["TB", "LR", "XX"]},
+    "draw": {"-o": "out", "--depth": NUMBERS, "--rankdir": ["TB", "LR", "XX"], "--names": None,
+             "--dpi": NUMBERS},
     "fmt": {"--check": None},
     "layers": {"--markdown": None},
     "zoo": {"--plot": "out", "--json": None, "--markdown": None},
@@ -85,8 +87,12 @@ OPTIONS = {  # option -> what its value is drawn from (None: a flag)
               "--schedule": ["cosine", "step", "none"], "--step-epochs": NUMBERS,
               "--gamma": NUMBERS, "--warmup-epochs": NUMBERS, "--optimizer": ["sgd", "adam"],
               "--set": "set", "--resume": "checkpoint", "--init": "checkpoint",
-              "--save-every": NUMBERS, "--clip-grad": NUMBERS, "--amp": ["bf16", "fp32"]},
-    "eval": {"--data": "data", "--batch-size": NUMBERS, "--split": ["test", "val", "train"]},
+              "--save-every": NUMBERS, "--clip-grad": NUMBERS, "--amp": ["bf16", "fp32"],
+              "--accumulate": NUMBERS, "--patience": NUMBERS, "--ema": NUMBERS,
+              "--task": ["classify", "segment", "detect"], "--config": "out",
+              "--print-config": None, "--save-top": NUMBERS},
+    "eval": {"--data": "data", "--batch-size": NUMBERS, "--split": ["test", "val", "train"],
+             "--confusion": "out"},
     "predict": {"--top-k": NUMBERS, "--json": None, "--batch-size": NUMBERS},
 }
 

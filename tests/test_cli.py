@@ -174,7 +174,7 @@ def test_ctrl_c_while_loading_is_an_interruption_not_a_traceback(monkeypatch, ca
 # leaves it out with a note; never an internal error (exit 3). The packages are hidden by
 # running Python without its site folder and with a copy of it (links) that lacks them.
 EXTRAS = ("sklearn", "scikit_learn", "matplotlib", "mpl_toolkits", "pylab", "tqdm",
-          "tensorboard", "onnx", "onnxscript", "onnxruntime")
+          "tensorboard", "onnx", "onnxscript", "onnxruntime", "yaml", "_yaml")
 
 
 def _site_without_extras(folder):

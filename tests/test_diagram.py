@@ -130,3 +130,42 @@ def test_too_many_boxes_are_refused_before_graphviz_runs(tmp_path, capsys):
     assert not (tmp_path / "long.svg").exists()
     # DOT text has no such limit: it is only written
     assert main(["draw", str(spec), "-o", str(tmp_path / "long.dot")]) == 0
+
+
+def test_names_show_the_state_dict_prefix_of_each_layer(tmp_path):
+    net = archdsl.load(SPECS / "resnet.arch").network("resnet18")
+    prefixes = {key.rsplit(".", 1)[0] for key in net.build().state_dict()}
+    shown = set(re.findall(r'color="#444444">([\w.]+)</font>', to_dot(net, names=True).source))
+    assert prefixes <= shown  # every module with weights is named as its keys name it
+    plain = set(re.findall(r'color="#444444">([\w.]+)</font>', to_dot(net).source))
+    assert not prefixes & plain  # only with names
+
+
+def test_collapsed_repeats_say_how_many(tmp_path):
+    vit = to_dot(archdsl.load(SPECS / "vit.arch").network("vit_b_16"), depth=1).source
+    assert "encoder · encoder_layer(heads=12, mlp=3072) × 12" in vit
+    resnet = to_dot(archdsl.load(SPECS / "resnet.arch").network("resnet50"), depth=1).source
+    assert "bottleneck × 6" in resnet  # conv4_x: six bottleneck calls (the first strided)
+
+
+def test_dpi_scales_a_png_and_is_refused_elsewhere(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    lenet = [str(SPECS / "lenet.arch"), "lenet5"]
+    assert main(["draw", *lenet, "-o", str(tmp_path / "a.png")]) == 0
+    assert main(["draw", *lenet, "-o", str(tmp_path / "b.png"), "--dpi", "192"]) == 0
+    small, large = (Image.open(tmp_path / f).size for f in ("a.png", "b.png"))
+    assert abs(large[0] / small[0] - 2) < 0.05
+    assert main(["draw", *lenet, "-o", str(tmp_path / "c.svg"), "--dpi", "192"]) == 2
+    assert "--dpi sets the resolution of a .png" in capsys.readouterr().err
+
+
+def test_notebooks_see_two_levels_and_choose_others(capsys):
+    net = archdsl.load(SPECS / "vit.arch").network("vit_ti_16")
+    svg = net._repr_svg_()
+    ET.fromstring(svg)  # valid SVG
+    assert svg.count("encoder_layer(heads=3, mlp=768)") == 12  # one box per encoder layer
+    one = net.draw(depth=1)
+    assert "× 12" in one.source and one._repr_svg_().startswith("<?xml")
+    assert capsys.readouterr().err == ""  # no Graphviz warnings on the way

@@ -435,3 +435,160 @@ def test_another_optimizer_than_the_recipes_drops_its_rate(capsys, tmp_path):
     assert status == 0
     options = json.loads((tmp_path / "run" / "options.json").read_text())
     assert (options["optimizer"], options["lr"], options["epochs"]) == ("sgd", 0.05, 2)
+
+
+def test_eval_gives_each_class_accuracy_and_draws_the_confusion_matrix(capsys, tmp_path):
+    status, _, err = train(capsys, tmp_path, "--epochs", "2")
+    assert status == 0, err
+    assert (tmp_path / "run" / "confusion.png").exists()  # the run's best checkpoint, on test
+    assert main(["eval", str(tmp_path / "run"), "--json", "--confusion",
+                 str(tmp_path / "cm.png")]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    confusion = torch.tensor(figures["confusion"])
+    assert confusion.shape == (10, 10) and int(confusion.sum()) == figures["images"]
+    assert int(confusion.diag().sum()) == round(figures["top1"] * figures["images"])
+    for label, accuracy in figures["per_class"].items():
+        row = confusion[int(label)]
+        assert accuracy == pytest.approx(float(row[int(label)] / row.sum()))
+    assert (tmp_path / "cm.png").stat().st_size > 1000
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    assert "accuracy by class: " in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "run"), "--confusion", str(tmp_path / "cm.gif")]) == 2
+    assert "cannot draw to `cm.gif`" in capsys.readouterr().err
+
+
+def test_accumulated_gradients_equal_one_larger_batch(capsys, tmp_path):
+    """--accumulate 2 with batches of 16 takes the steps of batches of 32 (the same images,
+    the mean of the two halves' losses): the same weights, to rounding."""
+    same = ["--epochs", "1", "--no-augment", "--schedule", "constant", "--lr", "0.05",
+            "--optimizer", "sgd"]
+    assert train(capsys, tmp_path, *same, "--batch-size", "32", name="big")[0] == 0
+    assert train(capsys, tmp_path, *same, "--batch-size", "16", "--accumulate", "2",
+                 name="halves")[0] == 0
+    big = torch.load(tmp_path / "big" / "last.pt", weights_only=True)["model"]
+    halves = torch.load(tmp_path / "halves" / "last.pt", weights_only=True)["model"]
+    for key in big:
+        torch.testing.assert_close(halves[key], big[key], atol=1e-5, rtol=1e-4)
+
+
+def test_patience_stops_a_run_that_no_longer_improves(capsys, tmp_path):
+    # random labels: the validation score cannot keep improving
+    status, out, err = train(capsys, tmp_path, "--data", "fake", "--fake-size", "256",
+                             "--epochs", "30", "--patience", "2")
+    assert status == 0, err
+    assert "early stop: validation top1 has not improved for 2 epochs" in err
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(history) < 30
+    best = max(range(len(history)), key=lambda i: history[i]["val_top1"])
+    assert len(history) - 1 - best == 2  # stopped two epochs after the best
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--patience", "3", "--val-split", "0"], "needs a validation split"),
+    (["--accumulate", "2", "--save-every", "3"], "must be a multiple of --accumulate"),
+    (["--accumulate", "0"], "--accumulate must be between 1 and 4,096"),
+])
+def test_option_combinations_that_cannot_work_are_refused(capsys, tmp_path, options, message):
+    status, _, err = train(capsys, tmp_path, *options)
+    assert status == 2 and message in err, err
+
+
+def test_compiling_says_so(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)  # no minute's wait
+    status, _, err = train(capsys, tmp_path, "--epochs", "1", "--compile", "--limit-steps", "2")
+    assert status == 0, err
+    assert "compiling with torch.compile" in err
+
+
+def test_ema_weights_are_validated_and_saved_as_the_model(capsys, tmp_path):
+    from archdsl.train import checkpoint
+
+    assert train(capsys, tmp_path, "--epochs", "2", "--ema", "0.9", name="ema")[0] == 0
+    state = checkpoint.load(tmp_path / "ema" / "last.pt")
+    assert state["ema_steps"] > 0
+    differs = [k for k in state["model"] if state["model"][k].is_floating_point()
+               and not torch.allclose(state["model"][k], state["trained"][k])]
+    assert differs  # the average lags the trained weights
+    # a decay of almost 0 averages nothing: the average is the last trained weights
+    assert train(capsys, tmp_path, "--epochs", "1", "--ema", "1e-9", name="none")[0] == 0
+    state = checkpoint.load(tmp_path / "none" / "last.pt")
+    for key, tensor in state["model"].items():
+        torch.testing.assert_close(tensor, state["trained"][key], atol=1e-6, rtol=0)
+    # eval, predict and compile read the average (the checkpoint's `model`)
+    assert main(["eval", str(tmp_path / "ema"), "--json"]) == 0
+    # and a run with --ema resumes
+    assert train(capsys, tmp_path, "--epochs", "2", "--ema", "0.9", "--limit-steps", "3",
+                 name="cut")[0] == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "cut"), *QUIET]) == 0
+    history = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert len(history) == 2
+
+
+def test_a_config_file_gives_the_options_and_each_run_saves_its_own(capsys, tmp_path):
+    import yaml
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"spec: {SPECS / 'lenet.arch'}\nnetwork: lenet5\nset:\n  act: relu\n"
+                      "epochs: 2\nbatch-size: 32\nlr: 1e-3\noptimizer: adamw\n")
+    assert main(["train", "--config", str(config), "--epochs", "1", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["epochs"] == 1  # the command line wins over the file
+    assert printed["batch-size"] == 32 and printed["lr"] == 0.001  # `1e-3` is a number
+    assert printed["set"] == {"act": "relu"} and printed["network"] == "lenet5"
+    assert not (tmp_path / "runs").exists()  # --print-config trains nothing
+    # a run saves its resolved options; --config of that file runs the same again
+    status = main(["train", "--config", str(config), "--out", str(tmp_path / "a"), *QUIET])
+    assert status == 0
+    saved = (tmp_path / "a" / "config.yaml").read_text()
+    assert main(["train", "--config", str(tmp_path / "a" / "config.yaml"), "--out",
+                 str(tmp_path / "b"), *QUIET]) == 0
+    assert (tmp_path / "b" / "config.yaml").read_text() == saved
+    # JSON too
+    (tmp_path / "run.json").write_text(json.dumps({"spec": str(SPECS / "lenet.arch"),
+                                                   "network": "lenet5", "epochs": 1}))
+    assert main(["train", "--config", str(tmp_path / "run.json"), "--print-config"]) == 0
+    assert "epochs: 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text,message", [
+    ("batch_sise: 3\n", "unknown option `batch_sise`; did you mean `batch-size`?"),
+    ("epochs: [\n", "run.yaml:4:1: not YAML"),
+    ("- 1\n- 2\n", "must hold a mapping"),
+    ("epochs: many\n", "--epochs has a value of the wrong type"),
+    ("set: 3\n", "`set` must map network parameters to values"),
+])
+def test_config_file_mistakes_get_clear_answers(capsys, tmp_path, text, message):
+    (tmp_path / "run.yaml").write_text(f"spec: {SPECS / 'lenet.arch'}\nnetwork: lenet5\n"
+                                       + text if not text.startswith("-") else text)
+    assert main(["train", "--config", str(tmp_path / "run.yaml"), "--out",
+                 str(tmp_path / "run"), *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_tensorboard_gets_per_step_scalars_and_the_runs_hyperparameters(capsys, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    status = main(["train", *LENET, "--epochs", "2", "--out", str(tmp_path / "run"),
+                   "--no-progress"])
+    assert status == 0
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss_step", "train/lr_step", "train/loss", "val/top1"} <= set(scalars)
+    steps = [e.step for e in events.Scalars("train/loss_step")]
+    assert steps == [0, 10, 20, 30]  # two epochs of 20 steps, every tenth
+    assert events.PluginTagToContent("hparams")  # the HParams tab's session data
+
+
+def test_save_top_keeps_the_checkpoints_of_the_best_epochs(capsys, tmp_path):
+    status, _, err = train(capsys, tmp_path, "--epochs", "5", "--save-top", "2")
+    assert status == 0, err
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    order = sorted(history, key=lambda r: -r["val_top1"])  # stable: the earlier of a tie first
+    kept = sorted(int(p.stem.removeprefix("best-epoch"))
+                  for p in (tmp_path / "run").glob("best-epoch*.pt"))
+    assert kept == sorted(r["epoch"] for r in order[:2])

@@ -75,9 +75,14 @@ class _Group:
         self.macs = 0
 
 
-def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
-    """A graphviz.Digraph of the network."""
+def to_dot(net, *, depth: int | None = None, rankdir: str = "TB", names: bool = False,
+           dpi: int | None = None):
+    """A graphviz.Digraph of the network. `names`: each layer also shows its name in the
+    built module (its state_dict keys' prefix, `encoder.0.add1.1.linear`); `dpi`: the
+    resolution of raster formats (PNG)."""
     import graphviz
+
+    from .codegen import module_path
 
     g = net.graph
     t = net.totals
@@ -88,7 +93,7 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
     dot = graphviz.Digraph(g.name, graph_attr={
         "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "14", "label": title,
         "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.3",
-        "newrank": "true", "compound": "true"},
+        "newrank": "true", "compound": "true", **({"dpi": str(dpi)} if dpi else {})},
         node_attr={"fontname": "Helvetica", "fontsize": "10", "shape": "box",
                    "style": "rounded,filled", "margin": "0.08,0.04", "height": "0.3"},
         edge_attr={"fontname": "Helvetica", "fontsize": "8", "fontcolor": "#666666",
@@ -129,7 +134,9 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
         if node["kind"] == "identity":
             continue
         if represent[name] == name:
-            attrs = _node_attrs(g, name, node)
+            attrs = _node_attrs(g, name, node, ".".join(module_path(name)) if names and
+                                node["layer"] is not None and not node["layer"].is_merge
+                                else "")
             families.add(node["layer"].family if node["layer"] is not None else None)
             scope = node["scope"] if depth is None else node["scope"][:depth - 1]
             placed[scope].append((name, attrs))
@@ -138,10 +145,11 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
         if group.members[0] != name:
             continue
         last = _group_output(g, group, represent)
-        title = group.entry.title
+        title = group.entry.title + _repeat_text(g, group.entry.path)
         if len(group.members) == 1:  # a frame of one layer: keep the layer's notation
             title = f"{title} · {describe(g[group.members[0]])}"
-        attrs = {"label": _label(title, show(g[last]["shape"]),
+        attrs = {"label": _label(title, *([group.entry.path] if names else []),
+                                 show(g[last]["shape"]),
                                  _params_text(group.params),
                                  f"{human(group.macs)} MACs" if group.macs else ""),
                  "fillcolor": FAMILY_COLOURS["block"], "style": "rounded,filled,bold"}
@@ -165,7 +173,24 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB"):
     return dot
 
 
-def _node_attrs(g, name, node) -> dict:
+def _repeat_text(g, path: str) -> str:
+    """` · bottleneck(c=64) × 3` for a collapsed frame that holds one block repeated (a
+    stage, a transformer's encoder), else ""."""
+    frame = g.frames.get(path)
+    if frame is None:
+        return ""
+    kids = [g.frames.get(p) for kind, p in frame.children if kind == "frame"]
+    nodes = [p for kind, p in frame.children if kind == "node"]
+    if len(kids) < 2 or nodes or any(k is None or k.kind != "block" for k in kids):
+        return ""
+    calls = {k.block for k in kids}
+    if len(calls) != 1:
+        return ""
+    call = kids[0].title if len({k.title for k in kids}) == 1 else next(iter(calls))
+    return f" · {call} × {len(kids)}"
+
+
+def _node_attrs(g, name, node, module: str = "") -> dict:
     kind = node["kind"]
     if kind == "input":
         title = "input" if name == "input" and len(g.inputs) == 1 else \
@@ -189,7 +214,8 @@ def _node_attrs(g, name, node) -> dict:
                     "tooltip": f"{name}: {kind} → {show(node['shape'])}"}
         return {"label": _label(kind, show(node["shape"])), "shape": "box", "style": "filled",
                 "fillcolor": "#ffffff", "penwidth": "2"}
-    return {"label": _label(describe(node), show(node["shape"]), _params_text(node["params"])),
+    return {"label": _label(describe(node), *([module] if module else []), show(node["shape"]),
+                            _params_text(node["params"])),
             "fillcolor": FAMILY_COLOURS.get(layer.family, OTHER), "tooltip": name}
 
 
@@ -249,18 +275,23 @@ def _legend(dot, families) -> None:
              shape="box", style="rounded", color="#bbbbbb")
 
 
-def render(net, path: str | Path, *, depth: int | None = None, rankdir: str = "TB") -> Path:
+def render(net, path: str | Path, *, depth: int | None = None, rankdir: str = "TB",
+           names: bool = False, dpi: int | None = None) -> Path:
     """Write the diagram to `path`; the format comes from its extension."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         raise DiagramError(f"cannot draw to `{path.name}`: unknown format `.{fmt}`",
                            help="use .svg, .png, .pdf or .dot")
+    if dpi is not None and fmt != "png":
+        raise DiagramError(f"--dpi sets the resolution of a .png; `{path.name}` is "
+                           f"{'a vector format' if fmt in ('svg', 'pdf') else 'DOT text'}",
+                           help="leave out --dpi, or draw to NAME.png")
     layers = sum(1 for _ in net.graph.layers())
     if depth is None and layers > MAX_DIAGRAM_BOXES and fmt != "dot":  # known without drawing
         boxes = layers
     else:
-        dot = to_dot(net, depth=depth, rankdir=rankdir)
+        dot = to_dot(net, depth=depth, rankdir=rankdir, names=names, dpi=dpi)
         boxes = sum(1 for line in dot.body if _NODE_STATEMENT.match(line))
     if boxes > MAX_DIAGRAM_BOXES and fmt != "dot":
         raise DiagramError(
@@ -272,7 +303,8 @@ def render(net, path: str | Path, *, depth: int | None = None, rankdir: str = "T
     import graphviz
 
     try:
-        data = dot.pipe(format=fmt)
+        # quiet: Graphviz's own warnings (sizes, fonts) mean nothing to the spec's author
+        data = dot.pipe(format=fmt, quiet=True)
     except graphviz.CalledProcessError as error:
         raise DiagramError(f"Graphviz's `dot` failed ({error.returncode}) on this diagram",
                            help="draw fewer levels with --depth, or write DOT text with -o "
@@ -283,3 +315,21 @@ def render(net, path: str | Path, *, depth: int | None = None, rankdir: str = "T
             help="install Graphviz (apt-get install graphviz, brew install graphviz, or "
                  "https://graphviz.org/download/), or write DOT text with -o NAME.dot") from None
     return write_output(path, data)
+
+
+class Diagram:
+    """A network's diagram for notebooks: Jupyter shows it (`_repr_svg_`); `source` is its
+    DOT text. Made by `net.draw(depth=...)` without a path."""
+
+    def __init__(self, net, **options):
+        self.dot = to_dot(net, **options)
+
+    @property
+    def source(self) -> str:
+        return self.dot.source
+
+    def _repr_svg_(self):
+        try:
+            return self.dot.pipe(format="svg", quiet=True).decode()
+        except Exception:  # no Graphviz: Jupyter falls back to the text repr
+            return None

@@ -121,6 +121,16 @@ def unresumable(state: dict) -> str | None:
             return f"`{key}` must be a whole number ≥ 0, got {state.get(key)!r}"
     if type(state.get("best")) not in (int, float):
         return f"`best` must be a number, got {state.get('best')!r}"
+    top = state.get("top", [])
+    if not (isinstance(top, list) and all(
+            isinstance(t, list) and len(t) == 2 and type(t[0]) in (int, float)
+            and type(t[1]) is int for t in top)):
+        return "`top` must list [score, epoch] pairs"
+    if type(state.get("stale", 0)) is not int or state.get("stale", 0) < 0:
+        return f"`stale` must be a whole number ≥ 0, got {state.get('stale')!r}"
+    if state["config"].get("ema") and not (
+            isinstance(state.get("trained"), dict) and type(state.get("ema_steps")) is int):
+        return "it trained with --ema but lacks its trained weights or their count of averages"
     if not isinstance(state["rng"].get("torch"), torch.Tensor):
         return "`rng` lacks the random number generator's state"
     return None

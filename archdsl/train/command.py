@@ -174,8 +174,17 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
                        resume["args"], resume["input_shape"], list(resume["history"]),
                        list(resume.get("plugins", [])))
     else:
+        if args.config:
+            from . import config_file
+
+            try:
+                config_file.apply(args, config_file.read(args.config))
+            except DataError as error:
+                say("train", error)
+                return 2
         if args.file is None:
-            print("archdsl train: error: give a spec file (or --resume RUN)", file=sys.stderr)
+            print("archdsl train: error: give a spec file (or --resume RUN, or --config FILE "
+                  "naming its `spec`)", file=sys.stderr)
             return 2
         try:
             config = config_from_args(args)
@@ -217,6 +226,11 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         config.task, config.data = task, data
         config.progress = not args.no_progress
         config.tensorboard = not args.no_tensorboard
+        if args.print_config:  # what would run, as a --config file; nothing is trained
+            from . import config_file
+
+            print(config_file.dump(config_file.resolved(args, config))[0], end="")
+            return 0
         files, root = spec.files()
         sets = dict(s.split("=", 1) for s in (args.set or []))
         info = RunInfo(files, root, net.name, sets,
@@ -232,6 +246,10 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
                     {"spec": args.file, "network": net.name, "set": sets, "input": args.input,
                      "processes": processes.world, **asdict(config)}, indent=2))
                 (run / "network.json").write_text(json.dumps(net.to_json(), indent=2))
+                from . import config_file  # `archdsl train --config RUN/config.yaml` again
+
+                text, suffix = config_file.dump(config_file.resolved(args, config))
+                (run / f"config{suffix}").write_text(text)
             except OSError as error:
                 where = run if run is not None else base
                 say("train", f"cannot write {where}: {error.strerror or error}")
@@ -404,6 +422,12 @@ def run_eval(args) -> int:
 
     from .data import BatchPipeline, load_splits
 
+    from ..zoo import PLOT_FORMATS
+
+    if args.confusion and Path(args.confusion).suffix.lower() not in PLOT_FORMATS:
+        say("eval", f"cannot draw to `{Path(args.confusion).name}`: use "
+            + ", ".join(PLOT_FORMATS))
+        return 2
     args.checkpoint = _best_of_run(args.checkpoint, "evaluating")
     state = _read_checkpoint(args.checkpoint, "eval")
     if state is None:
@@ -458,6 +482,20 @@ def run_eval(args) -> int:
     pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False)
     with torch.no_grad():
         metrics = evaluate(model, data, pipe, config, device, task=task)
+    if args.confusion:
+        from ..extras import MissingExtra
+        from .pictures import confusion_plot
+
+        if "confusion" not in metrics:
+            say("eval", "--confusion draws a classifier's confusion matrix (of up to "
+                f"{tasks.Classify.CONFUSION_LIMIT} classes)")
+            return 2
+        try:
+            confusion_plot(Path(args.confusion), metrics["confusion"], task.names)
+        except (MissingExtra, OutputError) as error:
+            say("eval", error)
+            return 2
+        print(f"wrote {args.confusion}", file=sys.stderr)
     if args.json:
         figures = dict(metrics)
         if config.task == "classify":

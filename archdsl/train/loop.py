@@ -208,6 +208,23 @@ class RunLog:
             self.writer.flush()
         self.plot()
 
+    def step(self, step: int, loss: float, lr: float) -> None:
+        """Per-step scalars (every tenth step: when the loss is read anyway)."""
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss_step", loss, step)
+            self.writer.add_scalar("train/lr_step", lr, step)
+
+    def hparams(self, config, result: dict) -> None:
+        """The run's options and its final figures, for TensorBoard's HParams tab."""
+        if self.writer is None:
+            return
+        options = {k: v for k, v in asdict(config).items()
+                   if isinstance(v, (bool, int, float, str)) and k not in ("progress",
+                                                                           "tensorboard")}
+        figures = {f"hparam/{k}": v for k, v in result.items()
+                   if isinstance(v, float) and k != "seconds"}
+        self.writer.add_hparams(options, figures, run_name=".")
+
     def plot(self) -> None:
         """Accuracy and loss curves, as seed 002 draws them."""
         from ..extras import available, note_missing
@@ -300,7 +317,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     if splits.train.classes > classes:
         raise DataError(f"{config.data} has {splits.train.classes} classes but the network "
                         f"outputs {classes}; set it with --set classes={splits.train.classes}")
-    task = tasks.make(config.task, classes)
+    task = tasks.make(config.task, classes, splits.train.class_names)
     # crops and flips would have to move the masks too: segmentation trains unaugmented
     augment = config.augment if config.augment is not None else \
         config.data != "fake" and config.task == "classify"
@@ -330,7 +347,19 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    # --ema: a moving average of the weights (and buffers), updated after each optimizer step;
+    # it is what validation, testing and the checkpoints' `model` hold (timm's ModelEmaV3)
+    ema = None
+    if config.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
+                            use_buffers=True)
+    evaluated = ema.module if ema is not None else model
     forward = torch.compile(model) if config.compile else model
+    if config.compile:
+        log("compiling with torch.compile: the first steps (and the first validation) wait for "
+            "it, often a minute or more")
     if processes.active:  # gradients averaged across processes; batches are per process
         from torch.nn.parallel import DistributedDataParallel
 
@@ -344,13 +373,18 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         raise DataError(f"--batch-size {config.batch_size} is larger than the training set "
                         f"({len(splits.train)} images)")
     augment_rng = torch.Generator()
-    start_epoch, skip, best = 0, 0, -1.0
+    start_epoch, skip, best, stale = 0, 0, -1.0, 0  # stale: epochs since the best
 
     # -- resume --------------------------------------------------------------------------
     if resume is not None:
         try:
-            model.load_state_dict(resume["model"])
-        except RuntimeError:  # names or shapes that do not fit: an altered checkpoint
+            if ema is not None:  # the trained weights, and their average so far
+                model.load_state_dict(resume["trained"])
+                ema.module.load_state_dict(resume["model"])
+                ema.n_averaged.fill_(resume["ema_steps"])
+            else:
+                model.load_state_dict(resume["model"])
+        except (RuntimeError, KeyError, TypeError):  # an altered checkpoint
             raise checkpoint.CheckpointError(
                 "the checkpoint's weights do not fit the network it describes") from None
         try:
@@ -361,10 +395,12 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             raise checkpoint.CheckpointError(
                 f"the checkpoint's optimizer or random state is damaged ({error})") from None
         start_epoch, skip, best = resume["epoch"], resume["batch"], resume["best"]
+        stale = resume.get("stale", 0)
         log(f"resuming {info.network} at epoch {start_epoch + 1}, batch {skip}")
 
     logbook = RunLog(run, info.history, config.tensorboard and processes.main, task)
-    state = {"epoch": start_epoch, "batch": skip, "best": best}
+    state = {"epoch": start_epoch, "batch": skip, "best": best, "stale": stale,
+             "top": [list(t) for t in (resume or {}).get("top", [])]}
 
     def save(name: str) -> None:
         if not processes.main:
@@ -373,7 +409,9 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             "spec_files": info.spec_files, "spec_name": info.spec_name,
             "network": info.network, "args": info.args, "input_shape": info.input_shape,
             "plugins": info.plugins, "config": asdict(config), "history": info.history,
-            "model": model.state_dict(), "preprocess": preprocess.to_dict(),
+            "model": evaluated.state_dict(), "preprocess": preprocess.to_dict(),
+            **({"trained": model.state_dict(), "ema_steps": int(ema.n_averaged)}
+               if ema is not None else {}),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "rng": checkpoint.rng_state(augment_rng), **state,
             **({"partial": _on_host(state["partial"])} if "partial" in state else {})})
@@ -411,13 +449,19 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                     loss = task.loss(logits, y, config)
                     for extra in side:
                         loss = loss + config.aux_weight * task.loss(extra, y, config)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if config.clip_grad:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
+                # --accumulate N: N batches' gradients add up (each loss divided by N, so the
+                # sum is their mean's) before one optimizer step
+                scaler.scale(loss / config.accumulate if config.accumulate > 1 else loss
+                             ).backward()
+                if (b + 1) % config.accumulate == 0 or b + 1 == steps_per_epoch:
+                    if config.clip_grad:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    if ema is not None:
+                        ema.update_parameters(model)
 
                 loss_sum += loss.detach() * len(y)
                 right, given = task.hits(logits, y)
@@ -436,6 +480,8 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                     or signals.received is not None
                 if b % 10 == 0 or must_save:
                     check_finite(loss_sum, epoch, b, run, config)
+                    if processes.main:
+                        logbook.step(step, float(loss.detach()), optimizer.param_groups[0]["lr"])
                 if bar is not None:
                     bar.update(1)
                     if b % 10 == 0:
@@ -461,7 +507,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             skip = 0
 
             # -- validate, log, checkpoint -----------------------------------------------
-            val = evaluate(model, splits.val, eval_pipe, config, device, processes, task) \
+            val = evaluate(evaluated, splits.val, eval_pipe, config, device, processes, task) \
                 if splits.val else None
             total_loss, total_correct, total_seen, total_answers = processes.sum(
                 [float(loss_sum), float(correct), seen, float(answers)], device)
@@ -478,30 +524,60 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             state.pop("partial", None)
             score = val[task.score_key] if val else row[task.columns[2]]
             if score > state["best"]:
-                state["best"] = score
+                state["best"], state["stale"] = score, 0
                 save("best.pt")
+            else:
+                state["stale"] = state.get("stale", 0) + 1
+            if config.save_top:
+                keep_top(state["top"], score, epoch + 1, config.save_top, save, run)
             save("last.pt")
             if config.limit_steps and total_steps >= config.limit_steps:
+                break
+            if config.patience and state["stale"] >= config.patience:
+                log(f"early stop: validation {task.score_key} has not improved for "
+                    f"{state['stale']} epochs (best {state['best']:.2%}; --patience "
+                    f"{config.patience})")
                 break
 
     # -- test ----------------------------------------------------------------------------
     processes.barrier()  # rank 0 has written best.pt
     best_state = checkpoint.load(run / "best.pt")["model"]
-    final = evaluate(model, splits.test, eval_pipe, config, device, processes, task)
-    model.load_state_dict(best_state)
-    best_test = evaluate(model, splits.test, eval_pipe, config, device, processes, task)
-    logbook.close()
+    final = evaluate(evaluated, splits.test, eval_pipe, config, device, processes, task)
+    evaluated.load_state_dict(best_state)
+    best_test = evaluate(evaluated, splits.test, eval_pipe, config, device, processes, task)
     result = {"network": info.network, "data": config.data, "task": config.task,
               "epochs": state["epoch"], **task.result(final, state["best"], best_test),
               "run": str(run)}
     if processes.main:
+        logbook.hparams(config, result)
+    logbook.close()
+    if processes.main:
         (run / "result.json").write_text(json.dumps(result, indent=2))
         if config.task == "segment":  # the best checkpoint's masks on test images
-            from .overlays import write_overlays
+            from .pictures import write_overlays
 
-            write_overlays(run / "overlays.png", model, splits.test, eval_pipe, device,
+            write_overlays(run / "overlays.png", evaluated, splits.test, eval_pipe, device,
                            classes)
+        elif "confusion" in best_test:  # the best checkpoint's confusions on the test set
+            from ..extras import available
+            from .pictures import confusion_plot
+
+            if available("matplotlib"):  # (without it, the run's curves say so already)
+                confusion_plot(run / "confusion.png", best_test["confusion"], task.names)
     return result
+
+
+def keep_top(top: list, score: float, epoch: int, k: int, save, run: Path) -> None:
+    """--save-top K: `top` lists [score, epoch] of the K best epochs, best first; an epoch
+    that enters it is saved as best-epochE.pt, and the one it pushes out is deleted."""
+    if len(top) == k and score <= top[-1][0]:
+        return
+    save(f"best-epoch{epoch}.pt")
+    top.append([score, epoch])
+    top.sort(key=lambda t: -t[0])
+    for _, dropped in top[k:]:
+        (run / f"best-epoch{dropped}.pt").unlink(missing_ok=True)
+    del top[k:]
 
 
 def check_finite(loss_sum, epoch: int, batch: int, run: Path, config) -> None:

@@ -15,7 +15,8 @@ TASKS = ("classify", "segment")
 # What a spec's `recipe` may set: how to train, not where the data is or how the run is shown
 RECIPE_OPTIONS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov",
                   "weight_decay", "schedule", "warmup_epochs", "step_epochs", "gamma",
-                  "label_smoothing", "clip_grad", "aux_weight", "augment", "flip")
+                  "label_smoothing", "clip_grad", "aux_weight", "augment", "flip",
+                  "accumulate", "patience", "ema")
 
 
 @dataclass
@@ -36,6 +37,9 @@ class TrainConfig:
     gamma: float = 0.1
     label_smoothing: float = 0.0
     clip_grad: float | None = None
+    accumulate: int = 1  # batches whose gradients add up before each optimizer step
+    patience: int = 0  # stop after this many epochs without a better validation score
+    ema: float | None = None  # decay of an exponential moving average of the weights
     aux_weight: float = 0.3
     val_split: float = 0.1
     augment: bool | None = None  # None: the data set's default
@@ -46,6 +50,7 @@ class TrainConfig:
     compile: bool = False
     seed: int = 0
     save_every: int = 0  # also checkpoint every N steps (0: at the end of each epoch only)
+    save_top: int = 0  # also keep the checkpoints of the K best epochs (best-epochE.pt)
     fake_size: int = 4096
     offline: bool = False  # never download data sets
     limit_steps: int = 0  # stop after N steps in total (tests, smoke runs)
@@ -72,7 +77,15 @@ class TrainConfig:
             if rule is not None and value is not None and not rule[0](value):
                 raise ValueError(f"--{f.name.replace('_', '-')} must be {rule[1]}, got {value!r}")
             chosen[f.name] = value
-        return cls(**chosen)
+        config = cls(**chosen)
+        if config.patience and config.val_split == 0:
+            raise ValueError("--patience stops when the validation score stops improving: it "
+                             "needs a validation split (--val-split above 0)")
+        if config.save_every % config.accumulate:
+            raise ValueError(f"--save-every must be a multiple of --accumulate "
+                             f"({config.accumulate}): a checkpoint between optimizer steps "
+                             "would lose the gradients added up so far")
+        return config
 
     def check(self) -> None:
         """ValueError when an option set after from_dict (a command-line override of a
@@ -106,12 +119,16 @@ _OPTION_RULES = {
     "gamma": (lambda v: 0 < v <= 1, "above 0 and at most 1"),
     "label_smoothing": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
     "clip_grad": (lambda v: 0 < v < math.inf, "a positive gradient norm"),
+    "accumulate": (lambda v: 1 <= v <= 4096, "between 1 and 4,096 batches"),
+    "patience": (lambda v: 0 <= v <= 10 ** 6, "0 (never stop early) or more epochs"),
+    "ema": (lambda v: 0 < v < 1, "a decay above 0 and below 1, such as 0.999"),
     "aux_weight": (lambda v: 0 <= v < math.inf, "0 or more"),
     "val_split": (lambda v: 0 <= v < 1, "a fraction at least 0 and below 1"),
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
     "amp": (lambda v: v in ("bf16", "fp16"), "bf16 or fp16"),
     "seed": (lambda v: 0 <= v < 2 ** 63, "an integer from 0 to 2**63 - 1"),
     "save_every": (lambda v: v >= 0, "0 or more steps"),
+    "save_top": (lambda v: 0 <= v <= 1000, "a number of checkpoints from 0 to 1,000"),
     "fake_size": (lambda v: 2 <= v <= 10 ** 7, "between 2 and 10,000,000 images"),
     "limit_steps": (lambda v: v >= 0, "0 or more steps"),
 }

@@ -62,10 +62,13 @@ def check_data(task: str, data: str) -> None:
 
 def make(task: str, classes: int, names=None):
     """The task's object; `names`: the data set's class names, for reports."""
-    return Segment(classes, names) if task == "segment" else Classify()
+    return Segment(classes, names) if task == "segment" else Classify(classes, names)
 
 
 class Classify:
+    """Class scores per image. With `classes`, evaluation also counts the confusion matrix
+    (rows the true classes, columns the predicted ones) and each class's accuracy."""
+
     name = "classify"
     unit = "images"
     score_key = "top1"  # which validation figure picks best.pt
@@ -73,6 +76,16 @@ class Classify:
                "images_per_s", "seconds"]
     panels = [("Accuracy", [("Training", "train_top1"), ("Validation", "val_top1")]),
               ("Loss", [("Training", "train_loss"), ("Validation", "val_loss")])]
+
+    # a confusion matrix of more classes would cost more to gather than the evaluation
+    CONFUSION_LIMIT = 1000
+
+    def __init__(self, classes: int = 0, names=None):
+        self.classes = classes if classes <= self.CONFUSION_LIMIT else 0
+        self.names = list(names or [])
+
+    def label(self, i: int) -> str:
+        return self.names[i] if i < len(self.names) else str(i)
 
     def loss(self, logits, y, config):
         return F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
@@ -82,19 +95,35 @@ class Classify:
         return (logits.detach().argmax(1) == y).sum(), len(y)
 
     def totals(self) -> list[float]:
-        return [0.0, 0.0, 0.0, 0.0]  # loss sum, top-1, top-5, images
+        # loss sum, top-1, top-5, images, then the confusion matrix
+        return [0.0, 0.0, 0.0, 0.0] + [0.0] * self.classes ** 2
 
     def add(self, totals: list, logits, y) -> list:
         k = min(5, logits.shape[1])
         hits = logits.topk(k, dim=1).indices == y.view(-1, 1)
-        return [totals[0] + float(F.cross_entropy(logits, y, reduction="sum")),
+        sums = [totals[0] + float(F.cross_entropy(logits, y, reduction="sum")),
                 totals[1] + int(hits[:, :1].sum()), totals[2] + int(hits.any(dim=1).sum()),
                 totals[3] + len(y)]
+        if not self.classes:
+            return sums
+        c = self.classes
+        pairs = y.clamp_max(c - 1) * c + logits.argmax(1).clamp_max(c - 1)
+        confusion = torch.bincount(pairs, minlength=c * c)[:c * c].tolist()
+        return sums + [a + b for a, b in zip(totals[4:], confusion)]
 
     def metrics(self, totals: list) -> dict:
-        loss, top1, top5, count = totals
+        loss, top1, top5, count = totals[:4]
         count = max(count, 1)
-        return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count}
+        figures = {"loss": loss / count, "top1": top1 / count, "top5": top5 / count}
+        if self.classes:
+            c = self.classes
+            confusion = torch.tensor(totals[4:], dtype=torch.float64).view(c, c)
+            images = confusion.sum(1)
+            figures["confusion"] = confusion.long().tolist()
+            # the accuracy of each class the data holds (recall): right / its images
+            figures["per_class"] = {self.label(i): float(confusion[i, i] / images[i])
+                                    for i in range(c) if images[i] > 0}
+        return figures
 
     def row(self, train_loss, train_hits, val) -> dict:
         return {"train_loss": train_loss, "train_top1": train_hits,
@@ -119,9 +148,17 @@ class Classify:
                 f"{result['best_test_top1']:.2%})")
 
     def evaluated(self, metrics) -> str:
-        return (f"loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2%}, top-5 "
+        text = (f"loss {metrics['loss']:.4f}, top-1 {metrics['top1']:.2%}, top-5 "
                 f"{metrics['top5']:.2%} (top-1 error {1 - metrics['top1']:.2%}, top-5 error "
                 f"{1 - metrics['top5']:.2%})")
+        per_class = metrics.get("per_class", {})
+        if per_class:
+            worst = sorted(per_class.items(), key=lambda kv: kv[1])
+            shown = ", ".join(f"{name} {value:.1%}" for name, value in worst[:10])
+            more = f" (the {min(10, len(worst))} lowest of {len(worst)})" if len(worst) > 10 \
+                else ""
+            text += f"\naccuracy by class{more}: {shown}"
+        return text
 
 
 class Segment:

@@ -1,5 +1,6 @@
-"""Pictures of segmentation: masks as colours, and a run's overlays.png (test images with
-their true and predicted masks), drawn with Pillow alone."""
+"""Pictures of results: a classifier's confusion matrix (matplotlib), and for segmentation
+masks as colours and a run's overlays.png (test images with their true and predicted masks,
+drawn with Pillow alone)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,43 @@ def write_overlays(path: Path, model, data, pipeline, device, classes: int, coun
         picture = picture.resize((picture.width * scale, picture.height * scale),
                                  Image.Resampling.NEAREST)
     write_output(path, lambda tmp: picture.save(tmp, format="PNG"))
+
+
+def confusion_plot(path: Path, confusion: list, names: list) -> None:
+    """The confusion matrix as a picture: rows the true classes, columns the predicted ones,
+    each row as fractions of its images (its counts written in when there are few classes).
+    Needs matplotlib (the `train` extra): MissingExtra otherwise."""
+    from ..extras import require
+    from ..files import write_output
+
+    require("matplotlib", "the confusion matrix picture")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = torch.tensor(confusion, dtype=torch.float64)
+    k = len(counts)
+    rows = counts / counts.sum(1, keepdim=True).clamp_min(1)
+    side = min(max(4.0, 0.45 * k + 2), 24.0)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    image = ax.imshow(rows.numpy(), cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if k <= 40:
+        labels = [str(n) for n in names[:k]] + [str(i) for i in range(len(names), k)]
+        ax.set_xticks(range(k), labels, rotation=90 if k > 10 else 0)
+        ax.set_yticks(range(k), labels)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                if counts[i, j]:
+                    ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center",
+                            color="white" if rows[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Confusion matrix ({int(counts.sum()):,} images)")
+    fig.tight_layout()
+    try:
+        write_output(path, lambda tmp: fig.savefig(tmp, dpi=100))
+    finally:
+        plt.close(fig)
