@@ -635,6 +635,12 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-augment", dest="augment", action="store_false")
     g.add_argument("--fake-size", type=int, help="images in the `fake` and `shapes` data "
                    "sets (4096)")
+    g.add_argument("--mixup", type=float, metavar="ALPHA",
+                   help="blend each batch with a shuffled copy (λ ~ Beta(α, α)), labels too; "
+                        "0.2 is usual (default off)")
+    g.add_argument("--cutmix", type=float, metavar="ALPHA",
+                   help="paste a box of a shuffled copy into each image, labels mixed by area; "
+                        "1.0 is usual (default off); with --mixup, one of the two per batch")
     g.add_argument("--offline", action="store_true", default=None,
                    help="never download: read data sets from --data-dir only")
     g = p.add_argument_group("optimisation")

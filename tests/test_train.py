@@ -592,3 +592,34 @@ def test_save_top_keeps_the_checkpoints_of_the_best_epochs(capsys, tmp_path):
     kept = sorted(int(p.stem.removeprefix("best-epoch"))
                   for p in (tmp_path / "run").glob("best-epoch*.pt"))
     assert kept == sorted(r["epoch"] for r in order[:2])
+
+
+def test_mixup_and_cutmix_blend_images_and_labels_in_one_proportion():
+    from archdsl.train.mixing import mix
+
+    x = torch.arange(4 * 3 * 8 * 8, dtype=torch.float32).view(4, 3, 8, 8)
+    y = torch.tensor([0, 1, 2, 3])
+    mixed, partners, lam = mix(x, y, 0.4, 0.0, torch.Generator().manual_seed(1))
+    order = [int(p) for p in partners]  # the labels say which image each was blended with
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[order])
+    for seed in range(20):
+        mixed, partners, lam = mix(x, y, 0.0, 1.0, torch.Generator().manual_seed(seed))
+        own = (mixed == x).all(dim=1).float().mean(dim=(1, 2))  # pixels left of each image
+        moved = [i for i in range(4) if partners[i] != y[i]]
+        for i in moved:  # λ is exactly the share of the image's own pixels
+            assert float(own[i]) == pytest.approx(lam)
+        assert 0 <= lam <= 1
+    # the same generator state mixes the same way (a resumed run repeats it)
+    a = mix(x, y, 0.2, 1.0, torch.Generator().manual_seed(7))
+    b = mix(x, y, 0.2, 1.0, torch.Generator().manual_seed(7))
+    assert torch.equal(a[0], b[0]) and a[2] == b[2]
+
+
+def test_a_run_with_mixup_and_cutmix_learns(capsys, tmp_path):
+    status, out, err = train(capsys, tmp_path, "--epochs", "8", "--mixup", "0.2",
+                             "--cutmix", "1.0")
+    assert status == 0, err
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["test_top1"] > 0.8
+    assert main(["train", str(SPECS / "unet.arch"), "unet_small", "--mixup", "0.2",
+                 "--out", str(tmp_path / "seg"), *QUIET]) == 2
+    assert "they are for classifiers" in capsys.readouterr().err

@@ -224,6 +224,11 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
                 f"--{k.replace('_', '-')} {v}" for k, v in used.items()) +
                 " (options given on the command line win)", file=sys.stderr)
         config.task, config.data = task, data
+        try:
+            config.check()  # the rules that join options (--mixup is for classifiers)
+        except ValueError as error:
+            say("train", error)
+            return 2
         config.progress = not args.no_progress
         config.tensorboard = not args.no_tensorboard
         if args.print_config:  # what would run, as a --config file; nothing is trained

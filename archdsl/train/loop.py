@@ -31,6 +31,7 @@ from . import checkpoint
 from .distributed import Processes, device_for
 from .data import BatchPipeline, DataError, Splits, batch_count, batches, load_splits
 from .options import TrainConfig
+from .mixing import mix
 from .preprocess import Preprocess
 from . import tasks
 
@@ -444,11 +445,20 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                     group["lr"] = config.lr * lr_factor(config, step, steps_per_epoch)
                 x = train_pipe(images.to(device, non_blocking=True), augment_rng)
                 y = labels.to(device, non_blocking=True).long()  # masks are held as bytes
+                if config.mixup or config.cutmix:
+                    x, partners, lam = mix(x, y, config.mixup, config.cutmix, augment_rng)
+
+                    def scored(out, y=y, partners=partners, lam=lam):
+                        return lam * task.loss(out, y, config) + \
+                            (1 - lam) * task.loss(out, partners, config)
+                else:
+                    def scored(out, y=y):
+                        return task.loss(out, y, config)
                 with autocast(device, config.amp):
                     logits, side = split_outputs(forward(x))
-                    loss = task.loss(logits, y, config)
+                    loss = scored(logits)
                     for extra in side:
-                        loss = loss + config.aux_weight * task.loss(extra, y, config)
+                        loss = loss + config.aux_weight * scored(extra)
                 # --accumulate N: N batches' gradients add up (each loss divided by N, so the
                 # sum is their mean's) before one optimizer step
                 scaler.scale(loss / config.accumulate if config.accumulate > 1 else loss

@@ -16,7 +16,7 @@ TASKS = ("classify", "segment")
 RECIPE_OPTIONS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov",
                   "weight_decay", "schedule", "warmup_epochs", "step_epochs", "gamma",
                   "label_smoothing", "clip_grad", "aux_weight", "augment", "flip",
-                  "accumulate", "patience", "ema")
+                  "accumulate", "patience", "ema", "mixup", "cutmix")
 
 
 @dataclass
@@ -40,6 +40,8 @@ class TrainConfig:
     accumulate: int = 1  # batches whose gradients add up before each optimizer step
     patience: int = 0  # stop after this many epochs without a better validation score
     ema: float | None = None  # decay of an exponential moving average of the weights
+    mixup: float = 0.0  # Beta(α, α) of mixup's blend (0: off)
+    cutmix: float = 0.0  # Beta(α, α) of cutmix's box (0: off)
     aux_weight: float = 0.3
     val_split: float = 0.1
     augment: bool | None = None  # None: the data set's default
@@ -78,6 +80,9 @@ class TrainConfig:
                 raise ValueError(f"--{f.name.replace('_', '-')} must be {rule[1]}, got {value!r}")
             chosen[f.name] = value
         config = cls(**chosen)
+        if (config.mixup or config.cutmix) and config.task != "classify":
+            raise ValueError("--mixup and --cutmix blend images and their labels: they are for "
+                             "classifiers, not --task segment")
         if config.patience and config.val_split == 0:
             raise ValueError("--patience stops when the validation score stops improving: it "
                              "needs a validation split (--val-split above 0)")
@@ -122,6 +127,8 @@ _OPTION_RULES = {
     "accumulate": (lambda v: 1 <= v <= 4096, "between 1 and 4,096 batches"),
     "patience": (lambda v: 0 <= v <= 10 ** 6, "0 (never stop early) or more epochs"),
     "ema": (lambda v: 0 < v < 1, "a decay above 0 and below 1, such as 0.999"),
+    "mixup": (lambda v: 0 <= v <= 100, "an α from 0 (off) to 100, such as 0.2"),
+    "cutmix": (lambda v: 0 <= v <= 100, "an α from 0 (off) to 100, such as 1.0"),
     "aux_weight": (lambda v: 0 <= v < math.inf, "0 or more"),
     "val_split": (lambda v: 0 <= v < 1, "a fraction at least 0 and below 1"),
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
