@@ -71,6 +71,8 @@ def test_predict_from_the_checkpoint_the_py_and_the_onnx_agree(trained, capsys):
     truth = [f.parent.name for f in files]
     assert sum(a == b for a, b in zip(labels, truth)) >= 0.9 * len(files)
     assert all(len(r["top"]) == 3 for r in cli)
+    in_twos = predict_cli(capsys, trained / "run", new, "--top-k", "3", "--batch-size", "2")
+    assert [r["top"][0]["label"] for r in in_twos] == labels  # batches do not change answers
     # ... and the Python API, on the same images
     saved = archdsl.load(trained / "run" / "best.pt")
     api = saved.predict(new, top_k=3)
