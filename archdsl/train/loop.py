@@ -489,9 +489,12 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 must_save = (config.save_every and (step + 1) % config.save_every == 0) \
                     or signals.received is not None
                 if b % 10 == 0 or must_save:
-                    check_finite(loss_sum, epoch, b, run, config)
+                    # one read for both: the running sum (checked) and the step's loss (logged)
+                    total, current = torch.stack([loss_sum.float(),
+                                                  loss.detach().float()]).tolist()
+                    check_finite(total, epoch, b, run, config)
                     if processes.main:
-                        logbook.step(step, float(loss.detach()), optimizer.param_groups[0]["lr"])
+                        logbook.step(step, current, optimizer.param_groups[0]["lr"])
                 if bar is not None:
                     bar.update(1)
                     if b % 10 == 0:
@@ -591,7 +594,8 @@ def keep_top(top: list, score: float, epoch: int, k: int, save, run: Path) -> No
 
 
 def check_finite(loss_sum, epoch: int, batch: int, run: Path, config) -> None:
-    if not torch.isfinite(loss_sum):
+    """Stop when the loss is no longer a number. `loss_sum`: a tensor, or its value read."""
+    if not math.isfinite(float(loss_sum)):
         last = run / "last.pt"
         kept = (f"The last good checkpoint is {last}." if last.exists() else
                 "No checkpoint was written before it (the first is written at the end of "

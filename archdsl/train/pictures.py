@@ -73,12 +73,14 @@ def confusion_plot(path: Path, confusion: list, names: list) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    counts = torch.tensor(confusion, dtype=torch.float64)
+    import numpy as np
+
+    counts = np.asarray(confusion, dtype=np.float64)  # plain numbers: no tensor is read
     k = len(counts)
-    rows = counts / counts.sum(1, keepdim=True).clamp_min(1)
+    rows = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     side = min(max(4.0, 0.45 * k + 2), 24.0)
     fig, ax = plt.subplots(figsize=(side + 1, side))
-    image = ax.imshow(rows.numpy(), cmap="Blues", vmin=0, vmax=1)
+    image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     if k <= 40:
         labels = [str(n) for n in names[:k]] + [str(i) for i in range(len(names), k)]

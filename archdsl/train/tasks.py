@@ -117,12 +117,11 @@ class Classify:
         figures = {"loss": loss / count, "top1": top1 / count, "top5": top5 / count}
         if self.classes:
             c = self.classes
-            confusion = torch.tensor(totals[4:], dtype=torch.float64).view(c, c)
-            images = confusion.sum(1)
-            figures["confusion"] = confusion.long().tolist()
+            confusion = [[int(v) for v in totals[4 + i * c:4 + (i + 1) * c]] for i in range(c)]
+            figures["confusion"] = confusion
             # the accuracy of each class the data holds (recall): right / its images
-            figures["per_class"] = {self.label(i): float(confusion[i, i] / images[i])
-                                    for i in range(c) if images[i] > 0}
+            figures["per_class"] = {self.label(i): row[i] / sum(row)
+                                    for i, row in enumerate(confusion) if sum(row)}
         return figures
 
     def row(self, train_loss, train_hits, val) -> dict:
