@@ -281,3 +281,28 @@ def test_onnx_is_one_self_contained_file(tmp_path):
     (folder / "wide.onnx").rename(moved)
     session = onnxruntime.InferenceSession(str(moved), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": np.zeros((2, 4096), np.float32)})[0].shape == (2, 10)
+
+
+@pytest.mark.parametrize("file,name,parameter,value", [
+    ("resnet.arch", "resnet18", "classes", 10), ("lenet.arch", "lenet5", "classes", 4),
+    ("unet.arch", "unet_small", "classes", 5), ("vit.arch", "vit_ti_16", "classes", 7),
+    ("efficientnet.arch", "efficientnet_b0", "classes", 3)])
+def test_the_exported_class_takes_the_networks_parameters(file, name, parameter, value):
+    """`Resnet18(classes=10)`, as timm's num_classes: the exported class with another value
+    is archdsl's network with it, weight for weight and output for output."""
+    spec = archdsl.load(SPECS / file)
+    net = spec.network(name)
+    namespace = {}
+    exec(compile(to_source(net), f"{name}.py", "exec"), namespace)
+    cls = namespace[camel(name)]
+    import inspect
+
+    assert inspect.signature(cls).parameters[parameter].default == net.graph.parameters[parameter]
+    theirs = cls(**{parameter: value}).eval()
+    ours = spec.network(name, **{parameter: value}).build().eval()
+    assert {k: v.shape for k, v in theirs.state_dict().items()} == \
+        {k: v.shape for k, v in ours.state_dict().items()}
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        assert torch.equal(theirs(x), ours(x))

@@ -37,7 +37,7 @@ def to_source(net, preprocess=None) -> str:
     """Standalone PyTorch source of `net`; with a trained network's `preprocess`
     (train/preprocess.py), also `read_image` and `preprocess` functions that feed it raw
     images as its training did, and its CLASSES."""
-    code = _Exporter(net).source()
+    code = with_network_parameters(net, _Exporter(net).source())
     if preprocess is None:
         return code
     main = code.index('\n\nif __name__ == "__main__":')
@@ -67,6 +67,83 @@ def to_source(net, preprocess=None) -> str:
                 "            with torch.no_grad():",
                 "                out = model(preprocess(read_image(path)[None]))",
                 *report, ""]))
+
+
+def with_network_parameters(net, code: str) -> str:
+    """The network class takes the network's whole-number parameters as constructor
+    arguments with the spec's values as defaults (`Resnet50(classes=10)`, as timm's
+    `num_classes`), where a parameter only sets numbers written in the class's own
+    `__init__`. Found by exporting the network again with each parameter changed: the lines
+    that differ must differ only in numbers that equal the parameter in both exports. A
+    parameter that changes anything else (a block class, the structure, a size computed from
+    it) stays fixed."""
+    spec = net.spec
+    if spec is None:
+        return code
+    lines = code.split("\n")
+    name = camel(net.graph.name)
+    try:
+        start = lines.index(f"class {name}(nn.Module):")
+        init = lines.index("    def __init__(self):", start)
+        forward = next(i for i in range(init, len(lines))
+                       if lines[i].startswith("    def forward("))
+    except (ValueError, StopIteration):
+        return code
+    taken, numbers = [], {}  # (line, token index) -> parameter
+    for parameter, value in net.graph.parameters.items():
+        if type(value) is not int or not parameter.isidentifier() or keyword.iskeyword(parameter):
+            continue
+        changed = value + 3  # not 0 or 1, and unlikely to meet another number by chance
+        try:
+            other = spec.network(net.graph.name, input_shape=net.input_override,
+                                 **{**(net.arguments or {}), parameter: changed})
+        except Exception:  # not valid with another value: it stays fixed
+            continue
+        theirs = _Exporter(other).source().split("\n")
+        found = _numbers_set_by(lines, theirs, value, changed, range(start, forward))
+        if found is None or not found:
+            continue
+        taken.append((parameter, value))
+        for place in found:
+            numbers[place] = parameter
+    if not taken:
+        return code
+    for i in sorted({line for line, _ in numbers}):  # every place of a line in one pass
+        parts = re.split(r"(\d+)", lines[i])
+        for (line, token), parameter in numbers.items():
+            if line == i:
+                parts[token] = parameter
+        lines[i] = "".join(parts)
+    lines[init] = "    def __init__(self, " + ", ".join(f"{p}={v}" for p, v in taken) + "):"
+    return "\n".join(lines)
+
+
+def _numbers_set_by(ours: list, theirs: list, value: int, changed: int, where: range):
+    """The (line, token) places of `value` in `ours` that are `changed` in `theirs`, or None
+    when the two differ otherwise: outside `where` (the header and the shape comments
+    aside), or in anything but those numbers."""
+    if len(ours) != len(theirs):
+        return None
+    header = ours.index("import torch") if "import torch" in ours else 0
+    places = []
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if a == b:
+            continue
+        code_a, code_b = a.split("#")[0], b.split("#")[0]
+        if code_a == code_b or i < header:
+            continue  # a shape comment, or the header's counts and arguments
+        if i not in where:
+            return None
+        parts_a, parts_b = re.split(r"(\d+)", code_a), re.split(r"(\d+)", code_b)
+        if len(parts_a) != len(parts_b):
+            return None
+        for k, (x, y) in enumerate(zip(parts_a, parts_b)):
+            if x == y:
+                continue
+            if k % 2 == 0 or (x, y) != (str(value), str(changed)):
+                return None  # text, or another number, changed with it
+            places.append((i, k))
+    return places
 
 
 def preprocess_source(p) -> str:
