@@ -126,8 +126,13 @@ def test_the_source_reads_like_pytorch():
     assert "padding=k // 2" in source  # an expression of the block's own parameters
     assert "class Resnet50(nn.Module):" in source and "self.conv2_x = Stage(" in source
     assert "# 256x56x56" in source
-    for line in source.splitlines():
-        assert not line.strip().startswith(("for ", "while ")), line
+    # the only loops are a stage's: its repeated blocks built in one, and called in order
+    assert "        for i in range(1, 6):\n            self.add_module(str(i), Bottleneck" in source
+    loops = [line.strip() for line in source.splitlines()
+             if line.strip().startswith(("for ", "while "))]
+    assert loops and all(line.startswith(("for i in range(", "for block in self.children():"))
+                         for line in loops), loops
+    assert "def __init__(self, classes=1000):" in source  # Resnet50(classes=10)
 
 
 ONNX_SET = [("vgg.arch", "vgg16"), ("resnet.arch", "resnet50"), ("googlenet.arch", "googlenet"),

@@ -37,7 +37,7 @@ def to_source(net, preprocess=None) -> str:
     """Standalone PyTorch source of `net`; with a trained network's `preprocess`
     (train/preprocess.py), also `read_image` and `preprocess` functions that feed it raw
     images as its training did, and its CLASSES."""
-    code = with_network_parameters(net, _Exporter(net).source())
+    code = with_network_parameters(net, with_loops(_Exporter(net).source()))
     if preprocess is None:
         return code
     main = code.index('\n\nif __name__ == "__main__":')
@@ -67,6 +67,60 @@ def to_source(net, preprocess=None) -> str:
                 "            with torch.no_grad():",
                 "                out = model(preprocess(read_image(path)[None]))",
                 *report, ""]))
+
+
+_ADD = re.compile(r'^        self\.add_module\("(\d+)", (.+)\)$')
+_CALL = re.compile(r'^        x = getattr\(self, "(\d+)"\)\(x\)\s*(#.*)?$')
+
+
+def with_loops(code: str) -> str:
+    """A class that only chains numbered submodules (a stage of repeated blocks) builds the
+    runs of identical ones in a loop and calls them all in one: `for i in range(1, 6):
+    self.add_module(str(i), Bottleneck(c=256, in_channels=1024))` and `for block in
+    self.children(): x = block(x)`. The modules keep their names, so state_dicts still load."""
+    lines = code.split("\n")
+    out, i = [], 0
+    while i < len(lines):
+        line = lines[i]
+        out.append(line)
+        i += 1
+        if line != "        super().__init__()":
+            continue
+        adds = []
+        while i < len(lines) and (m := _ADD.match(lines[i])):
+            adds.append((int(m.group(1)), m.group(2)))
+            i += 1
+        calls, j = [], i
+        if adds and j + 2 < len(lines) and lines[j] == "" and \
+                lines[j + 1] == "    def forward(self, x):":
+            j += 2
+            while j < len(lines) and (m := _CALL.match(lines[j])):
+                calls.append((int(m.group(1)), m.group(2) or ""))
+                j += 1
+        chained = (len(adds) >= 2 and [k for k, _ in adds] == list(range(len(adds)))
+                   and [k for k, _ in calls] == list(range(len(adds)))
+                   and j < len(lines) and lines[j] == "        return x")
+        if not chained:
+            out += [f'        self.add_module("{k}", {rhs})' for k, rhs in adds]
+            continue
+        start = 0
+        while start < len(adds):  # runs of one constructor call
+            end = start
+            while end + 1 < len(adds) and adds[end + 1][1] == adds[start][1]:
+                end += 1
+            if end - start >= 2:
+                out += [f"        for i in range({start}, {end + 1}):",
+                        f"            self.add_module(str(i), {adds[start][1]})"]
+            else:
+                out += [f'        self.add_module("{k}", {rhs})' for k, rhs in adds[start:end + 1]]
+            start = end + 1
+        shape = calls[-1][1].strip()
+        out += ["", "    def forward(self, x):",
+                "        for block in self.children():  # in order" + (
+                    f"; {shape.lstrip('# ')} at the end" if shape else ""),
+                "            x = block(x)"]
+        i = j
+    return "\n".join(out)
 
 
 def with_network_parameters(net, code: str) -> str:
@@ -99,8 +153,9 @@ def with_network_parameters(net, code: str) -> str:
                                  **{**(net.arguments or {}), parameter: changed})
         except Exception:  # not valid with another value: it stays fixed
             continue
-        theirs = _Exporter(other).source().split("\n")
-        found = _numbers_set_by(lines, theirs, value, changed, range(start, forward))
+        theirs = with_loops(_Exporter(other).source()).split("\n")
+        found = _numbers_set_by(lines, theirs, value, changed, range(init + 1, forward),
+                                range(start, init + 1))
         if found is None or not found:
             continue
         taken.append((parameter, value))
@@ -118,10 +173,11 @@ def with_network_parameters(net, code: str) -> str:
     return "\n".join(lines)
 
 
-def _numbers_set_by(ours: list, theirs: list, value: int, changed: int, where: range):
+def _numbers_set_by(ours: list, theirs: list, value: int, changed: int, where: range,
+                    described: range):
     """The (line, token) places of `value` in `ours` that are `changed` in `theirs`, or None
-    when the two differ otherwise: outside `where` (the header and the shape comments
-    aside), or in anything but those numbers."""
+    when the two differ otherwise: outside `where` (the file's header, the class's docstring
+    in `described` and the shape comments aside), or in anything but those numbers."""
     if len(ours) != len(theirs):
         return None
     header = ours.index("import torch") if "import torch" in ours else 0
@@ -130,8 +186,8 @@ def _numbers_set_by(ours: list, theirs: list, value: int, changed: int, where: r
         if a == b:
             continue
         code_a, code_b = a.split("#")[0], b.split("#")[0]
-        if code_a == code_b or i < header:
-            continue  # a shape comment, or the header's counts and arguments
+        if code_a == code_b or i < header or i in described:
+            continue  # a shape comment, the header's counts and arguments, the docstring
         if i not in where:
             return None
         parts_a, parts_b = re.split(r"(\d+)", code_a), re.split(r"(\d+)", code_b)
