@@ -623,3 +623,12 @@ def test_a_run_with_mixup_and_cutmix_learns(capsys, tmp_path):
     assert main(["train", str(SPECS / "unet.arch"), "unet_small", "--mixup", "0.2",
                  "--out", str(tmp_path / "seg"), *QUIET]) == 2
     assert "they are for classifiers" in capsys.readouterr().err
+
+
+def test_a_config_file_of_unbounded_size_is_refused_unread(capsys, tmp_path):
+    from archdsl.train.config_file import MAX_CONFIG_BYTES
+
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * (MAX_CONFIG_BYTES // 10 + 1))
+    assert main(["train", "--config", str(big), *QUIET]) == 2
+    assert "a run's options take at most" in capsys.readouterr().err

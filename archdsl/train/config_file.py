@@ -22,11 +22,19 @@ NETWORK_KEYS = ("spec", "network", "set", "input")
 OPTIONS = {f.name: f for f in fields(TrainConfig)}
 
 
+# A run's options fit in a few kilobytes; a larger file is a mistake (or a YAML bomb's start)
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read(path: str) -> dict:
     """The file's settings, names normalised (`batch-size` -> `batch_size`). DataError says
-    what is wrong: a missing file, a syntax error, an unknown name, a value of a wrong type."""
+    what is wrong: a missing file, a syntax error, an unknown name, a value of a wrong type,
+    a file over MAX_CONFIG_BYTES."""
     file = Path(path)
     try:
+        if file.is_file() and file.stat().st_size > MAX_CONFIG_BYTES:
+            raise DataError(f"--config {path}: {file.stat().st_size:,} bytes; a run's options "
+                            f"take at most {MAX_CONFIG_BYTES:,}")
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .options import DATASETS
-from .preprocess import fit_to_input, scale
+from .preprocess import fit_to_input, read_image, scale
 
 
 
@@ -249,10 +249,7 @@ def _read_mask_folder(folder: Path, input_shape) -> ImageData:
         if file.stem not in masks:
             raise DataError(f"masks: {file} has no mask ({folder / 'masks' / file.stem}.png)")
         try:
-            with Image.open(file) as image:
-                image = image.convert("L" if channels == 1 else "RGB").resize(
-                    (width, height), Image.Resampling.BILINEAR)
-                images.append(torch.from_numpy(np.asarray(image).copy()))
+            images.append(read_image(file, channels, (height, width)))
             with Image.open(masks[file.stem]) as mask:
                 if mask.mode not in ("L", "P", "1", "I;16", "I"):
                     raise ValueError(f"a mask is one channel of class indices, not {mask.mode}")
@@ -270,7 +267,6 @@ def _read_mask_folder(folder: Path, input_shape) -> ImageData:
     if not images:
         raise DataError(f"masks: {folder / 'images'} holds no images")
     x = torch.stack(images)
-    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
     y = torch.stack(labels)
     valid = y[y != IGNORE]
     classes = int(valid.max()) + 1 if valid.numel() else 1

@@ -110,11 +110,6 @@ def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
                            nesterov=config.nesterov and config.momentum > 0)
 
 
-def check_classifier(net) -> None:
-    """`train` trains image classifiers: numbers in, one vector of class scores out."""
-    tasks.check_network(net, "classify")
-
-
 def split_outputs(out):
     """The main output and the side outputs (a tuple in training mode when there are any)."""
     if isinstance(out, (tuple, list)):

@@ -24,16 +24,13 @@ def colour(mask: torch.Tensor) -> torch.Tensor:
 
 def predicted_masks(model, images: torch.Tensor, pipeline, device) -> torch.Tensor:
     """The class of each pixel (N, H, W) for stored images (N, C, H, W), at their size."""
-    import torch.nn.functional as F
+    from .tasks import pixel_classes
 
     with torch.no_grad():
         logits = model.eval()(pipeline(images.to(device)))
         if isinstance(logits, (tuple, list)):
             logits = logits[0]
-        if logits.shape[2:] != images.shape[2:]:
-            logits = F.interpolate(logits.float(), size=images.shape[2:], mode="bilinear",
-                                   align_corners=False)
-    return logits.argmax(1).cpu()
+    return pixel_classes(logits, images.shape[2:]).cpu()
 
 
 def write_overlays(path: Path, model, data, pipeline, device, classes: int, count: int = 8):

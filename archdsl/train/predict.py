@@ -100,17 +100,14 @@ class Predictor:
 
     def masks(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """The class of each pixel (N, H, W) of a uint8 batch, at its size."""
-        import torch.nn.functional as F
+        from .tasks import pixel_classes
 
         out = []
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
                 chunk = images[start:start + batch_size].to(self.device)
                 logits = self.model(self.preprocess(chunk)).float()
-                if logits.shape[2:] != chunk.shape[2:]:
-                    logits = F.interpolate(logits, size=chunk.shape[2:], mode="bilinear",
-                                           align_corners=False)
-                out.append(logits.argmax(1).cpu())
+                out.append(pixel_classes(logits, chunk.shape[2:]).cpu())
         return torch.cat(out)
 
     def __call__(self, images, top_k: int = 5, batch_size: int = 256) -> list:

@@ -93,21 +93,7 @@ class Preprocess:
     def read(self, path) -> torch.Tensor:
         """An image file as uint8 (C, H, W) at the held size. OSError or ValueError with the
         reason when it is no readable image."""
-        import numpy as np
-        from PIL import Image, UnidentifiedImageError
-
-        height, width = self.size
-        try:
-            with Image.open(path) as image:
-                # torchvision's Resize of a PIL image (the image-folder data set) is this
-                image = image.convert("L" if self.channels == 1 else "RGB").resize(
-                    (width, height), Image.Resampling.BILINEAR)
-                array = np.asarray(image)
-            return torch.from_numpy(array.copy()).view(*array.shape[:2], -1).permute(2, 0, 1)
-        except UnidentifiedImageError:
-            raise ValueError("not an image file, or a damaged one") from None
-        except (SyntaxError, Image.DecompressionBombError) as error:
-            raise ValueError(str(error)) from None
+        return read_image(path, self.channels, self.size)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, C, H, W) at the held size → the network's input."""
@@ -115,6 +101,26 @@ class Preprocess:
         std = torch.tensor(self.std, device=images.device)
         return fit_to_input(scale(images), mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1),
                             self.input_shape)
+
+
+def read_image(path, channels: int, size) -> torch.Tensor:
+    """An image file as uint8 (C, H, W): grey (1 channel) or RGB, resized bilinearly to
+    `size` (height, width) as torchvision's Resize of a PIL image does. OSError or ValueError
+    with the reason when it is no readable image (PIL refuses decompression bombs)."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    height, width = size
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB").resize(
+                (width, height), Image.Resampling.BILINEAR)
+            array = np.asarray(image)
+    except UnidentifiedImageError:
+        raise ValueError("not an image file, or a damaged one") from None
+    except (SyntaxError, Image.DecompressionBombError) as error:
+        raise ValueError(str(error)) from None
+    return torch.from_numpy(array.copy()).view(*array.shape[:2], -1).permute(2, 0, 1)
 
 
 def scale(images: torch.Tensor) -> torch.Tensor:

@@ -60,6 +60,15 @@ def check_data(task: str, data: str) -> None:
                         "map with --task segment")
 
 
+def pixel_classes(logits, size) -> torch.Tensor:
+    """The class of each pixel (N, H, W) at `size`: scores of another size are resized
+    bilinearly first (an unpadded U-Net's smaller map)."""
+    if tuple(logits.shape[2:]) != tuple(size):
+        logits = F.interpolate(logits.float(), size=tuple(size), mode="bilinear",
+                               align_corners=False)
+    return logits.argmax(1)
+
+
 def make(task: str, classes: int, names=None):
     """The task's object; `names`: the data set's class names, for reports."""
     return Segment(classes, names) if task == "segment" else Classify(classes, names)
