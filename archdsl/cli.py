@@ -449,6 +449,18 @@ def cmd_zoo(args) -> int:
     return EXIT_SPEC if diagnostics else EXIT_OK
 
 
+def cmd_lsp(args) -> int:
+    require("pygls", "the language server (`archdsl lsp`)")
+    if sys.stdin.isatty():
+        print("archdsl lsp: serving the Language Server Protocol on stdin and stdout; an "
+              "editor starts this (docs/editors.md). Ctrl-D or Ctrl-C stops it.",
+              file=sys.stderr)
+    from .lsp.server import serve
+
+    serve()
+    return EXIT_OK
+
+
 def cmd_fmt(args) -> int:
     from .elaborate.program import read_spec_text
     from .syntax.format import FormatError, format_text
@@ -593,6 +605,13 @@ def make_parser() -> argparse.ArgumentParser:
                    help="print nothing but the files that would change; exit 1 if any")
     p.add_argument("-w", "--write", action="store_true", help="rewrite the files in place")
     p.set_defaults(run=cmd_fmt)
+
+    p = sub.add_parser("lsp", help="serve the Language Server Protocol over stdio (for "
+                       "editors: docs/editors.md)")
+    p.add_argument("--stdio", action="store_true",
+                   help="talk over stdin and stdout (the default and only way; accepted "
+                        "because editors' clients pass it)")
+    p.set_defaults(run=cmd_lsp)
 
     p = sub.add_parser("layers", help="list the layer kinds and their signatures")
     p.add_argument("kinds", nargs="*", metavar="KIND",

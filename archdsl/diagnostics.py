@@ -136,6 +136,11 @@ class Diagnostics:
         for d in diagnostics:
             self.add(d)
 
+    def counted(self) -> list[tuple[Diagnostic, int]]:
+        """Each diagnostic with the number of times it was reported, to be added to another
+        collection later (`add(d, times)`) as if it had been reported there."""
+        return [(d, self._repeats[key] + 1) for key, d in self._items.items()]
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -6,6 +6,7 @@ what some commands use (pyproject.toml, docs/training.md):
     train   scikit-learn (the digits data set), matplotlib (training curves, `zoo --plot`),
             tqdm (progress bars), tensorboard (event files), PyYAML (`train --config x.yaml`)
     onnx    onnx, onnxscript, onnxruntime (`compile -o x.onnx`)
+    lsp     pygls (`archdsl lsp`, the language server for editors)
 
 Without one, a command leaves out what needs it with a note (no progress bar, no curves) or,
 when it cannot do what was asked without it, stops with exit status 2 and the `pip install`
@@ -26,6 +27,7 @@ EXTRAS = {
     "onnx": ("onnx", "onnx"),
     "onnxscript": ("onnxscript", "onnx"),
     "onnxruntime": ("onnxruntime", "onnx"),
+    "pygls": ("pygls", "lsp"),
 }
 
 

@@ -174,7 +174,8 @@ def test_ctrl_c_while_loading_is_an_interruption_not_a_traceback(monkeypatch, ca
 # leaves it out with a note; never an internal error (exit 3). The packages are hidden by
 # running Python without its site folder and with a copy of it (links) that lacks them.
 EXTRAS = ("sklearn", "scikit_learn", "matplotlib", "mpl_toolkits", "pylab", "tqdm",
-          "tensorboard", "onnx", "onnxscript", "onnxruntime", "yaml", "_yaml")
+          "tensorboard", "onnx", "onnxscript", "onnxruntime", "yaml", "_yaml", "pygls",
+          "lsprotocol")
 
 
 def _site_without_extras(folder):
@@ -209,6 +210,7 @@ WITHOUT_EXTRAS = [
     (["eval", "{tmp}/run2"], 0, None),
     (["predict", "{tmp}/run2", "specs/../docs/images"], 0, None),
     (["summary", "specs/lenet.arch", "lenet5", "--batch", "8"], 0, None),
+    (["lsp"], 2, "archdsl[lsp]"),
 ]
 
 
@@ -218,7 +220,7 @@ def test_every_subcommand_without_the_optional_packages(tmp_path):
     site = _site_without_extras(tmp_path)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{site}"}
     hidden = subprocess.run([sys.executable, "-S", "-c", "import importlib.util as u; "
-                             "print([m for m in ('sklearn', 'matplotlib', 'tqdm', 'onnx') "
+                             "print([m for m in ('sklearn', 'matplotlib', 'tqdm', 'onnx', 'pygls') "
                              "if u.find_spec(m)])"], env=env, capture_output=True, text=True)
     assert hidden.stdout.strip() == "[]", hidden.stdout + hidden.stderr
     for argv, status, said in WITHOUT_EXTRAS:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Diagnostics, Note, SpecError
-from ..files import DiskFiles, MemoryFiles, SpecFile, too_large
+from ..files import DiskFiles, MemoryFiles, SpecFile, display_path, too_large
 from ..limits import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES
 from ..syntax import ast
 from ..syntax.parser import parse
@@ -69,6 +69,21 @@ class Program:
     def load_text(self, text: str) -> FileUnit | None:
         """Spec text given directly (not from a file): shown as `<string>`."""
         return self._load(self.files.text_root(), text)
+
+    def load_edited(self, path, text: str) -> FileUnit | None:
+        """A file open in an editor (the language server): `text` is the editor's, saved or
+        not; its `use`s are read as the file's own would be. A path that is not a .arch file
+        on disk (a new buffer) is loaded as spec text, its `use`s confined to the current
+        folder."""
+        file = None
+        if path is not None:
+            try:
+                file = self.files.root(path, display_path(Path(path)))
+            except SpecError:
+                pass
+        file = file or self.files.text_root()
+        self.edited = file.shown  # how its diagnostics name it, also when it does not parse
+        return self._load(file, text)
 
     def _load(self, file: SpecFile, text: str, used_at=None) -> FileUnit | None:
         """Parse and define one file; `used_at`: the `use` that brings it in, where its

@@ -722,14 +722,14 @@ def _last_code_position(source: Source, first: int, line: int, col: int) -> tupl
     """Move an end position back over trailing newlines, indentation and comments (a rule's
     span includes its closing newline token) to just after its last code character."""
     text = source.line(line)[:col - 1]
-    while line > first and not _code(text).strip():
+    while line > first and not without_comment(text).strip():
         line -= 1
         text = source.line(line)
-    return line, len(_code(text).rstrip()) + 1
+    return line, len(without_comment(text).rstrip()) + 1
 
 
-def _code(text: str) -> str:
-    """A line without its comment."""
+def without_comment(text: str) -> str:
+    """A line without its comment (a `#` inside a string is not one)."""
     in_string = False
     for i, ch in enumerate(text):
         if ch == '"':

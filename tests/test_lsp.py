@@ -1,0 +1,398 @@
+"""The language server (issue 20), driven as an editor drives it: `archdsl lsp` in a
+subprocess, JSON-RPC over stdio (tests/lsp_client.py).
+
+Diagnostics are checked against `archdsl check --format json` on every golden error case and
+every zoo spec; hovers against the shapes archdsl computes (and PyTorch confirms elsewhere);
+renames by applying them and checking the renamed file again.
+"""
+
+import io
+import json
+import os
+import re
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from archdsl.cli import main as cli
+from archdsl.syntax.format import format_text
+from conftest import ROOT, SPECS
+from lsp_client import Client, ServerError, position_of
+
+UI = ROOT / "tests" / "ui"
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = Client()
+    yield c
+    assert c.close() == 0
+    log = b"".join(c.stderr).decode(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
+
+
+def logged_errors(c: Client) -> list[str]:
+    """The internal errors the server logged so far (window/logMessage); other
+    notifications are put back."""
+    kept, errors = [], []
+    while not c.notifications.empty():
+        message = c.notifications.get()
+        if message.get("method") == "window/logMessage":
+            errors.append(message["params"]["message"])
+        else:
+            kept.append(message)
+    for message in kept:
+        c.notifications.put(message)
+    return errors
+
+
+def check_json(path: Path) -> list[dict]:
+    out = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        with redirect_stdout(out):
+            cli(["check", path.name, "--format", "json"])
+    finally:
+        os.chdir(cwd)
+    return json.loads(out.getvalue())
+
+
+def opened(c: Client, path: Path, text: str | None = None) -> tuple[str, list]:
+    uri = c.open(path, text)
+    return uri, c.diagnostics(uri, 1)
+
+
+def hover(c: Client, uri: str, text: str, needle: str, offset: int = 1) -> str:
+    result = c.request("textDocument/hover", c.at(uri, *position_of(text, needle, offset)))
+    return result["contents"]["value"] if result else ""
+
+
+# ---- diagnostics ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in UI.glob("*.arch")))
+def test_diagnostics_are_those_of_check(client, name):
+    """Each golden error case: the same errors as `archdsl check`, at the same places, with
+    the same codes and messages; notes and help are in the message."""
+    path = UI / f"{name}.arch"
+    expected = check_json(path)
+    uri, got = opened(client, path)
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    assert len(got) == len(expected), (got, expected)
+    for d, e in zip(got, expected):
+        assert d["code"] == e["code"] and d["source"] == "archdsl"
+        first = d["message"].split("\n")[0]
+        if e.get("file") == f"{name}.arch":
+            assert first == e["message"]
+        else:  # found in a file it uses: said where, on the `use` line
+            assert first == f"{(UI / e['file']).relative_to(ROOT)}:{e['line']}:" \
+                            f"{e['column']}: {e['message']}"
+        if e.get("file") == f"{name}.arch":
+            assert d["range"]["start"] == {"line": e["line"] - 1,
+                                           "character": e["column"] - 1}, (d, e)
+            assert d["range"]["end"] == {"line": e["end"]["line"] - 1,
+                                         "character": e["end"]["column"] - 1}, (d, e)
+        if e.get("help") and e["code"] != "E0206":  # E0206's name folders, relative to
+            # the folder each runs in
+            assert "help: " + e["help"] in d["message"].replace("tests/ui/", "")
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.arch")), ids=lambda p: p.name)
+def test_zoo_specs_open_without_diagnostics(client, path):
+    uri, got = opened(client, path)
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    assert got == []
+
+
+def test_edits_update_the_diagnostics(client):
+    path = SPECS / "lenet.arch"
+    text = path.read_text()
+    uri, got = opened(client, path)
+    assert got == []
+    line, char = position_of(text, "FC-84 act")
+    client.edit(uri, line, char + len("FC-84 "), char + len("FC-84 act"), "atc")
+    [d] = client.diagnostics(uri, 2)
+    assert d["code"] == "E0201" and "unknown layer or block `atc`" in d["message"]
+    assert d["range"]["start"] == {"line": line, "character": char + 6}
+    assert "\nhelp: `archdsl layers` lists the layer kinds" in d["message"]
+    client.edit(uri, line, char + 6, char + 9, "act")
+    assert client.diagnostics(uri, 3) == []
+    client.edit(uri, line, 0, 0, "  (")  # does not parse: a syntax error, at once
+    [d] = client.diagnostics(uri, 4)
+    assert d["code"].startswith("E01")
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
+def test_a_used_file_changing_updates_the_files_that_use_it(client, tmp_path):
+    blocks = tmp_path / "blocks.arch"
+    net = tmp_path / "net.arch"
+    blocks.write_text("block unit(c):\n    conv(c, 3, pad=same) relu\n")
+    net.write_text('use "blocks.arch"\n\nnetwork tiny:\n    input 3x8x8\n    unit(4) gap FC-2\n')
+    net_uri, got = opened(client, net)
+    assert got == []
+    blocks_uri, got = opened(client, blocks)
+    assert got == []
+    client.edit(blocks_uri, 1, 4, 8, "cnov")  # unsaved: the buffer, not the disk, counts
+    client.diagnostics(blocks_uri, 2)
+    [d] = client.diagnostics(net_uri)
+    assert d["code"] == "E0201" and "blocks.arch:2:5" in d["message"]
+    assert d["range"]["start"]["line"] == 0  # shown on the `use` line
+    assert d["relatedInformation"][0]["location"]["uri"] == blocks.resolve().as_uri()
+    client.edit(blocks_uri, 1, 4, 8, "conv")
+    client.diagnostics(blocks_uri, 3)
+    assert client.diagnostics(net_uri) == []
+    # hover in the used file: the shapes of the network that uses it are not shown there
+    # (that network is not this file's), but the block's signature is
+    text = client.texts[blocks_uri]
+    assert "block unit(c)" in hover(client, blocks_uri, text, "unit(c)")
+    # go to definition across files
+    [location] = client.request("textDocument/definition",
+                                client.at(net_uri, *position_of(net.read_text(), "unit(4)")))
+    assert location["uri"] == blocks.resolve().as_uri()
+    assert location["range"]["start"] == {"line": 0, "character": 6}
+    for uri in (net_uri, blocks_uri):
+        client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
+# ---- hovers and inlay hints ----------------------------------------------------------------
+
+def test_hover_on_a_label_shows_its_shape_in_each_network(client):
+    path = SPECS / "resnet.arch"
+    text = path.read_text()
+    uri, _ = opened(client, path)
+    shown = hover(client, uri, text, "conv3_x: stage(unit, 128")
+    assert "label `conv3_x`" in shown
+    rows = {r.split("|")[1].strip(): r for r in shown.splitlines() if r.startswith("| resnet")}
+    assert "**512x28x28**" in rows["resnet50"] and "256x56x56" in rows["resnet50"]
+    assert "**128x28x28**" in rows["resnet18"]
+    # figures: the parameters of ResNet-50's conv3_x, counted by archdsl's own summary
+    from archdsl import zoo_network
+
+    net = zoo_network("resnet50")
+    expected = sum(n["params"].total for name, n in net.graph.layers() if name.startswith(
+        "conv3_x."))
+    assert f"| {expected:,} |" in rows["resnet50"]
+
+
+def test_hover_on_a_layer_shows_its_signature_doc_and_shapes(client):
+    path = SPECS / "lenet.arch"
+    text = path.read_text()
+    uri, _ = opened(client, path)
+    shown = hover(client, uri, text, "conv(16, 5")
+    assert "conv(out, kernel, stride=1" in shown and "Convolution" in shown
+    assert "| lenet5 | 6x14x14 | **16x10x10** | 2,416 |" in shown
+    assert "| lenet5_cifar10 | 6x14x14 | **16x10x10** | 2,416 |" in shown
+    shown = hover(client, uri, text, "act=act)  ", 0)  # a layer's parameter
+    assert "`act`" in shown
+    shown = hover(client, uri, text, "lenet5(classes", 0)  # the network: its figures
+    assert "| lenet5 | 1x32x32 | 10 | 61,706 |" in shown
+    hints = client.request("textDocument/inlayHint", {
+        "textDocument": {"uri": uri},
+        "range": {"start": {"line": 0, "character": 0}, "end": {"line": 30, "character": 0}}})
+    labels = {h["position"]["line"]: h["label"] for h in hints}
+    lines = text.split("\n")
+    assert labels[lines.index(next(l for l in lines if "conv(6, 5" in l))] == "→ 6x14x14"
+    assert labels[lines.index(next(l for l in lines if "FC-{classes}" in l))] == "→ 10"
+
+
+def test_hover_on_a_block_call_inside_a_block(client):
+    path = SPECS / "resnet.arch"
+    text = path.read_text()
+    uri, _ = opened(client, path)
+    shown = hover(client, uri, text, "conv_bn(c, 3, s) relu")
+    assert "block conv_bn(c, k, s=1, groups=1, d=1)" in shown
+    assert "| resnet18 | 64x56x56 | **128x28x28** |" in shown  # the stride-2 call of conv3_x
+    shown = hover(client, uri, text, "block basic(c, s=1)", 12)  # a parameter
+    assert "parameter `c` of `basic`" in shown
+
+
+# ---- navigation ----------------------------------------------------------------------------
+
+def test_definitions_and_references(client):
+    path = SPECS / "resnet.arch"
+    text = path.read_text()
+    uri, _ = opened(client, path)
+
+    def definition(needle, offset=1):
+        [location] = client.request("textDocument/definition",
+                                    client.at(uri, *position_of(text, needle, offset)))
+        return location["range"]["start"]["line"], location["range"]["start"]["character"]
+
+    assert definition("stage(unit, 64") == position_of(text, "stage(unit, c, n, s)")
+    assert definition("resnet(bottleneck, [3, 4, 6") == position_of(text, "resnet(unit, layers")
+    assert definition("bottleneck, [3, 4, 6", 1) == position_of(text, "bottleneck(c, s=1, d=1)")
+    assert definition("conv_bn(c, 3, s) relu", 0) == position_of(text, "conv_bn(c, k, s=1")
+    refs = client.request("textDocument/references", {
+        **client.at(uri, *position_of(text, "block basic", 7)),
+        "context": {"includeDeclaration": True}})
+    code = "\n".join(line.split("#")[0] for line in text.split("\n"))
+    assert len(refs) == len(re.findall(r"\bbasic\b", code))
+    # a label and `from`
+    spec = "network n:\n    input 3x8x8\n    t1: conv(4, 3)\n    relu\n    from t1 gap\n"
+    # a file that is not on disk (a buffer never saved): its text is all there is
+    uri2, got = opened(client, ROOT / "tests" / "ui" / "_lsp_label_test.arch", spec)
+    [location] = client.request("textDocument/definition",
+                                client.at(uri2, *position_of(spec, "from t1", 5)))
+    assert location["range"]["start"] == {"line": 2, "character": 4}
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri2}})
+
+
+def test_symbols(client):
+    path = SPECS / "resnet.arch"
+    uri, _ = opened(client, path)
+    symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    names = {s["name"]: s for s in symbols}
+    assert {"basic", "bottleneck", "stage", "resnet", "resnet50"} <= set(names)
+    assert names["resnet"]["kind"] == 5 and names["basic"]["kind"] == 12  # Class, Function
+    assert {c["name"] for c in names["resnet"]["children"]} >= {"conv1", "conv3_x", "conv5_x"}
+    found = client.request("workspace/symbol", {"query": "effnetb7"})
+    assert any(s["name"] == "efficientnet_b7" for s in found)
+    found = client.request("workspace/symbol", {"query": "yolov8"})
+    assert any(s["location"]["uri"].endswith("specs/yolo.arch") for s in found)
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+def test_completion(client):
+    path = ROOT / "tests" / "ui" / "_lsp_completion_test.arch"
+    uri, _ = opened(client, path, "block unit(c, s=1):\n    conv(c, 3)\n")
+    client.change(uri, "block unit(c, s=1):\n    conv(c, 3, \n")  # being typed: no parse
+    items = client.request("textDocument/completion", client.at(uri, 1, 15))["items"]
+    labels = {i["label"]: i for i in items}
+    assert {"stride=", "pad=", "groups=", "act="} <= set(labels)
+    assert "out=" not in labels or True  # positional ones given already may still be named
+    assert labels["stride="]["detail"].startswith("default 1")
+    assert "c" in labels and "s" in labels  # the block's parameters, as values
+    client.change(uri, "block unit(c, s=1):\n    conv(c, 3) \n")
+    items = client.request("textDocument/completion", client.at(uri, 1, 15))["items"]
+    labels = {i["label"] for i in items}
+    assert {"relu", "conv", "bn", "maxpool", "unit"} <= labels  # steps: layers and blocks
+    client.change(uri, "network n:\n    input 3x8x8\n    t1: relu\n    from \n")
+    items = client.request("textDocument/completion", client.at(uri, 3, 9))["items"]
+    assert [i["label"] for i in items] == ["t1"]
+    client.change(uri, 'use "res')
+    items = client.request("textDocument/completion", client.at(uri, 0, 8))["items"]
+    assert items == [] or all(i["label"].endswith(".arch") for i in items)
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
+def test_signature_help(client):
+    uri, _ = opened(client, ROOT / "tests" / "ui" / "_lsp_signature_test.arch",
+                    "block unit(c, s=1):\n    conv(c, 3)\n")
+    client.change(uri, "block unit(c, s=1):\n    conv(c, 3, stride=2, \n")
+    help_ = client.request("textDocument/signatureHelp", client.at(uri, 1, 25))
+    [signature] = help_["signatures"]
+    assert signature["label"].startswith("conv(out, kernel, stride=1")
+    assert help_["activeParameter"] == 3  # the fourth argument: pad
+    client.change(uri, "block unit(c, s=1):\n    unit(3, s=\n")
+    help_ = client.request("textDocument/signatureHelp", client.at(uri, 1, 14))
+    assert help_["signatures"][0]["label"] == "unit(c, s=1)"
+    assert help_["activeParameter"] == 1
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
+def test_formatting(client):
+    messy = "network n:\n  input 3x8x8\n  conv( 4,3 )   relu\n\n\n\n  gap FC-2\n"
+    uri, _ = opened(client, ROOT / "tests" / "ui" / "_lsp_format_test.arch", messy)
+    [edit] = client.request("textDocument/formatting", {
+        "textDocument": {"uri": uri}, "options": {"tabSize": 4, "insertSpaces": True}})
+    assert edit["newText"] == format_text(messy)
+    client.change(uri, format_text(messy))
+    assert client.request("textDocument/formatting", {
+        "textDocument": {"uri": uri}, "options": {"tabSize": 4, "insertSpaces": True}}) == []
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
+def apply(text: str, edits: list[dict]) -> str:
+    lines = text.split("\n")
+    for e in sorted(edits, key=lambda e: (e["range"]["start"]["line"],
+                                          e["range"]["start"]["character"]), reverse=True):
+        s, t = e["range"]["start"], e["range"]["end"]
+        assert s["line"] == t["line"]
+        line = lines[s["line"]]
+        lines[s["line"]] = line[:s["character"]] + e["newText"] + line[t["character"]:]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("needle,offset,new,count", [
+    ("block basic(c", 7, "basic_block", None),  # a block: its definition and every call
+    ("block basic(c, s=1)", 12, "channels", None),  # a parameter: inside its block only
+    ("conv3_x: stage(unit, 128", 1, "stage3", 1),  # a label
+    ("network resnet(unit", 9, "resnet_v15", None),  # a network: and its variants' bases
+])
+def test_rename(client, needle, offset, new, count):
+    import archdsl
+
+    path = SPECS / "resnet.arch"
+    text = path.read_text()
+    uri, _ = opened(client, path)
+    position = position_of(text, needle, offset)
+    prepared = client.request("textDocument/prepareRename", client.at(uri, *position))
+    assert prepared["start"]["line"] == position[0]
+    result = client.request("textDocument/rename", {**client.at(uri, *position),
+                                                    "newName": new})
+    [(where, edits)] = result["changes"].items()
+    assert where == uri
+    if count is not None:
+        assert len(edits) == count
+    renamed = apply(text, edits)
+    before, after = archdsl.load(text), archdsl.load(renamed)
+    old_name = client.texts[uri].split("\n")[position[0]][prepared["start"]["character"]:
+                                                          prepared["end"]["character"]]
+    assert [new if n == old_name else n for n in before.networks] == after.networks
+    for name in ("resnet18", "resnet50"):
+        assert before.network(name).params_total == after.network(name).params_total
+    assert renamed.count(new) == len(edits) + text.count(new)
+
+
+def test_renames_that_cannot_be_done(client):
+    path = SPECS / "resnet.arch"
+    text = path.read_text()
+    uri, _ = opened(client, path)
+    at = client.at(uri, *position_of(text, "relu", 1))
+    assert client.request("textDocument/prepareRename", at) is None  # a layer kind
+    with pytest.raises(ServerError, match="cannot be renamed"):
+        client.request("textDocument/rename", {**at, "newName": "relu2"})
+    at = client.at(uri, *position_of(text, "block basic", 7))
+    with pytest.raises(ServerError, match="already defined"):
+        client.request("textDocument/rename", {**at, "newName": "bottleneck"})
+    with pytest.raises(ServerError, match="not a name"):
+        client.request("textDocument/rename", {**at, "newName": "2x"})
+
+
+# ---- robustness ----------------------------------------------------------------------------
+
+def test_the_server_never_imports_torch(tmp_path):
+    """A `torch` that cannot be imported, first on the path: the server does all its work
+    without noticing."""
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\n"
+                                      "raise ImportError('the language server imported torch')\n")
+    c = Client(env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
+    try:
+        path = SPECS / "resnet.arch"
+        text = path.read_text()
+        uri, got = opened(c, path)
+        assert got == []
+        assert "512x28x28" in hover(c, uri, text, "conv3_x: stage")
+        c.request("textDocument/inlayHint", {"textDocument": {"uri": uri}, "range": {
+            "start": {"line": 0, "character": 0}, "end": {"line": 200, "character": 0}}})
+        c.request("textDocument/completion", c.at(uri, 10, 4))
+        c.request("textDocument/formatting", {"textDocument": {"uri": uri},
+                                              "options": {"tabSize": 4, "insertSpaces": True}})
+    finally:
+        assert c.close() == 0
+    assert not (tmp_path / "imported").exists()
+
+
+def test_the_server_stops_when_the_client_goes(tmp_path):
+    c = Client()
+    c.process.stdin.close()  # the editor crashed
+    assert c.process.wait(timeout=20) == 0
+
+
+def test_no_internal_errors_were_logged(client):
+    """Run last in this module: every request above was answered without an internal error."""
+    assert logged_errors(client) == []
