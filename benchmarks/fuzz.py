@@ -32,7 +32,8 @@ def main():
         start = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                  "tests/test_fuzz.py", "-k",
-                                 "mutated or random or value_heavy or use_of_links"],
+                                 "mutated or random or value_heavy or use_of_links or "
+                                 "language_server"],
                                 cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
         print(result.stdout[-3000:], result.stderr[-3000:])

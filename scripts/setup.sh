@@ -2,7 +2,9 @@
 # Sets up everything archdsl needs on a fresh machine, and nothing twice:
 #   - Graphviz's `dot` (for diagrams), through apt-get when it is missing;
 #   - a virtual environment in .venv with PyTorch, archdsl (editable) and its training and
-#     test dependencies.
+#     test dependencies;
+#   - where node is installed, the editor package's node modules (editors/vscode: its
+#     language client, and the TextMate engine tests/test_grammar.py runs the grammar with).
 # Run it again at any time: it skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +37,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -n
     .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
     .venv/bin/python -m pip install -q -e ".[test]"
     touch "$stamp"
+fi
+
+if command -v npm >/dev/null 2>&1 && [ ! -d editors/vscode/node_modules/vscode-textmate ]; then
+    echo "setup: installing the editor package's node modules (npm ci in editors/vscode)"
+    if ! (cd editors/vscode && npm ci --no-audit --no-fund --silent); then
+        echo "setup: warning: npm ci failed; tests/test_grammar.py will be skipped" >&2
+    fi
 fi

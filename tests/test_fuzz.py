@@ -587,6 +587,61 @@ def test_use_of_links_and_special_files_never_leaks_or_hangs(uses, allow, via_li
             assert all(d.code in ("E0206", "E0207", "E0204", "E0507") for d in error.diagnostics), text
 
 
+# ---- (e) the language server ---------------------------------------------------------------
+# The same inputs, typed into an editor: `archdsl lsp` (a subprocess, over stdio) publishes
+# diagnostics for each version (archdsl's codes only) and answers every request at any place —
+# hover, completion, signature help, definition, references, inlay hints, symbols, formatting,
+# rename — without an internal error, and keeps answering.
+
+FUZZ_LSP = settings(max_examples=max(EXAMPLES // 4, 20), deadline=None, derandomize=not LOG,
+                    suppress_health_check=list(HealthCheck))
+
+
+@pytest.fixture(scope="module")
+def server():
+    from lsp_client import Client
+
+    client = Client()
+    client.uri = None
+    yield client
+    assert client.close() == 0
+    assert b"Traceback" not in b"".join(client.stderr)
+
+
+@FUZZ_LSP
+@given(text=st.one_of(mutated_spec(), random_network(), value_program()),
+       where=st.integers(0, 10 ** 6))
+def test_the_language_server_answers_every_input(server, text, where):
+    if server.uri is None:  # one buffer, never saved, in the zoo's folder (its `use`s work)
+        server.uri = server.open(SPECS / "_fuzzed_.arch", text)
+    else:
+        server.change(server.uri, text)
+    uri = server.uri
+    for d in server.diagnostics(uri, server.versions[uri], timeout=60):
+        assert re.fullmatch(r"E0\d{3}", d["code"]), d
+    lines = text.split("\n")
+    line = where % len(lines)
+    at = server.at(uri, line, (where // len(lines)) % (len(lines[line]) + 1))
+    whole = {"start": {"line": 0, "character": 0}, "end": {"line": len(lines), "character": 0}}
+    document = {"textDocument": {"uri": uri}}
+    for method, params in [
+            ("textDocument/hover", at), ("textDocument/completion", at),
+            ("textDocument/signatureHelp", at), ("textDocument/definition", at),
+            ("textDocument/references", {**at, "context": {"includeDeclaration": True}}),
+            ("textDocument/prepareRename", at),
+            ("textDocument/inlayHint", {**document, "range": whole}),
+            ("textDocument/documentSymbol", document),
+            ("textDocument/formatting", {**document, "options": {"tabSize": 4,
+                                                                 "insertSpaces": True}})]:
+        server.request(method, params, timeout=60)
+    logged = []
+    while not server.notifications.empty():
+        message = server.notifications.get()
+        if message.get("method") == "window/logMessage":
+            logged.append(message["params"]["message"])
+    assert not logged, logged[0]
+
+
 # ---- a few fixed cases the fuzzers found, kept as regressions ------------------------------
 
 @pytest.mark.parametrize("text", [
