@@ -151,6 +151,9 @@ def test_a_used_file_changing_updates_the_files_that_use_it(client, tmp_path):
                                 client.at(net_uri, *position_of(net.read_text(), "unit(4)")))
     assert location["uri"] == blocks.resolve().as_uri()
     assert location["range"]["start"] == {"line": 0, "character": 6}
+    [location] = client.request("textDocument/definition",  # the `use` path: the file
+                                client.at(net_uri, *position_of(net.read_text(), "blocks.arch")))
+    assert location["uri"] == blocks.resolve().as_uri()
     for uri in (net_uri, blocks_uri):
         client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 

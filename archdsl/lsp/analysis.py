@@ -137,6 +137,11 @@ class Workspace:
         else:
             self.open[path] = text
 
+    def forget(self, shown: str) -> None:
+        """Drop the networks elaborated for a file (closed in the editor)."""
+        for key in [k for k in self._runs if k[0] == shown]:
+            del self._runs[key]
+
     def analyze(self, path: str | Path | None, text: str) -> Analysis:
         """Check one file's text. `path`: where the file is (its `use`s are relative to it),
         or None for a buffer never saved (its `use`s are relative to the current folder)."""

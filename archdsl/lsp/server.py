@@ -108,7 +108,9 @@ class ArchServer(LanguageServer):
         handle = self.pending.pop(uri, None)
         if handle is not None:
             handle.cancel()
-        self.analyses.pop(uri, None)
+        analysis = self.analyses.pop(uri, None)
+        if analysis is not None:
+            self.model.forget(analysis.path)
         self.parsed.pop(uri, None)
         self.model.set_text(_path(uri), None)
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, []))
