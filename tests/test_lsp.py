@@ -320,7 +320,7 @@ def apply(text: str, edits: list[dict]) -> str:
 
 @pytest.mark.parametrize("needle,offset,new,count", [
     ("block basic(c", 7, "basic_block", None),  # a block: its definition and every call
-    ("block basic(c, s=1)", 12, "channels", None),  # a parameter: inside its block only
+    ("block basic(c, s=1)", 12, "width", None),  # a parameter: inside its block only
     ("conv3_x: stage(unit, 128", 1, "stage3", 1),  # a label
     ("network resnet(unit", 9, "resnet_v15", None),  # a network: and its variants' bases
 ])
@@ -362,6 +362,12 @@ def test_renames_that_cannot_be_done(client):
         client.request("textDocument/rename", {**at, "newName": "bottleneck"})
     with pytest.raises(ServerError, match="not a name"):
         client.request("textDocument/rename", {**at, "newName": "2x"})
+    with pytest.raises(ServerError, match="is a layer kind"):
+        client.request("textDocument/rename", {**at, "newName": "conv"})
+    # a parameter renamed from a call's named argument: checked against the block's names
+    at = client.at(uri, *position_of(text, "conv_bn(c, 3, s, d=d)", 17))
+    with pytest.raises(ServerError, match="already defined"):
+        client.request("textDocument/rename", {**at, "newName": "groups"})
 
 
 # ---- robustness ----------------------------------------------------------------------------

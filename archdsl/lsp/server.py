@@ -255,11 +255,19 @@ class ArchServer(LanguageServer):
                              "parameters, `let`s, repeat variables and labels can")
         if not NAME.match(new_name) or new_name in KEYWORDS:
             raise ValueError(f"`{new_name}` is not a name a spec can use")
-        taken = set(analysis.unit.namespace) if o.key[0] == "global" else \
-            set(analysis.index.locals.get(o.owner, {})) | set(analysis.index.labels.get(
-                o.owner, {}))
+        from ..layers import registry
+
+        if o.key[0] == "global":
+            taken = set(analysis.unit.namespace)
+        else:  # the definition the parameter, `let` or label belongs to (keys name it)
+            owner = o.key[2]
+            taken = set(analysis.index.locals.get(owner, {})) | set(
+                analysis.index.labels.get(owner, {}))
         if new_name in taken and new_name != o.name:
             raise ValueError(f"`{new_name}` is already defined here")
+        if registry.lookup(new_name) is not None:
+            raise ValueError(f"`{new_name}` is a layer kind: a name of that spelling would "
+                             "hide it")
         changes: dict[str, list] = {}
         for where, _, occurrence in self.occurrences_of(o.key, analysis, uri):
             changes.setdefault(where, []).append(
