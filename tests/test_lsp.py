@@ -154,7 +154,14 @@ def test_a_used_file_changing_updates_the_files_that_use_it(client, tmp_path):
     [location] = client.request("textDocument/definition",  # the `use` path: the file
                                 client.at(net_uri, *position_of(net.read_text(), "blocks.arch")))
     assert location["uri"] == blocks.resolve().as_uri()
-    for uri in (net_uri, blocks_uri):
+    other = tmp_path / "other.arch"  # references of a `use` path: the open files using it
+    other.write_text('use "blocks.arch"\n')
+    other_uri, _ = opened(client, other)
+    refs = client.request("textDocument/references", {
+        **client.at(net_uri, *position_of(net.read_text(), "blocks.arch")),
+        "context": {"includeDeclaration": True}})
+    assert sorted(r["uri"] for r in refs) == sorted([net_uri, other_uri])
+    for uri in (net_uri, blocks_uri, other_uri):
         client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 
 

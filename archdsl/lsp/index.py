@@ -8,7 +8,7 @@ Every name written in a spec is an *occurrence* of a *symbol*:
     label      a tensor named by a label or an output in one definition (`from NAME`,
                `tied=NAME` refer to it)
     layer      a layer kind of the registry (`conv`), and its parameters (`stride=`)
-    use        the path of a `use` line
+    use        the file a `use` line names (its references: the `use`s of it)
 
 Scoping follows the language: inside a definition a name is first one of its locals, then
 one of the file's definitions (its own and those it `use`s), then a layer kind or a
@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..diagnostics import Span
 from ..layers import registry
@@ -156,6 +157,14 @@ class Index:
         unit = entry[1]
         return ("global", str(unit.file.key) if hasattr(unit, "file") else unit.path, name)
 
+    def _used_file(self, name: str) -> str:
+        """The file a `use` names, as the key of the files that use it (its real path)."""
+        base = Path(self.path).parent if self.path not in ("<string>", "") else Path.cwd()
+        try:
+            return str((base / name).resolve())
+        except (OSError, RuntimeError, ValueError):
+            return str(base / name)
+
     # ---- building --------------------------------------------------------------------------
 
     def _add(self, *args, **kwargs) -> None:
@@ -166,7 +175,8 @@ class Index:
         kind = {ast.Block: "block", ast.Def: "def", ast.Network: "network",
                 ast.Variant: "network", ast.Recipe: "recipe", ast.Use: "use"}[type(d)]
         if isinstance(d, ast.Use):
-            self._add(span_range(d.name_span), name, "use", None, syntax=d)
+            self._add(span_range(d.name_span), name, "use", ("use", self._used_file(name)),
+                      syntax=d)
             self.symbols.append(Symbol(name, "use", span_range(d.span), span_range(d.name_span)))
             return
         if isinstance(d, ast.Recipe):  # names the network it is for
