@@ -8,6 +8,7 @@ import torch
 import torchvision
 
 import archdsl
+from archdsl.passes.sizes import size_dependent_layer
 from archdsl.backends.codegen import in_place_layers
 from archdsl.backends.weights import WeightsError, copy_state, torchvision_model
 from conftest import SPECS
@@ -396,3 +397,44 @@ def test_the_built_module_says_what_input_it_takes(shape, message):
     resnet = archdsl.load(SPECS / "resnet.arch").network("resnet18").build().eval()
     with torch.no_grad():
         assert resnet(torch.randn(1, 3, 64, 80)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("name,size", [("lenet5", (1, 28, 28)), ("vit_ti_16", (3, 112, 112)),
+                                       ("vgg16", (3, 112, 112))])
+def test_a_network_of_one_input_size_refuses_others_up_front(name, size):
+    """LeNet-5 reads a flattened 16x5x5 map; a ViT adds a position embedding of 197 positions:
+    another size gets archdsl's message, naming the layer that ties the network to its size
+    (passes/sizes.py). Without the check, PyTorch itself fails on that size: the check refuses
+    nothing that would have run."""
+    from archdsl.backends.torch_module import InputError
+
+    model = archdsl.zoo_network(name).build().eval()
+    x = torch.randn(1, *size)
+    with pytest.raises(InputError, match=r"it takes no other size \(`[\w.]+` depends on it"):
+        model(x)
+    model.fixed_by = None
+    with pytest.raises(RuntimeError), torch.no_grad():
+        model(x)
+
+
+@pytest.mark.parametrize("name,size", [("resnet18", (3, 96, 64)), ("googlenet", (3, 160, 160)),
+                                       ("mobilenet_v3_small", (3, 64, 64)),
+                                       ("unet_small", None), ("yolov8n", (3, 320, 256))])
+def test_a_network_that_takes_other_sizes_runs_on_them(name, size):
+    """What the pass finds flexible runs at another size (GoogLeNet in eval mode: its
+    auxiliary heads, fixed to 224x224, run in training only)."""
+    net = archdsl.zoo_network(name)
+    assert size_dependent_layer(net.graph) is None
+    if size is None:
+        c, h, w = net.input_shape
+        size = (c, 2 * h, 2 * w)
+    with torch.no_grad():
+        net.build().eval()(torch.randn(1, *size))
+
+
+def test_which_zoo_networks_take_only_their_size():
+    fixed = {name for name in archdsl.list_models()
+             if size_dependent_layer(archdsl.zoo_network(name).graph) is not None}
+    assert {"lenet5", "vgg16", "vit_b_16", "gpt2", "alexnet_original"} <= fixed
+    assert not fixed & {"resnet50", "efficientnet_b0", "googlenet", "alexnet_torchvision",
+                        "densenet121", "unet", "yolov8n", "regnet_y_400mf"}

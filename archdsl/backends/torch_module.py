@@ -18,6 +18,7 @@ from torch import nn
 
 from ..graph import LayerGraph
 from ..layers.registry import TorchModule
+from ..passes.sizes import size_dependent_layer
 from .codegen import forward_source, in_place_layers, module_path, torch_op
 
 _counter = itertools.count()
@@ -79,6 +80,11 @@ def _check_inputs(module, inputs) -> None:
             kind = "channels" if layout not in ("vector", "seq") else "features"
             raise InputError(f"{what} takes a batch of {sizes} ({shape[axis]} {kind}), got "
                              f"{x.shape[axis + 1]} {kind}: {got} with the batch")
+        fixed = module.fixed_by
+        if fixed is not None and tuple(x.shape[1:]) != shape:
+            raise InputError(f"{what} takes a batch of {sizes}, got {got} with the batch: "
+                             f"it takes no other size (`{fixed}` depends on it; "
+                             "passes/sizes.py)")
 
 
 def make_module(op: TorchModule) -> nn.Module:
@@ -99,6 +105,9 @@ class ArchModule(nn.Module):
             graph.side_outputs if side_outputs != "never" else [])
         # what each input's sizes mean, for the message of a wrong input (_check_inputs)
         self.input_layouts = {name: s.layout for name, s in graph.input_shapes().items()}
+        # the layer that ties the network to its spec's input size, if one does (LeNet-5's
+        # first linear layer, a ViT's position embedding): other sizes are refused up front
+        self.fixed_by = size_dependent_layer(graph)
         self.register_forward_pre_hook(_check_inputs)
         in_place = in_place_layers(graph) if in_place else set()
         for name, node in graph.layers():

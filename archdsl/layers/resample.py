@@ -82,7 +82,12 @@ class Upsample(NoCost):
 
     def torch(self, a, x, y):
         mode = _linear_mode(x) if a["mode"] in _LINEAR else "nearest"
-        kwargs = dict(size=tuple(y.spatial), mode=mode)
+        # Whole factors are given as factors, so the module takes other input sizes too (as
+        # Ultralytics' nn.Upsample(None, 2)); it computes the same values as with the size.
+        # Other factors are given as the size they produce, exactly the spec's.
+        whole = a["scale"] is not None and all(f.is_integer() for f in a["scale"])
+        kwargs = dict(scale_factor=a["scale"], mode=mode) if whole else \
+            dict(size=tuple(y.spatial), mode=mode)
         if mode != "nearest":
             kwargs["align_corners"] = a["align_corners"]
         return TorchModule("torch.nn.Upsample", kwargs)

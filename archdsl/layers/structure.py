@@ -368,17 +368,31 @@ class Rearrange(NoCost):
         return Shape(out, layout)
 
     def torch(self, a, x, y):
+        """Split groups with unflatten, reorder with permute, join groups with flatten: no
+        size is written in but those the spec names (`h=14`), so a module built for one
+        input size takes others where the pattern allows (ViT's patches, YOLO's anchors)."""
         sizes = self.axis_sizes(a, x)
+        named = a.get("sizes") or {}
         lhs, rhs = parse_pattern(a["pattern"])
         axes = [n for g in lhs for n in g]
         order = [axes.index(n) + 1 for g in rhs for n in g]
         text = "{x}"
-        if any(len(g) > 1 for g in lhs):
-            text += ".reshape(-1, " + ", ".join(str(sizes[n]) for n in axes) + ")"
+        dim = 1
+        for group in lhs:
+            if len(group) > 1:  # the one size the spec leaves to the input is -1
+                parts = [str(sizes[n]) if n in named else "-1" for n in group]
+                text += f".unflatten({dim}, ({', '.join(parts)}))"
+            dim += len(group)
         if order != sorted(order):
             text += ".permute(0, " + ", ".join(map(str, order)) + ")"
-        if any(len(g) > 1 for g in rhs):
-            text += ".reshape(-1, " + ", ".join(map(str, y)) + ")"
+        starts = []
+        dim = 1
+        for group in rhs:
+            starts.append((dim, len(group)))
+            dim += len(group)
+        for start, n in reversed(starts):  # the last first: the earlier dims stay in place
+            if n > 1:
+                text += f".flatten({start}, {start + n - 1})"
         return TorchFunction(text)
 
     def describe(self, a):
