@@ -590,8 +590,8 @@ def test_use_of_links_and_special_files_never_leaks_or_hangs(uses, allow, via_li
 # ---- (e) the language server ---------------------------------------------------------------
 # The same inputs, typed into an editor: `archdsl lsp` (a subprocess, over stdio) publishes
 # diagnostics for each version (archdsl's codes only) and answers every request at any place —
-# hover, completion, signature help, definition, references, inlay hints, symbols, formatting,
-# rename — without an internal error, and keeps answering.
+# hover, completion, signature help, definition, references, inlay hints, symbols, semantic
+# tokens, formatting, rename — without an internal error, and keeps answering.
 
 FUZZ_LSP = settings(max_examples=max(EXAMPLES // 4, 20), deadline=None, derandomize=not LOG,
                     suppress_health_check=list(HealthCheck))
@@ -631,6 +631,7 @@ def test_the_language_server_answers_every_input(server, text, where):
             ("textDocument/prepareRename", at),
             ("textDocument/inlayHint", {**document, "range": whole}),
             ("textDocument/documentSymbol", document),
+            ("textDocument/semanticTokens/full", document),
             ("textDocument/formatting", {**document, "options": {"tabSize": 4,
                                                                  "insertSpaces": True}})]:
         server.request(method, params, timeout=60)

@@ -217,6 +217,44 @@ def test_hover_on_a_block_call_inside_a_block(client):
     assert "parameter `c` of `basic`" in shown
 
 
+def decoded_tokens(client, uri: str, text: str) -> dict:
+    """(line, text) -> (type, modifiers) of the semantic tokens of a document."""
+    legend = client.capabilities["semanticTokensProvider"]["legend"]
+    data = client.request("textDocument/semanticTokens/full",
+                          {"textDocument": {"uri": uri}})["data"]
+    lines, found, line, start = text.split("\n"), {}, 0, 0
+    for i in range(0, len(data), 5):
+        delta, offset, length, kind, bits = data[i:i + 5]
+        line, start = line + delta, (offset if delta else start + offset)
+        found[(line, lines[line][start:start + length])] = (
+            legend["tokenTypes"][kind],
+            {m for j, m in enumerate(legend["tokenModifiers"]) if bits >> j & 1})
+    return found
+
+
+def test_semantic_tokens(client):
+    """Highlighting for editors that do not read TextMate grammars (Neovim, Helix)."""
+    path = SPECS / "lenet.arch"
+    text = path.read_text()
+    uri, _ = opened(client, path)
+    found = decoded_tokens(client, uri, text)
+    line = text.split("\n").index(next(l for l in text.split("\n") if l.startswith("network")))
+    assert found[(line, "network")] == ("keyword", set())
+    assert found[(line, "lenet5")] == ("class", {"declaration"})
+    assert found[(line, "classes")] == ("parameter", {"declaration"})
+    assert found[(line, "10")] == ("number", set())
+    assert found[(line + 1, "{channels}x{size}x{size}")] == ("number", set())
+    assert found[(line + 2, "conv")] == ("function", {"defaultLibrary"})
+    assert found[(line + 2, "act")] == ("parameter", set())
+    assert found[(line + 2, "# C1: 6@28x28    S2: 6@14x14")] == ("comment", set())
+    assert found[(line + 4, "FC-120")] == ("function", {"defaultLibrary"})
+    client.change(uri, text.replace("FC-84 act", "FC-84 act("))  # does not parse: by spelling
+    found = decoded_tokens(client, uri, client.texts[uri])
+    assert found[(line + 2, "conv")] == ("function", {"defaultLibrary"})
+    assert found[(line, "network")] == ("keyword", set())
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
 # ---- navigation ----------------------------------------------------------------------------
 
 def test_definitions_and_references(client):

@@ -8,6 +8,7 @@
                   cannot affect are not elaborated again
     editing.py    what the text around the cursor asks for while it does not parse yet
                   (completion, signature help)
+    highlight.py  semantic tokens: highlighting for editors without the TextMate grammar
     server.py     the Language Server Protocol over stdio, on pygls
 
 Nothing here imports torch: a keystroke is answered by the same analysis as `archdsl check`.

@@ -28,6 +28,7 @@ from .. import __version__
 from ..diagnostics import Diagnostic, split_lines
 from ..syntax import ast
 from . import editing
+from .highlight import MODIFIERS, TYPES, encode, semantic_tokens, utf16_length
 from .analysis import (Analysis, Workspace, definition_doc, layer_doc, shape_text,
                        shapes_table, signature_of)
 from .index import Index, Occurrence
@@ -416,6 +417,11 @@ class ArchServer(LanguageServer):
                                        tooltip=tooltip))
         return hints
 
+    def semantic_tokens(self, uri: str) -> lsp.SemanticTokens:
+        analysis = self.current(uri)
+        return lsp.SemanticTokens(data=encode(analysis.text, semantic_tokens(
+            analysis.text, analysis.index)))
+
     def formatting(self, uri: str) -> list[lsp.TextEdit] | None:
         from ..diagnostics import SpecError
         from ..syntax.format import FormatError, format_text
@@ -650,16 +656,12 @@ def _signature(name: str, analysis) -> tuple[str, list[str], str] | None:
 
 # ---- positions -----------------------------------------------------------------------------
 
-def _utf16(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 def _position(text: str, line: int, col: int) -> lsp.Position:
     """archdsl's 1-based (line, column in characters) as LSP's 0-based UTF-16 position."""
     lines = split_lines(text)
     current = lines[line - 1] if 0 < line <= len(lines) else ""
     beyond = max(0, col - 1 - len(current))  # an error at the end of a line points past it
-    return lsp.Position(line - 1, _utf16(current[:col - 1]) + beyond)
+    return lsp.Position(line - 1, utf16_length(current[:col - 1]) + beyond)
 
 
 def _from_position(text: str, position: lsp.Position) -> tuple[int, int]:
@@ -788,6 +790,9 @@ def make_server() -> ArchServer:
         (lsp.TEXT_DOCUMENT_INLAY_HINT, None,
          lambda ls, p: ls.inlay_hints(p.text_document.uri, p.range)),
         (lsp.TEXT_DOCUMENT_FORMATTING, None, lambda ls, p: ls.formatting(p.text_document.uri)),
+        (lsp.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
+         lsp.SemanticTokensLegend(token_types=TYPES, token_modifiers=MODIFIERS),
+         lambda ls, p: ls.semantic_tokens(p.text_document.uri)),
         (lsp.TEXT_DOCUMENT_PREPARE_RENAME, None,
          lambda ls, p: ls.prepare_rename(p.text_document.uri, p.position)),
         (lsp.TEXT_DOCUMENT_RENAME, None,
