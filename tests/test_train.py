@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -632,3 +633,24 @@ def test_a_config_file_of_unbounded_size_is_refused_unread(capsys, tmp_path):
     big.write_text("# padding\n" * (MAX_CONFIG_BYTES // 10 + 1))
     assert main(["train", "--config", str(big), *QUIET]) == 2
     assert "a run's options take at most" in capsys.readouterr().err
+
+
+def test_checksums_cover_the_weights_and_the_trained_weights(capsys, tmp_path):
+    """A checkpoint of an --ema run holds two sets of weights: both are checked on loading."""
+    from archdsl.train import checkpoint
+
+    assert train(capsys, tmp_path, "--epochs", "1", "--ema", "0.9", "--limit-steps", "2",
+                 name="ema")[0] == 0
+    state = torch.load(tmp_path / "ema" / "last.pt", weights_only=True)
+    assert {"checksum", "trained_checksum"} <= set(state)
+    for part, message in [("model", "its weights do not match their checksum"),
+                          ("trained", "its trained weights (before --ema's average) do not "
+                                      "match their checksum")]:
+        changed = {**state, part: {k: v + 1 if v.is_floating_point() else v
+                                   for k, v in state[part].items()}}
+        torch.save(changed, tmp_path / "changed.pt")
+        with pytest.raises(checkpoint.CheckpointError, match=re.escape(message)):
+            checkpoint.load(tmp_path / "changed.pt")
+        torch.save({**state, part: {"w": "not a tensor"}}, tmp_path / "junk.pt")
+        with pytest.raises(checkpoint.CheckpointError, match="damaged"):
+            checkpoint.load(tmp_path / "junk.pt")

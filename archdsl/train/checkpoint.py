@@ -22,18 +22,25 @@ class CheckpointError(Exception):
 def save(path: Path, state: dict) -> None:
     """Write then rename, so a crash never leaves a half-written checkpoint behind; a write
     that fails (a full disk, a folder made read-only) removes its temporary file and raises
-    CheckpointError, the previous checkpoint untouched. The model's tensors carry a checksum
-    that `load` verifies."""
+    CheckpointError, the previous checkpoint untouched. The weights carry checksums that `load`
+    verifies (WEIGHTS)."""
     from ..files import OutputError, write_output
 
     state = {"format": FORMAT, **state}
-    model = state.get("model")
-    if isinstance(model, dict) and all(isinstance(t, torch.Tensor) for t in model.values()):
-        state["checksum"] = checksum(model)
+    for weights, key in WEIGHTS.items():
+        tensors = state.get(weights)
+        if isinstance(tensors, dict) and all(isinstance(t, torch.Tensor)
+                                             for t in tensors.values()):
+            state[key] = checksum(tensors)
     try:
         write_output(path, lambda tmp: torch.save(state, tmp))
     except OutputError as error:
         raise CheckpointError(str(error)) from None
+
+
+# the tensors a checkpoint's checksums cover: the model's weights (with --ema, the averaged
+# ones) and, with --ema, the weights training goes on from
+WEIGHTS = {"model": "checksum", "trained": "trained_checksum"}
 
 
 def checksum(tensors: dict) -> str:
@@ -68,8 +75,16 @@ def load(path: Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an archdsl checkpoint")
     problem = malformed(state)
-    if problem is None and "checksum" in state and state["checksum"] != checksum(state["model"]):
-        problem = "its weights do not match their checksum (the file was changed or damaged)"
+    for weights, key in WEIGHTS.items():
+        if problem is None and key in state:
+            what = "weights" if weights == "model" else "trained weights (before --ema's average)"
+            tensors = state.get(weights)
+            if not (isinstance(tensors, dict) and all(isinstance(t, torch.Tensor)
+                                                      for t in tensors.values())):
+                problem = f"its {what} are not a dictionary of tensors"
+            elif state[key] != checksum(tensors):
+                problem = f"its {what} do not match their checksum (the file was changed or " \
+                          "damaged)"
     if problem is not None:
         raise CheckpointError(f"{path} is a damaged archdsl checkpoint: {problem}")
     return state
