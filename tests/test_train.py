@@ -654,3 +654,14 @@ def test_checksums_cover_the_weights_and_the_trained_weights(capsys, tmp_path):
         torch.save({**state, part: {"w": "not a tensor"}}, tmp_path / "junk.pt")
         with pytest.raises(checkpoint.CheckpointError, match="damaged"):
             checkpoint.load(tmp_path / "junk.pt")
+
+
+def test_a_saved_model_trains_with_the_recipe_of_the_spec_it_carries(capsys, tmp_path):
+    """`compile -o x.pt` keeps the spec, recipes included: `train x.pt` uses them, as
+    `train specs/lenet.arch lenet5` does (the recipe: AdamW at 3e-3 for 40 epochs)."""
+    assert main(["compile", "specs/lenet.arch", "lenet5", "-o", str(tmp_path / "l5.pt")]) == 0
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "l5.pt"), "--print-config"]) == 0
+    out, err = capsys.readouterr()
+    assert "recipe of" in err and "--optimizer adamw, --lr 0.003, --epochs 40" in err
+    assert "optimizer: adamw" in out and "lr: 0.003" in out and "epochs: 40" in out

@@ -207,7 +207,9 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
             return 2
         from ..api import load
 
-        spec = load(Path(args.file), allow_use=args.allow_use or ())
+        saved = getattr(args, "saved_model", None)  # a .pt: the spec it carries, and its recipe
+        spec = saved.spec if saved is not None else load(Path(args.file),
+                                                         allow_use=args.allow_use or ())
         try:
             recipe = spec.recipe(net.name) if hasattr(spec, "recipe") else {}
         except SpecError as error:
