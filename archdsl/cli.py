@@ -653,7 +653,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="random crops (and flips for natural images); on by default")
     g.add_argument("--no-augment", dest="augment", action="store_false")
     g.add_argument("--fake-size", type=int, help="images in the `fake` and `shapes` data "
-                   "sets (4096)")
+                   "sets (4096, or as many as 512 MB hold for large inputs)")
     g.add_argument("--mixup", type=float, metavar="ALPHA",
                    help="blend each batch with a shuffled copy (λ ~ Beta(α, α)), labels too; "
                         "0.2 is usual (default off)")

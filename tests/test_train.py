@@ -665,3 +665,14 @@ def test_a_saved_model_trains_with_the_recipe_of_the_spec_it_carries(capsys, tmp
     out, err = capsys.readouterr()
     assert "recipe of" in err and "--optimizer adamw, --lr 0.003, --epochs 40" in err
     assert "optimizer: adamw" in out and "lr: 0.003" in out and "epochs: 40" in out
+
+
+def test_generated_data_sets_stay_small_for_large_inputs():
+    """The paper's U-Net (572x572): 4,096 generated images would take 1.3 GB as bytes (5 GB
+    while they are made); without --fake-size, as many as 512 MB hold are made instead."""
+    from archdsl.train.data import GENERATED_BYTES, GENERATED_IMAGES, generated_count
+
+    assert generated_count((1, 32, 32)) == GENERATED_IMAGES
+    assert generated_count((1, 572, 572)) * 572 * 572 <= GENERATED_BYTES
+    assert generated_count((3, 560, 560)) == GENERATED_BYTES // (3 * 560 * 560)
+    assert generated_count((3, 4096, 4096)) == 64

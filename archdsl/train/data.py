@@ -26,6 +26,8 @@ Segmentation data sets (--task segment) label each image with a mask of class in
 
 from __future__ import annotations
 
+import math
+
 import gzip
 import io
 import pickle
@@ -84,11 +86,26 @@ class Splits:
 
 # ---- the data sets -------------------------------------------------------------------------
 
+GENERATED_IMAGES = 4096  # the training images of `fake` and `shapes`, unless they are large
+GENERATED_BYTES = 512 * 2 ** 20  # ... then as many as this holds (at least 64)
+
+
+def generated_count(input_shape) -> int:
+    """How many images `fake` and `shapes` make when --fake-size does not say: 4,096, or for
+    large inputs as many as 512 MB hold (a 560x560 U-Net's 4,096 would take 3.9 GB, and
+    minutes to generate), at least 64."""
+    per_image = max(1, math.prod(input_shape))
+    return max(64, min(GENERATED_IMAGES, GENERATED_BYTES // per_image))
+
+
 def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.1,
-                seed: int = 0, fake_size: int = 4096, download: bool = True) -> Splits:
+                seed: int = 0, fake_size: int | None = None, download: bool = True) -> Splits:
     """Train, validation and test splits of a data set. The test split is the data set's own
-    (or a fixed 20% for digits); the validation split is taken from the training set."""
+    (or a fixed 20% for digits); the validation split is taken from the training set.
+    `fake_size`: the training images of the generated sets (None: generated_count)."""
     test_from = "its own test set"
+    if fake_size is None:
+        fake_size = generated_count(input_shape)
     if name == "digits":
         full = _digits()
         test_index, train_index = _split_index(len(full), 0.2, seed=0, labels=full.labels)

@@ -53,7 +53,7 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 0  # also checkpoint every N steps (0: at the end of each epoch only)
     save_top: int = 0  # also keep the checkpoints of the K best epochs (best-epochE.pt)
-    fake_size: int = 4096
+    fake_size: int | None = None  # images in `fake` and `shapes`; None: data.generated_count
     offline: bool = False  # never download data sets
     limit_steps: int = 0  # stop after N steps in total (tests, smoke runs)
     init: str | None = None  # torchvision:NAME or a checkpoint to start from
@@ -101,7 +101,7 @@ class TrainConfig:
 # The Python types each annotation of TrainConfig admits (exact types: a bool is no int).
 _OPTION_TYPES = {"str": (str,), "int": (int,), "float": (float,), "bool": (bool,),
                  "str | None": (str, type(None)), "float | None": (float, type(None)),
-                 "bool | None": (bool, type(None))}
+                 "bool | None": (bool, type(None)), "int | None": (int, type(None))}
 
 
 # What each option's value must be, besides its type: (test, description for the message).
