@@ -668,8 +668,8 @@ def test_a_saved_model_trains_with_the_recipe_of_the_spec_it_carries(capsys, tmp
 
 
 def test_generated_data_sets_stay_small_for_large_inputs():
-    """The paper's U-Net (572x572): 4,096 generated images would take 1.3 GB as bytes (5 GB
-    while they are made); without --fake-size, as many as 512 MB hold are made instead."""
+    """The paper's U-Net (572x572): 4,096 generated images would take 1.3 GB; without
+    --fake-size, as many as 512 MB hold are made instead (as bytes from the start)."""
     from archdsl.train.data import GENERATED_BYTES, GENERATED_IMAGES, generated_count
 
     assert generated_count((1, 32, 32)) == GENERATED_IMAGES

@@ -202,7 +202,8 @@ def _shapes(n: int, input_shape, seed: int) -> ImageData:
         raise DataError("shapes are images: the network must take a CxHxW input")
     channels, height, width = input_shape
     generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 90, (n, 1, height, width), generator=generator).float()
+    # bytes from the start: a float copy of the set would take four times the memory
+    images = torch.randint(0, 90, (n, 1, height, width), generator=generator, dtype=torch.uint8)
     masks = torch.zeros(n, height, width, dtype=torch.uint8)  # made long per batch
     rows = torch.arange(height).view(-1, 1)
     cols = torch.arange(width).view(1, -1)
@@ -221,9 +222,9 @@ def _shapes(n: int, input_shape, seed: int) -> ImageData:
             low = 200 if kind == 1 else 130
             level = torch.randint(low, low + 50, (1,), generator=generator).float()
             noise = torch.randint(-10, 11, (height, width), generator=generator).float()
-            images[i, 0][inside] = (level + noise)[inside]
+            images[i, 0][inside] = (level + noise)[inside].clamp(0, 255).to(torch.uint8)
             masks[i][inside] = kind
-    images = images.clamp(0, 255).to(torch.uint8).expand(-1, channels, -1, -1).contiguous()
+    images = images.expand(-1, channels, -1, -1).contiguous()
     return ImageData("shapes", images, masks, len(SHAPE_CLASSES), list(SHAPE_CLASSES))
 
 
