@@ -366,7 +366,8 @@ class _Exporter:
         if len(inputs) != 1 or len(outputs) != 1:
             return None
         (source,), (result,) = inputs, outputs
-        return _Instance(path, frame, source, result, self.g.nodes[source]["shape"][0])
+        # `in_channels`: a map's channels, a sequence's width (not its length), a vector's size
+        return _Instance(path, frame, source, result, self.g.nodes[source]["shape"].features)
 
     # -- the ops of a class body ---------------------------------------------------------
 
