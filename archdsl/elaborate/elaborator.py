@@ -589,9 +589,10 @@ class Elaborator:
                              help="a name is letters, digits and `_`, not starting with a digit")
         return result
 
-    def reference(self, name: ast.TensorName, scope):
+    def reference(self, name: ast.TensorName, scope, tied: bool = False):
         """The tensor a `from NAME` starts from: the latest one a label of that name produced
-        in this network or block call (or the network's input, `from input`)."""
+        in this network or block call (or the network's input, `from input`). `tied`: the
+        name is a `tied=` argument's (a layer whose weight is shared), said so in messages."""
         text = self.tensor_name(name, scope)
         if text in self.tensors:
             node = self.tensors[text]
@@ -609,8 +610,11 @@ class Elaborator:
                                   "of 0 times")
         if lines:
             raise self.error("E0209", f"`{text}` is used before its label defines it",
-                             name.span, help="a step can start only from a tensor computed "
-                             "above it; move this line below the label")
+                             name.span, help="a layer can share the weight of a layer above it "
+                             "only; tie the later layer to the earlier one (GPT's output layer "
+                             "`tied=wte` to its token embedding `wte`)" if tied else
+                             "a step can start only from a tensor computed above it; move this "
+                             "line below the label")
         owners = [d.name for d in self.program_definitions() if d is not definition
                   and text in self.label_names(d)]
         if owners:
@@ -846,7 +850,7 @@ class Elaborator:
         tensor NAME, a layer with a weight of the same shape (GPT's output layer and its token
         embedding: both vocab x width)."""
         name = values["tied"]
-        source = self.reference(ast.TensorName(span, name, [name]), None)
+        source = self.reference(ast.TensorName(span, name, [name]), None, tied=True)
         theirs = None if source.layer is None else \
             source.layer.weight_shape(source.args, source.inputs[0].shape)
         if theirs is None:
