@@ -58,13 +58,13 @@ def test_canonical_layout():
 
 
 def test_the_new_constructs_format():
-    """Named inputs, references, computed names (kept as written: a name is one token) and
-    tied weights."""
+    """Named inputs, references (one space after `from`, like every keyword), computed names
+    (kept as written: a name is one token) and tied weights."""
     messy = ("network n:\n    input   image :3x32x32\n    input meta:12\n    conv(8,3) gap flatten\n"
              "    repeat 2 as i:\n        output p{ i+3 }: from  meta linear(8,tied = wte)\n")
     assert format_text(messy) == (
         "network n:\n    input image: 3x32x32\n    input meta: 12\n    conv(8, 3) gap flatten\n"
-        "    repeat 2 as i:\n        output p{ i+3 }: from  meta linear(8, tied=wte)\n")
+        "    repeat 2 as i:\n        output p{ i+3 }: from meta linear(8, tied=wte)\n")
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
@@ -108,3 +108,10 @@ def test_fmt_refuses_a_spec_that_does_not_parse(tmp_path, capsys):
     assert main(["fmt", "-w", str(bad)]) == 1
     assert "unclosed `(`" in capsys.readouterr().err
     assert bad.read_text() == "network n:\n    conv(64, 3\n"  # untouched
+
+
+def test_the_zoo_is_in_the_canonical_layout():
+    """`archdsl fmt --check specs` passes: the zoo is written as the formatter writes."""
+    unformatted = [p.name for p in sorted(SPECS.glob("*.arch"))
+                   if format_text(p.read_text(), str(p)) != p.read_text()]
+    assert unformatted == []

@@ -35,7 +35,7 @@ TOKEN = re.compile(r"""
 
 KEYWORDS = {"if", "elif", "else", "and", "or", "not", "in", "x", "when", "let", "as", "repeat", "of",
             "with", "use", "def", "block", "network", "input", "output", "branch", "add",
-            "concat", "mul", "return", "frozen", "recipe"}
+            "concat", "mul", "return", "frozen", "recipe", "from"}
 BINARY = {"**", "//", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%"}
 OPENERS, CLOSERS = "([{", ")]}"
 
