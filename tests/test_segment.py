@@ -138,3 +138,29 @@ def test_a_classifier_is_not_trained_on_masks(capsys, tmp_path):
     assert main(["train", str(SPECS / "lenet.arch"), "lenet5", "--data", "shapes",
                  "--out", str(tmp_path / "run"), *QUIET]) == 2
     assert "labels pixels, not images" in capsys.readouterr().err
+
+
+def test_crops_and_flips_move_the_masks_with_the_images():
+    """Every pixel of an augmented image keeps its own class: the mask is cropped and flipped
+    with it (the padding a crop brings in is background)."""
+    from archdsl.train.data import BatchPipeline
+
+    pipe = BatchPipeline((1, 8, 8), [0.5], [0.25], augment=True, crop_padding=2, flip=True)
+    images = torch.arange(4 * 64, dtype=torch.int64).view(4, 1, 8, 8).remainder(251).to(
+        torch.uint8)
+    masks = torch.randint(0, 3, (4, 8, 8), dtype=torch.uint8, generator=torch.Generator()
+                          .manual_seed(0))
+    x, moved = pipe(images, torch.Generator().manual_seed(1), masks)
+    originals = (images.float() / 255 - 0.5) / 0.25
+    flipped = 0
+    for n in range(4):
+        for i in range(8):
+            for j in range(8):
+                where = (originals[n, 0] == x[n, 0, i, j]).nonzero()
+                if len(where) == 0:  # padding
+                    assert x[n, 0, i, j] == 0 and moved[n, i, j] == 0
+                    continue
+                a, b = where[0].tolist()
+                assert moved[n, i, j] == masks[n, a, b]
+                flipped += b != j
+    assert flipped  # something moved

@@ -512,7 +512,10 @@ class BatchPipeline:
         self.flip = flip
         self.channels_last = channels_last
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None):
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None,
+                 masks: torch.Tensor | None = None):
+        """The network's input; with `masks` (segmentation's, one class per pixel, at the
+        images' size), the input and the masks moved by the same crops and flips."""
         x = scale(images)
         # a copy from the host waits for the GPU to finish its queue: once per device, not
         # at every batch, or the CPU could never run ahead of the GPU
@@ -524,14 +527,14 @@ class BatchPipeline:
         except ValueError as error:
             raise DataError(str(error)) from None
         if len(self.shape) == 1:
-            return x
+            return x if masks is None else (x, masks)
         if self.augment:
-            x = self._augment(x, generator)
+            x, masks = self._augment(x, generator, masks)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return x if masks is None else (x, masks)
 
-    def _augment(self, x, generator):
+    def _augment(self, x, generator, masks=None):
         n, _, h, w = x.shape
         p = self.crop_padding
         # the random numbers come from a CPU generator (its state goes into checkpoints, so a
@@ -549,9 +552,13 @@ class BatchPipeline:
             samples = torch.arange(n, device=x.device)[:, None, None, None]
             chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
             x = padded[samples, chans, rows, cols]
+            if masks is not None:  # the padding is background
+                masks = F.pad(masks, (p, p, p, p))[samples[:, 0], rows[:, 0], cols[:, 0]]
         if self.flip:
             x = torch.where(flips.bool().view(-1, 1, 1, 1), x.flip(3), x)
-        return x
+            if masks is not None:
+                masks = torch.where(flips.bool().view(-1, 1, 1), masks.flip(2), masks)
+        return x, masks
 
 
 def _to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:

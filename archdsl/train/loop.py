@@ -314,14 +314,16 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         raise DataError(f"{config.data} has {splits.train.classes} classes but the network "
                         f"outputs {classes}; set it with --set classes={splits.train.classes}")
     task = tasks.make(config.task, classes, splits.train.class_names)
-    # crops and flips would have to move the masks too: segmentation trains unaugmented
-    augment = config.augment if config.augment is not None else \
-        config.data != "fake" and config.task == "classify"
+    # segmentation: flips by default, which move the masks with the images; crops only when
+    # asked for (--augment), as the padding they bring in is counted as background
+    segment = config.task == "segment"
+    augment = config.augment if config.augment is not None else config.data != "fake"
     flip = config.flip if config.flip is not None else config.data.split(":")[0] in FLIPPABLE \
-        or config.data.startswith("imagefolder:")
+        or config.data.startswith(("imagefolder:", "masks:")) or config.data == "shapes"
     height = net.input_shape[1] if len(net.input_shape) == 3 else 0
+    crops = height and (config.augment if segment else True)
     train_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=augment,
-                               crop_padding=max(height // 8, 1) if height else 0, flip=flip,
+                               crop_padding=max(height // 8, 1) if crops else 0, flip=flip,
                                channels_last=config.channels_last)
     eval_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False,
                               channels_last=config.channels_last)
@@ -438,8 +440,13 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 step = epoch * steps_per_epoch + b
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * lr_factor(config, step, steps_per_epoch)
-                x = train_pipe(images.to(device, non_blocking=True), augment_rng)
-                y = labels.to(device, non_blocking=True).long()  # masks are held as bytes
+                if segment:  # the masks move with the images
+                    x, y = train_pipe(images.to(device, non_blocking=True), augment_rng,
+                                      labels.to(device, non_blocking=True))
+                    y = y.long()  # masks are held as bytes
+                else:
+                    x = train_pipe(images.to(device, non_blocking=True), augment_rng)
+                    y = labels.to(device, non_blocking=True).long()
                 if config.mixup or config.cutmix:
                     x, partners, lam = mix(x, y, config.mixup, config.cutmix, augment_rng)
 
