@@ -18,7 +18,6 @@ Targets: ratio >= 0.97; 0 graph breaks.
 
 import argparse
 import statistics
-import sys
 import time
 
 import torch
@@ -223,8 +222,8 @@ def main():
         + ("A round's passes are queued and timed together; throughputs are medians over the "
            "rounds" if device.type == "cuda" else "Throughputs are from the median pass; a "
            "round's ratio compares its median passes")
-        + f", and the ratio is the median of the rounds' ratios. Fixed malloc "
-        f"thresholds (MALLOC_TUNABLES in benchmarks/common.py).", "", *table, "",
+        + ", and the ratio is the median of the rounds' ratios. Fixed malloc "
+        "thresholds (MALLOC_TUNABLES in benchmarks/common.py).", "", *table, "",
         f"Lowest ratio {worst:.3f} (target 0.97: {'met' if worst >= 0.97 else 'missed'})."]
     if device.type == "cuda":  # a property of the generated code, counted on a CPU
         lines[-1] += " Graph breaks: see the CPU run."

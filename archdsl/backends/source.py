@@ -225,7 +225,7 @@ def preprocess_source(p) -> str:
     mode = "L" if p.channels == 1 else "RGB"
     height, width = p.size
     return "\n".join([
-        f"# How raw images become this network's input, as `archdsl train` fed it"
+        "# How raw images become this network's input, as `archdsl train` fed it"
         + (f" ({p.data})" if p.data else "") + ".",
         f"CLASSES = {list(p.classes)!r}",
         f"PREPROCESS = {p.to_dict()!r}", "", "",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import operator
 
-from ..diagnostics import Diagnostic, SpecError, did_you_mean
+from ..diagnostics import Diagnostic, SpecError
 from ..layers import registry
 from ..limits import (FUNCTION_CALL_WORK, ITEMS_PER_WORK, MAX_CALL_DEPTH, MAX_INT, MAX_LIST,
                       MAX_VALUE_DEPTH)
@@ -287,7 +287,7 @@ class Evaluator:
     def _check_int(self, value, span):
         if isinstance(value, int) and abs(value) > MAX_INT:
             raise self.error("E0604", "number too large", span,
-                             help=f"archdsl computes with integers up to 2**62")
+                             help="archdsl computes with integers up to 2**62")
         if isinstance(value, float) and not math.isfinite(value):
             raise self.error("E0604", f"number out of range ({value})", span)
         return value

@@ -65,7 +65,6 @@ class Mul(Merge):
 
     def shape(self, a, xs):
         self.same_layout(xs)
-        rank = len(xs[0])
         out = []
         for sizes in zip(*xs):
             big = {s for s in sizes if s != 1}
