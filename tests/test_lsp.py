@@ -124,6 +124,29 @@ def test_edits_update_the_diagnostics(client):
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 
 
+def test_typing_is_debounced(client):
+    """Twenty keystrokes sent at once: the file is checked when they stop, for the last text
+    (not twenty times), and the diagnostics are those of the last version."""
+    path = SPECS / "efficientnet.arch"
+    text = path.read_text()
+    uri, _ = opened(client, path)
+    line, char = position_of(text, "network efficientnet_b0")
+    for i in range(20):  # `#xxx...` typed at the start of the line, one key at a time
+        client.edit(uri, line, i, i, "#" if i == 0 else "x")
+    last = client.versions[uri]
+    published = []
+    while True:
+        message = client.notifications.get(timeout=30)
+        if message.get("method") == "textDocument/publishDiagnostics" and \
+                message["params"]["uri"] == uri:
+            published.append(message["params"]["version"])
+            if message["params"]["version"] == last:
+                break
+    assert len(published) <= 3, published  # coalesced
+    assert message["params"]["diagnostics"] == []  # the line is now a comment
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
 def test_a_used_file_changing_updates_the_files_that_use_it(client, tmp_path):
     blocks = tmp_path / "blocks.arch"
     net = tmp_path / "net.arch"
