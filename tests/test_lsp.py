@@ -238,6 +238,7 @@ def test_hover_on_a_block_call_inside_a_block(client):
     assert "| resnet18 | 64x56x56 | **128x28x28** |" in shown  # the stride-2 call of conv3_x
     shown = hover(client, uri, text, "block basic(c, s=1)", 12)  # a parameter
     assert "parameter `c` of `basic`" in shown
+    assert "- resnet18: `64`, `128`, `256`, `512`" in shown  # the values of its calls
 
 
 def decoded_tokens(client, uri: str, text: str) -> dict:

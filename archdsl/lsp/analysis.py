@@ -54,6 +54,8 @@ class NetworkRun:
     nodes: list
     trace: list
     diagnostics: list[tuple[Diagnostic, int]]  # each with the times it was reported
+    # block -> the values of its parameters in each call, in order (a parameter's hover)
+    calls: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +112,24 @@ class Analysis:
             params += Params.of(layer.params_count(node.args, x)).total
             macs += layer.macs(node.args, x, node.shape)
         return params, macs
+
+
+def parameter_values(analysis: "Analysis", block: str, parameter: str, limit: int = 8) -> str:
+    """The values a block's parameter takes, network by network (`resnet18: 64, 128, 256,
+    512`), as Markdown lines; empty when no network of the file calls the block."""
+    from ..layers.types import value_text
+
+    lines = []
+    for network, run in analysis.runs.items():
+        seen = dict.fromkeys(value_text(args[parameter], 30) for args in run.calls.get(block, [])
+                             if parameter in args)
+        if seen:
+            shown = list(seen)[:limit]
+            lines.append(f"- {network}: " + ", ".join(f"`{v}`" for v in shown)
+                         + (" …" if len(seen) > limit else ""))
+    if len(lines) > MAX_TABLE_ROWS:
+        lines = lines[:MAX_TABLE_ROWS] + [f"- … and {len(lines) - MAX_TABLE_ROWS} more networks"]
+    return "\n".join(lines)
 
 
 def result_shape(t):
@@ -187,14 +207,18 @@ def _elaborate(unit, name: str) -> NetworkRun:
     elaborator = Elaborator(diagnostics, WorkBudget(), trace)
     elaborator.network(unit, name, graph=False)
     nodes = getattr(elaborator, "nodes", [])
-    _untie(elaborator, nodes)
-    return NetworkRun(name, nodes, trace, diagnostics.counted())
+    calls: dict[str, list[dict]] = {}
+    for frame in _untie(elaborator, nodes):
+        if frame.kind == "block":
+            calls.setdefault(frame.name, []).append(frame.block_args)
+    return NetworkRun(name, nodes, trace, diagnostics.counted(), calls)
 
 
-def _untie(elaborator, nodes) -> None:
+def _untie(elaborator, nodes) -> list:
     """Break the reference cycles elaboration leaves (nodes and their frames, the elaborator
     and its evaluator), so that a run's objects are freed when it is dropped, by reference
-    counting, without waiting for the cyclic collector (see server.serve)."""
+    counting, without waiting for the cyclic collector (see server.serve). Returns the
+    frames that hold nodes (each before the frames around it)."""
     frames = {}
     for node in nodes:
         frame = node.frame
@@ -202,6 +226,7 @@ def _untie(elaborator, nodes) -> None:
             frames[id(frame)] = frame
             frame = frame.parent
         node.frame = None
+    made = list(frames.values())
     for frame in frames.values():
         frame.parent = None
         frame.children = []
@@ -209,6 +234,7 @@ def _untie(elaborator, nodes) -> None:
         frame.node = None
     elaborator.evaluator.context = None
     elaborator.frame = None
+    return made
 
 
 def _fingerprint(index: Index, name: str, program: Program) -> tuple:

@@ -29,8 +29,8 @@ from ..diagnostics import Diagnostic, split_lines
 from ..syntax import ast
 from . import editing
 from .highlight import MODIFIERS, TYPES, encode, semantic_tokens, utf16_length
-from .analysis import (Analysis, Workspace, definition_doc, layer_doc, shape_text,
-                       shapes_table, signature_of)
+from .analysis import (Analysis, Workspace, definition_doc, layer_doc, parameter_values,
+                       shape_text, shapes_table, signature_of)
 from .index import Index, Occurrence
 
 DEBOUNCE = 0.03  # seconds without a change before a file is checked again
@@ -469,11 +469,15 @@ def hover_text(analysis: Analysis, o: Occurrence) -> str:
     elif o.kind in ("param", "let", "var"):
         what = {"param": "parameter", "let": "`let`", "var": "repeat variable"}[o.kind]
         text = f"{what} `{o.name}` of `{o.owner}`"
-        params = getattr(namespace.get(o.owner, (None,))[0], "params", [])
-        for p in params:
+        definition = namespace.get(o.owner, (None,))[0]
+        for p in getattr(definition, "params", []):
             if p.name == o.name and p.default is not None:
                 text += f" (default `{_source_text(p.default.span)}`)"
         parts.append(text)
+        if o.kind == "param" and isinstance(definition, ast.Block):
+            values = parameter_values(analysis, o.owner, o.name)
+            if values:
+                parts.append("its values in the calls:\n\n" + values)
     elif o.kind == "layer_param":
         kind, arg = o.syntax
         for p in kind.params:
