@@ -157,6 +157,14 @@ network tagger:
     with torch._dynamo.config.patch(allow_rnn=True):
         explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+    # `archdsl train --compile` sets it for such a network, and only for one
+    from archdsl.train.loop import prepare_compile
+
+    with torch._dynamo.config.patch(allow_rnn=False):
+        prepare_compile(archdsl.zoo_network("lenet5"))
+        assert torch._dynamo.config.allow_rnn is False
+        prepare_compile(net)
+        assert torch._dynamo.config.allow_rnn is True
 
 
 def test_asymmetric_padding_is_explicit(spec_text):

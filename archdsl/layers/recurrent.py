@@ -17,6 +17,7 @@ class Recurrent(LayerKind):
     and direction, and two biases per gate block (PyTorch's bias_ih and bias_hh)."""
 
     family = "attention"  # drawn with the other sequence layers
+    is_rnn = True
     gates = 0
     # element-wise operations per position and hidden unit besides the gates' products and
     # sums: LSTM three sigmoids, two tanh, three products and a sum; GRU two sigmoids, a tanh,
@@ -85,7 +86,7 @@ class LSTM(Recurrent):
            "first): LxD to Lx(hidden·directions), every position's hidden state. MACs: the "
            "four gates' input and hidden products, 4·hidden·(D + hidden) per position, layer "
            "and direction. torch.compile traces it with torch._dynamo.config.allow_rnn = True "
-           "(PyTorch runs RNNs eagerly otherwise).")
+           "(PyTorch runs RNNs eagerly otherwise); `archdsl train --compile` sets it.")
     gates = 4
     torch_class = "archdsl.backends.torch_modules.LSTM"
 

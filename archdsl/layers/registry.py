@@ -160,6 +160,10 @@ class LayerKind:
     runs_in_place: bool = False
     output_disposable: bool = False
     passes_input_through: bool = False
+    # torch.compile's dynamo runs a module of this kind (nn.LSTM, nn.GRU) eagerly, and the
+    # whole forward with it, unless torch._dynamo.config.allow_rnn is set; `archdsl train
+    # --compile` sets it for a network with one
+    is_rnn: bool = False
     # The layouts of input the layer takes (shapes.py); merges: of each branch.
     accepts: tuple[str, ...] = FEATURES
     # Named arguments besides its parameters are sizes of named axes, collected in

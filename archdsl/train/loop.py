@@ -292,6 +292,16 @@ def _same_network(net, state: dict, source: str, option: str) -> None:
 
 # ---- the loop ------------------------------------------------------------------------------
 
+def prepare_compile(net) -> None:
+    """What torch.compile needs to trace the network as one graph: dynamo runs nn.LSTM and
+    nn.GRU eagerly, and the whole forward with them, unless allow_rnn is set
+    (LayerKind.is_rnn)."""
+    if any(node["layer"].is_rnn for _, node in net.graph.layers()):
+        import torch._dynamo.config
+
+        torch._dynamo.config.allow_rnn = True
+
+
 def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | None = None,
           log=print, processes: Processes = Processes()) -> dict:
     """Train `net` (an archdsl Network); returns the final metrics. With several processes
@@ -353,6 +363,8 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
                             use_buffers=True)
     evaluated = ema.module if ema is not None else model
+    if config.compile:
+        prepare_compile(net)
     forward = torch.compile(model) if config.compile else model
     if config.compile:
         log("compiling with torch.compile: the first steps (and the first validation) wait for "
