@@ -243,13 +243,14 @@ def _fingerprint(index: Index, name: str, program: Program) -> tuple:
     parts = []
     for definition, unit in index.dependencies(name):
         span = definition.span
-        parts.append((unit.path, definition.name, span_range(span), _text_of(span)))
+        parts.append((unit.path, definition.name, span_range(span), source_text(span)))
     parts.sort()
     names = tuple(sorted((u.path, tuple(sorted(u.namespace))) for u in program.units.values()))
     return tuple(parts), names
 
 
-def _text_of(span) -> str:
+def source_text(span) -> str:
+    """The text a span covers."""
     lines = span.source.lines[span.line - 1:span.end_line]
     if not lines:
         return ""
@@ -320,7 +321,7 @@ def signature_of(definition: ast.Definition) -> str:
             ast.Variant: "network"}.get(type(definition), "")
     if isinstance(definition, ast.Variant):
         return f"network {definition.name} = {definition.base}(...)"
-    params = ", ".join(p.name + (f"={_text_of(p.default.span)}" if p.default is not None
+    params = ", ".join(p.name + (f"={source_text(p.default.span)}" if p.default is not None
                                  else "") for p in getattr(definition, "params", []))
     return f"{what} {definition.name}({params})"
 

@@ -30,7 +30,7 @@ from ..syntax import ast
 from . import editing
 from .highlight import MODIFIERS, TYPES, encode, semantic_tokens, utf16_length
 from .analysis import (Analysis, Workspace, definition_doc, layer_doc, parameter_values,
-                       shape_text, shapes_table, signature_of)
+                       result_shape, shape_text, shapes_table, signature_of, source_text)
 from .index import Index, Occurrence
 
 DEBOUNCE = 0.03  # seconds without a change before a file is checked again
@@ -404,7 +404,7 @@ class ArchServer(LanguageServer):
             ends.add((where[2], where[3]))
             shapes = {}
             for network, t in traced:
-                shapes.setdefault(shape_text(_result(t)), []).append(network)
+                shapes.setdefault(shape_text(result_shape(t)), []).append(network)
             shown = [s for s in shapes if s != "?"]
             if not shown:
                 continue
@@ -472,7 +472,7 @@ def hover_text(analysis: Analysis, o: Occurrence) -> str:
         definition = namespace.get(o.owner, (None,))[0]
         for p in getattr(definition, "params", []):
             if p.name == o.name and p.default is not None:
-                text += f" (default `{_source_text(p.default.span)}`)"
+                text += f" (default `{source_text(p.default.span)}`)"
         parts.append(text)
         if o.kind == "param" and isinstance(definition, ast.Block):
             values = parameter_values(analysis, o.owner, o.name)
@@ -491,7 +491,7 @@ def hover_text(analysis: Analysis, o: Occurrence) -> str:
         target, arg = o.syntax
         for p in target.params:
             if p.name == arg.name:
-                default = f" (default `{_source_text(p.default.span)}`)" if p.default else ""
+                default = f" (default `{source_text(p.default.span)}`)" if p.default else ""
                 parts.append(f"parameter `{p.name}` of `{target.name}`{default}")
     elif o.kind == "use":
         parts.append(f"`use \"{o.name}\"`: brings in the definitions of "
@@ -543,22 +543,10 @@ def _label_site(analysis: Analysis, o: Occurrence):
     return None
 
 
-def _result(t):
-    from .analysis import result_shape
-
-    return result_shape(t)
-
-
 def _show(p) -> str:
     from ..layers.registry import _show_default
 
     return _show_default(p.default)
-
-
-def _source_text(span) -> str:
-    from .analysis import _text_of
-
-    return _text_of(span)
 
 
 # ---- completion helpers ------------------------------------------------------------------
@@ -574,7 +562,7 @@ def _parameter_items(call: editing.CallContext, analysis) -> list[lsp.Completion
         definition = namespace[call.name][0]
         for p in getattr(definition, "params", []):
             if p.name not in call.given:
-                default = _source_text(p.default.span) if p.default is not None else None
+                default = source_text(p.default.span) if p.default is not None else None
                 items.append(lsp.CompletionItem(
                     f"{p.name}=", kind=lsp.CompletionItemKind.Property,
                     detail=f"default {default}" if default else "required",
