@@ -35,6 +35,7 @@ class Client:
         self.notifications: "queue.Queue[dict]" = queue.Queue()
         self.answered = threading.Condition()
         self.versions: dict[str, int] = {}
+        self.server_requests: list[dict] = []
         self.texts: dict[str, str] = {}
         threading.Thread(target=self._read, daemon=True).start()
         self.stderr: list[bytes] = []
@@ -43,7 +44,9 @@ class Client:
             "processId": os.getpid(), "rootUri": root.as_uri(),
             "workspaceFolders": [{"uri": root.as_uri(), "name": root.name}],
             "capabilities": {"textDocument": {"hover": {"contentFormat": ["markdown"]},
-                                              "inlayHint": {}}}})["capabilities"]
+                                              "inlayHint": {}},
+                             "workspace": {"didChangeWatchedFiles": {
+                                 "dynamicRegistration": True}}}})["capabilities"]
         self.notify("initialized", {})
 
     # ---- the wire --------------------------------------------------------------------------
@@ -74,8 +77,12 @@ class Client:
                 with self.answered:
                     self.responses[message["id"]] = message
                     self.answered.notify_all()
-            elif "id" in message:  # a request from the server (workspace/configuration...)
-                self._send({"id": message["id"], "result": None})
+            elif "id" in message:  # a request from the server (client/registerCapability...)
+                self.server_requests.append(message)
+                try:
+                    self._send({"id": message["id"], "result": None})
+                except (OSError, ValueError):  # our side is closed already
+                    pass
             else:
                 self.notifications.put(message)
 

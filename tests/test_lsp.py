@@ -124,6 +124,26 @@ def test_edits_update_the_diagnostics(client):
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 
 
+def test_a_used_file_changed_on_disk_is_read_again(client, tmp_path):
+    """The server asks to be told of .arch files changed on disk; a used file that changes
+    (not open in the editor) re-checks the open files that use it."""
+    registrations = [r for m in client.server_requests if m["method"] == "client/registerCapability"
+                     for r in m["params"]["registrations"]]
+    assert [r["registerOptions"]["watchers"][0]["globPattern"] for r in registrations
+            if r["method"] == "workspace/didChangeWatchedFiles"] == ["**/*.arch"]
+    blocks, net = tmp_path / "blocks.arch", tmp_path / "net.arch"
+    blocks.write_text("block unit(c):\n    conv(c, 3, pad=same) relu\n")
+    net.write_text('use "blocks.arch"\n\nnetwork tiny:\n    input 3x8x8\n    unit(4) gap FC-2\n')
+    uri, got = opened(client, net)
+    assert got == []
+    blocks.write_text("block unit(c):\n    conv(c, 3, pad=same) rleu\n")
+    client.notify("workspace/didChangeWatchedFiles", {"changes": [
+        {"uri": blocks.resolve().as_uri(), "type": 2}]})
+    [d] = client.diagnostics(uri)
+    assert d["code"] == "E0201" and "`rleu`" in d["message"]
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
 def test_typing_is_debounced(client):
     """Twenty keystrokes sent at once: the file is checked when they stop, for the last text
     (not twenty times), and the diagnostics are those of the last version."""

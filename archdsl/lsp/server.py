@@ -104,6 +104,26 @@ class ArchServer(LanguageServer):
                 if other != uri and their.program is not None and mine in their.program.units:
                     self.schedule(other, 0)
 
+    def watch_files(self) -> None:
+        """Ask the client to report changes to .arch files on disk (a `git checkout`, a save
+        from another program), where it can: the files that use them are checked again."""
+        workspace = self.client_capabilities.workspace
+        watched = workspace.did_change_watched_files if workspace else None
+        if watched is None or not watched.dynamic_registration:
+            return
+        self.client_register_capability(lsp.RegistrationParams([lsp.Registration(
+            "archdsl-watch", lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            lsp.DidChangeWatchedFilesRegistrationOptions(
+                [lsp.FileSystemWatcher(glob_pattern="**/*.arch")]))]))
+
+    def files_changed(self, uris: list[str]) -> None:
+        """Files changed on disk: the open files that use one are checked again (an open file
+        itself is the editor's text, which the editor reports)."""
+        changed = {_resolved(path) for uri in uris if (path := _path(uri)) is not None}
+        for uri, analysis in list(self.analyses.items()):
+            if analysis.program is not None and changed & set(analysis.program.units):
+                self.schedule(uri, 0)
+
     def forget(self, uri: str) -> None:
         """A file closed: its diagnostics are cleared, and the disk's text counts again."""
         handle = self.pending.pop(uri, None)
@@ -754,6 +774,16 @@ def make_server() -> ArchServer:
         uri = params.text_document.uri
         ls.model.set_text(_path(uri), ls.text(uri))
         ls.schedule(uri)
+
+    @server.feature(lsp.INITIALIZED)
+    @guarded
+    def initialized(ls: ArchServer, params: lsp.InitializedParams):
+        ls.watch_files()
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    @guarded
+    def watched_files_changed(ls: ArchServer, params: lsp.DidChangeWatchedFilesParams):
+        ls.files_changed([change.uri for change in params.changes])
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     @guarded
