@@ -110,6 +110,7 @@ CASES = [
     "train --resume {tmp}/wrong-shape.pt",
     "eval {tmp}/wrong-shape.pt",
     "eval {tmp}/flipped.pt",
+    "train --resume {tmp}/ema-changed.pt",
     "eval {tmp}/module.pt",
     "eval {tmp}/junk.pt",
     # compiling a checkpoint's weights
@@ -118,6 +119,7 @@ CASES = [
     f"compile specs/resnet.arch resnet18 --torchvision resnet81",
     # the command line itself
     "layers convv",
+    "lsp --port 2087",
     "check specs/lenet.arch --frobnicate",
     f"summary {LENET} --depth 0",
     f"summary {LENET} --batch 0",
@@ -173,6 +175,13 @@ def scratch(tmp):
     weight = trained["model"]["conv1.weight"].flatten()[:4].numpy().tobytes()
     data[data.find(weight) + 1] ^= 0xFF  # one flipped byte inside the weights
     (tmp / "flipped.pt").write_bytes(bytes(data))
+    # an --ema checkpoint whose trained weights (what --resume goes on from) were changed
+    # after it was written: their checksum no longer fits
+    changed = {k: v for k, v in trained.items()}
+    changed["trained"] = {k: v + 1 if v.is_floating_point() else v
+                          for k, v in trained["model"].items()}
+    changed["trained_checksum"] = checkpoint.checksum(trained["model"])
+    torch.save(changed, tmp / "ema-changed.pt")
 
 
 def _broken_images(folder):
