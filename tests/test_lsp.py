@@ -485,6 +485,22 @@ def test_the_server_never_imports_torch(tmp_path):
     assert not (tmp_path / "imported").exists()
 
 
+def test_a_buffer_over_the_size_limit_gets_e0507_and_no_more_work(client):
+    """An editor may open anything as archdsl: a buffer over 64 KiB is refused as a spec file
+    is, and highlighting and formatting do nothing with it."""
+    from archdsl.limits import MAX_FILE_BYTES
+
+    text = "network n:\n    input 3x8x8\n" + "    relu\n" * (MAX_FILE_BYTES // 9 + 1)
+    uri, [d] = opened(client, ROOT / "tests" / "ui" / "_lsp_large_test.arch", text)
+    assert d["code"] == "E0507"
+    document = {"textDocument": {"uri": uri}}
+    assert client.request("textDocument/semanticTokens/full", document)["data"] == []
+    assert client.request("textDocument/formatting", {**document, "options": {
+        "tabSize": 4, "insertSpaces": True}}) is None
+    assert client.request("textDocument/hover", client.at(uri, 2, 5)) is None
+    client.notify("textDocument/didClose", document)
+
+
 def test_the_server_stops_when_the_client_goes(tmp_path):
     c = Client()
     c.process.stdin.close()  # the editor crashed

@@ -26,6 +26,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
 from ..diagnostics import Diagnostic, split_lines
+from ..limits import MAX_FILE_BYTES
 from ..syntax import ast
 from . import editing
 from .highlight import MODIFIERS, TYPES, encode, semantic_tokens, utf16_length
@@ -439,6 +440,8 @@ class ArchServer(LanguageServer):
 
     def semantic_tokens(self, uri: str) -> lsp.SemanticTokens:
         analysis = self.current(uri)
+        if _too_large(analysis.text):  # its diagnostic (E0507) says so
+            return lsp.SemanticTokens(data=[])
         return lsp.SemanticTokens(data=encode(analysis.text, semantic_tokens(
             analysis.text, analysis.index)))
 
@@ -447,6 +450,8 @@ class ArchServer(LanguageServer):
         from ..syntax.format import FormatError, format_text
 
         text = self.text(uri)
+        if _too_large(text):
+            return None
         try:
             formatted = format_text(text, str(_path(uri) or "<string>"))
         except (SpecError, FormatError, RecursionError):
@@ -696,6 +701,12 @@ def _range(span) -> lsp.Range:
 def _range_of(r) -> lsp.Range:
     """A Range of the index (columns in characters; ASCII names: the same in UTF-16)."""
     return lsp.Range(lsp.Position(r[0] - 1, r[1] - 1), lsp.Position(r[2] - 1, r[3] - 1))
+
+
+def _too_large(text: str) -> bool:
+    """A buffer over the size limit of a spec file: checked with E0507, like a file on disk,
+    and given no work beyond that (no highlighting, no formatting)."""
+    return len(text) > MAX_FILE_BYTES or len(text.encode()) > MAX_FILE_BYTES
 
 
 def _path(uri: str) -> Path | None:
