@@ -19,17 +19,20 @@ OUT = ROOT / "editors" / "vscode" / "syntaxes" / "archdsl.tmLanguage.json"
 
 NAME = r"[A-Za-z_]\w*"
 PIECE = r"(?:\d+|\{[^{}\n]*\})"  # a size: a number or a computed {expression}
+# the keywords that begin a statement (never a label), and those with a rule of their own
 STATEMENT_WORDS = ["if", "elif", "else", "with", "frozen", "repeat", "input", "output",
                    "branch", "add", "concat", "mul", "network", "block", "def", "recipe", "use",
                    "let", "from", "return"]
-KEYWORDS = ["let", "repeat", "as", "if", "elif", "else", "with", "frozen", "from", "when", "of",
-            "and", "or", "not", "return"]
-BUILTINS = ["min", "max", "int", "round", "ceil", "floor", "abs", "log", "divisible", "len",
-            "sum"]
+OWN_RULES = {"network", "block", "def", "recipe", "use", "input", "output", "add", "concat",
+             "mul", "branch", "x", "in"}
 
 
 def grammar() -> dict:
+    from archdsl.elaborate.expressions import BUILTINS, CONSTANTS
     from archdsl.layers import LAYERS
+    from archdsl.syntax.format import KEYWORDS, LITERALS
+
+    keywords = sorted(KEYWORDS - OWN_RULES, key=lambda k: (-len(k), k))
 
     layers = sorted({n for k in LAYERS.values() for n in (k.name, *k.aliases)},
                     key=lambda n: (-len(n), n))
@@ -70,13 +73,13 @@ def grammar() -> dict:
                "captures": {"1": {"name": "variable.language.in.archdsl"},
                             "3": {"name": "variable.other.member.archdsl"}}},
         "keyword": {"name": "keyword.control.archdsl",
-                    "match": r"\b(?:" + "|".join(KEYWORDS) + r")\b"},
+                    "match": r"\b(?:" + "|".join(keywords) + r")\b"},
         "repeat": {"match": r"(?<=[\w)\]}])\s+(x)(?=\s)",
                    "captures": {"1": {"name": "keyword.operator.repeat.archdsl"}}},
         "constant": {"name": "constant.language.archdsl",
-                     "match": r"\b(?:true|false|none|same|valid)\b"},
+                     "match": r"\b(?:" + "|".join(sorted(LITERALS | set(CONSTANTS))) + r")\b"},
         "builtin": {"name": "support.function.builtin.archdsl",
-                    "match": r"\b(?:" + "|".join(BUILTINS) + r")(?=\s*\()"},
+                    "match": r"\b(?:" + "|".join(sorted(BUILTINS)) + r")(?=\s*\()"},
         "named-argument": {"match": rf"\b({NAME})\s*(=)(?!=)",
                            "captures": {"1": {"name": "variable.parameter.archdsl"},
                                         "2": {"name": "keyword.operator.assignment.archdsl"}}},

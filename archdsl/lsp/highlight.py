@@ -11,15 +11,12 @@ from __future__ import annotations
 
 from ..diagnostics import split_lines
 from ..layers import registry
-from ..syntax.format import tokens
+from ..syntax.format import RESERVED, tokens
 from .index import Index
 
 TYPES = ["keyword", "comment", "string", "number", "function", "class", "parameter",
          "variable", "property", "operator"]
 MODIFIERS = ["declaration", "defaultLibrary"]
-KEYWORDS = {"network", "block", "def", "use", "recipe", "input", "output", "let", "repeat",
-            "if", "elif", "else", "with", "frozen", "from", "add", "concat", "mul", "branch",
-            "when", "as", "and", "or", "not", "of", "x", "in", "true", "false", "none"}
 
 # what each kind of occurrence (index.py) is drawn as: (type, modifiers)
 BY_KIND = {"layer": ("function", {"defaultLibrary"}), "builtin": ("function", {"defaultLibrary"}),
@@ -52,7 +49,7 @@ def semantic_tokens(text: str, index: Index | None) -> list[tuple[int, int, int,
             found = None
             if kind == "name":
                 found = names.get((number, column + 1))
-                if found is None and word in KEYWORDS:
+                if found is None and word in RESERVED:
                     found = ("keyword", set())
                 elif found is None and index is None and registry.lookup(word) is not None:
                     found = ("function", {"defaultLibrary"})

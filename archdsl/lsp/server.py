@@ -27,6 +27,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from .. import __version__
 from ..diagnostics import Diagnostic, split_lines
 from ..limits import MAX_FILE_BYTES
+from ..syntax.format import RESERVED
 from ..syntax import ast
 from . import editing
 from .highlight import MODIFIERS, TYPES, encode, semantic_tokens, utf16_length
@@ -38,9 +39,6 @@ DEBOUNCE = 0.03  # seconds without a change before a file is checked again
 COLLECT_AFTER = 0.5  # seconds without a check before garbage is collected
 MAX_UNCOLLECTED = 1_500_000  # objects allocated since the last collection: collect at once
 MAX_WORKSPACE_FILES = 2000  # .arch files searched for workspace symbols
-KEYWORDS = ["network", "block", "def", "use", "recipe", "input", "output", "let", "repeat",
-            "if", "elif", "else", "with", "frozen", "from", "add", "concat", "mul", "branch",
-            "when", "as", "and", "or", "not", "true", "false", "none"]
 NAME = re.compile(r"[A-Za-z_]\w*\Z")
 
 
@@ -275,7 +273,7 @@ class ArchServer(LanguageServer):
             what = f"`{o.name}`" if o is not None else "this"
             raise ValueError(f"{what} cannot be renamed: only blocks, defs, networks, "
                              "parameters, `let`s, repeat variables and labels can")
-        if not NAME.match(new_name) or new_name in KEYWORDS:
+        if not NAME.match(new_name) or new_name in RESERVED:
             raise ValueError(f"`{new_name}` is not a name a spec can use")
         from ..layers import registry
 
@@ -385,7 +383,7 @@ class ArchServer(LanguageServer):
         items += _name_items(analysis, owner, steps=ctx.call is None)
         if ctx.call is None and ctx.line_start:
             items += [lsp.CompletionItem(k, kind=lsp.CompletionItemKind.Keyword)
-                      for k in KEYWORDS]
+                      for k in sorted(RESERVED - {"x"})]  # `x` repeats: not a line's start
         return items
 
     def signature_help(self, uri: str, position: lsp.Position) -> lsp.SignatureHelp | None:

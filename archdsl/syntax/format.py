@@ -36,6 +36,8 @@ TOKEN = re.compile(r"""
 KEYWORDS = {"if", "elif", "else", "and", "or", "not", "in", "x", "when", "let", "as", "repeat", "of",
             "with", "use", "def", "block", "network", "input", "output", "branch", "add",
             "concat", "mul", "return", "frozen", "recipe", "from"}
+LITERALS = {"true", "false", "none"}
+RESERVED = KEYWORDS | LITERALS  # no definition, parameter or label can take these names
 BINARY = {"**", "//", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%"}
 OPENERS, CLOSERS = "([{", ")]}"
 
