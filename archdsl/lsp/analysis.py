@@ -22,7 +22,6 @@ from ..diagnostics import Diagnostic, Diagnostics, SpecError
 from ..elaborate.elaborator import POISON, Elaborator, WorkBudget
 from ..elaborate.program import Program
 from ..files import DiskFiles, SpecFile
-from ..layers import registry
 from ..layers.registry import Params
 from ..shapes import show
 from ..syntax import ast
@@ -70,13 +69,6 @@ class Analysis:
     runs: dict[str, NetworkRun] = field(default_factory=dict)
     program: Program | None = None
     reused: int = 0  # networks whose elaboration was reused from an earlier version
-
-    @property
-    def files(self) -> set[str]:
-        """The paths of the files this one `use`s (directly or not), as they are shown."""
-        if self.program is None:
-            return set()
-        return {u.path for u in self.program.units.values() if u is not self.unit}
 
     # ---- what the traces say ---------------------------------------------------------------
 
@@ -351,6 +343,3 @@ def shapes_table(analysis: Analysis, traced: list) -> str:
         lines.append(f"\n… and {len(rows) - MAX_TABLE_ROWS} more")
     return "\n".join(lines)
 
-
-def layer_of(name: str):
-    return registry.lookup(name)

@@ -154,8 +154,7 @@ class Index:
         entry = self.namespace.get(name)
         if entry is None:
             return None
-        unit = entry[1]
-        return ("global", str(unit.file.key) if hasattr(unit, "file") else unit.path, name)
+        return ("global", str(entry[1].file.key), name)
 
     def _used_file(self, name: str) -> str:
         """The file a `use` names, as the key of the files that use it (its real path)."""
