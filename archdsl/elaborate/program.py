@@ -57,6 +57,7 @@ class Program:
         self.diagnostics = Diagnostics()
         self._loading: list[object] = []
         self.total_bytes = 0
+        self.edited: str | None = None  # load_edited: how the edited file is shown
 
     def load_file(self, path, shown_as: str | None = None) -> FileUnit | None:
         """The root spec (a path on disk, or a name inside a checkpoint). Raises SpecError

@@ -163,7 +163,7 @@ class Workspace:
             unit = program.load_edited(path, text)
         except SpecError as error:
             program.diagnostics.extend(error.diagnostics)
-        shown = getattr(program, "edited", _shown(path))
+        shown = program.edited or _shown(path)
         diagnostics = Diagnostics()
         diagnostics.extend(program.diagnostics)
         if unit is None:

@@ -22,7 +22,6 @@ when one of them changed).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 from ..diagnostics import Span
 from ..layers import registry
 from ..syntax import ast
+from ..syntax.ast import walk
 
 Range = tuple[int, int, int, int]  # line, col, end_line, end_col: 1-based, end exclusive
 
@@ -66,32 +66,6 @@ class Symbol:
     name_range: Range
     children: tuple = ()
     detail: str = ""
-
-
-def children(node):
-    """The syntax nodes directly inside `node` (dataclasses, lists and tuples of them)."""
-    for f in dataclasses.fields(node):
-        if f.name in ("span", "source"):
-            continue
-        yield from _nodes_in(getattr(node, f.name))
-
-
-def _nodes_in(value):
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _nodes_in(item)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, Span):
-        yield value
-
-
-def walk(node):
-    """Every syntax node under `node`, itself first, in source order; iterative, so the
-    deepest expression the parser accepts cannot exhaust Python's stack."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        yield item
-        stack.extend(reversed(list(children(item))))
 
 
 def name_range(span: Span, name: str, after: str = "") -> Range | None:

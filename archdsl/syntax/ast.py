@@ -7,6 +7,7 @@ every later error can point at the user's own text. The tree is plain data: elab
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..diagnostics import Span
@@ -379,3 +380,31 @@ class Module:
 
     source: object  # diagnostics.Source
     definitions: list[Definition] = field(default_factory=list)
+
+
+# ---- traversal ---------------------------------------------------------------------------
+
+def children(node):
+    """The syntax nodes directly inside `node` (dataclasses, lists and tuples of them)."""
+    for f in dataclasses.fields(node):
+        if f.name in ("span", "source"):
+            continue
+        yield from _nodes_in(getattr(node, f.name))
+
+
+def _nodes_in(value):
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _nodes_in(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, Span):
+        yield value
+
+
+def walk(node):
+    """Every syntax node under `node`, itself first, in source order; iterative, so the
+    deepest expression the parser accepts cannot exhaust Python's stack."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        yield item
+        stack.extend(reversed(list(children(item))))
