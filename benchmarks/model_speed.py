@@ -4,9 +4,9 @@ breaks under torch.compile.
     .venv/bin/python benchmarks/model_speed.py [--write] [--device cuda] [--batch 64] [--size 224]
 
 Forward (inference, no_grad) and forward+backward (training) throughput of ResNet-50, VGG-16,
-DenseNet-121, EfficientNet-B0, GoogLeNet, ViT-B/16, ConvNeXt-T, MobileNet V3 and ShuffleNet V2,
-archdsl's and torchvision's built side by side in
-one process with the same weights, eager and torch.compile. Each model is warmed up for at
+DenseNet-121, EfficientNet-B0, GoogLeNet, ViT-B/16, ConvNeXt-T, Swin-T, MobileNet V3 and
+ShuffleNet V2, archdsl's and torchvision's built side by side in one process with the same
+weights, eager and torch.compile. Each model is warmed up for at
 least a second (compilation, allocator, thread pool), then the two are timed in interleaved
 rounds whose order alternates (AB BA AB ...), so neither always runs first and slow drift of
 the machine affects both alike. On a CPU each round keeps its median pass, and the default is
@@ -38,6 +38,7 @@ MODELS = [("resnet.arch", "resnet50", "resnet50", {}), ("vgg.arch", "vgg16", "vg
            {"aux_logits": False, "init_weights": True}),
           ("vit.arch", "vit_b_16", "vit_b_16", {}),
           ("convnext.arch", "convnext_tiny", "convnext_tiny", {}),
+          ("swin.arch", "swin_t", "swin_t", {}),
           ("mobilenet.arch", "mobilenet_v3_large", "mobilenet_v3_large", {}),
           ("shufflenet.arch", "shufflenet_v2_x1_0", "shufflenet_v2_x1_0", {})]
 

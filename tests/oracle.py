@@ -16,9 +16,9 @@ from archdsl.backends.torch_module import example_inputs
 
 def running_stats(model) -> int:
     """The buffers archdsl counts: running statistics (and a frozen BatchNorm's scale and
-    shift); not BatchNorm's `num_batches_tracked` counter."""
-    return sum(b.numel() for name, b in model.named_buffers()
-               if not name.endswith("num_batches_tracked"))
+    shift), which are floating point; not integer tables and counters (BatchNorm's
+    `num_batches_tracked`, window attention's `relative_position_index`)."""
+    return sum(b.numel() for b in model.buffers() if b.is_floating_point())
 
 
 def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: str = "cpu"):

@@ -2,6 +2,7 @@
 with torchvision's own implementation when given its weights."""
 
 import re
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -420,7 +421,33 @@ def test_a_network_of_one_input_size_refuses_others_up_front(name, size):
     x = torch.randn(1, *size)
     with pytest.raises(InputError, match=r"it takes no other size \(`[\w.]+` depends on it"):
         model(x)
+    _without_size_checks(model)
+    with pytest.raises(RuntimeError), torch.no_grad():
+        model(x)
+
+
+def _without_size_checks(model):
     model.fixed_by = None
+    model.input_sizes = SimpleNamespace(refusal=lambda sizes: None)
+
+
+@pytest.mark.parametrize("name,size,layer,why", [
+    ("swin_t", (3, 200, 200), "stage3.patch_merging.rearrange", r"25 does not split into \(h a\)"),
+    ("alexnet_torchvision", (3, 32, 32), "maxpool3", r"`maxpool` output would be 0x0"),
+])
+def test_a_size_some_layer_cannot_take_is_refused_up_front(name, size, layer, why):
+    """A network that takes other sizes, but not this one: Swin's patch merging needs an even
+    grid, AlexNet's last pool a map of at least 3x3. archdsl's message names the layer (the
+    sizes pass infers the shapes at that size, once); PyTorch fails there without it."""
+    from archdsl.backends.torch_module import InputError
+
+    model = archdsl.zoo_network(name).build().eval()
+    assert model.fixed_by is None
+    x = torch.randn(1, *size)
+    with pytest.raises(InputError, match=rf"cannot take {'x'.join(map(str, size))}: at "
+                                         rf"`{re.escape(layer)}`, {why}"):
+        model(x)
+    _without_size_checks(model)
     with pytest.raises(RuntimeError), torch.no_grad():
         model(x)
 

@@ -245,6 +245,9 @@ MODERN_ONNX = [("fpn.arch", "resnet18_fpn", dict(res=64)),
                                         res=32)),
                ("unet.arch", "unet", dict(c=8, res=64)),
                ("shufflenet.arch", "shufflenet_v2_x0_5", {}),
+               # windows padded (8x8 grids in 7x7 windows), shifted and masked
+               ("swin.arch", "swin", dict(c=16, depths=[2, 2], heads=[1, 2], sd=0.1,
+                                          classes=10, res=64)),
                (None, "tagger", {})]
 
 

@@ -31,6 +31,7 @@ MODERN = [
     ("efficientnet.arch", "efficientnet_v2_s", "efficientnet_v2_s", 21_458_488),
     ("regnet.arch", "regnet_x_400mf", "regnet_x_400mf", 5_495_976),
     ("regnet.arch", "regnet_y_400mf", "regnet_y_400mf", 4_344_144),
+    ("swin.arch", "swin_t", "swin_t", 28_288_354),
 ]
 
 
@@ -56,7 +57,8 @@ VARIANTS = [("vit.arch", n) for n in ("vit_b_32", "vit_l_16", "vit_l_32", "vit_h
                                       "shufflenet_v2_x2_0")] + \
     [("resnet.arch", n) for n in ("resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2")] + \
     [("mnasnet.arch", n) for n in ("mnasnet0_5", "mnasnet0_75", "mnasnet1_3")] + \
-    [("efficientnet.arch", n) for n in ("efficientnet_v2_m", "efficientnet_v2_l")]
+    [("efficientnet.arch", n) for n in ("efficientnet_v2_m", "efficientnet_v2_l")] + \
+    [("swin.arch", n) for n in ("swin_s", "swin_b")]
 
 
 @pytest.mark.parametrize("file,name", VARIANTS, ids=[v[1] for v in VARIANTS])
@@ -120,7 +122,8 @@ def test_regnet_widths_from_the_rule_give_torchvision_counts(name, monkeypatch):
 
 
 @pytest.mark.parametrize("file,name", [("vit.arch", "vit_b_16"), ("convnext.arch", "convnext_tiny"),
-                                       ("shufflenet.arch", "shufflenet_v2_x1_0")])
+                                       ("shufflenet.arch", "shufflenet_v2_x1_0"),
+                                       ("swin.arch", "swin_b")])
 def test_modern_specs_against_torch_on_the_meta_device(file, name):
     """Every layer's shape and the MACs against the built module (FlopCounterMode)."""
     check_against_torch(archdsl.load(SPECS / file).network(name), batch=1, device="meta")
@@ -129,7 +132,7 @@ def test_modern_specs_against_torch_on_the_meta_device(file, name):
 @pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch",
                                   "gpt.arch", "fpn.arch", "mobilenet.arch", "squeezenet.arch",
                                   "mnasnet.arch", "regnet.arch", "efficientnet.arch",
-                                  "inception_v3.arch"])
+                                  "inception_v3.arch", "swin.arch"])
 def test_modern_specs_read_like_their_papers(file):
     from archdsl.syntax import ast
 
@@ -574,3 +577,32 @@ def test_resnet50_fpn_backbone_is_torchvisions(trainable):
     assert list(expected) == ["0", "1", "2", "3", "pool"]
     for g, e in zip(got, expected.values(), strict=True):
         assert g.shape == e.shape and (g - e).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("file,name,size", [("swin.arch", "swin_t", (3, 256, 320)),
+                                            ("convnext.arch", "convnext_tiny", (3, 160, 192))])
+def test_grid_networks_take_other_sizes_as_torchvision(file, name, size):
+    """Swin and ConvNeXt keep their tokens channels last (a grid), as torchvision does, and
+    name no size: the module built at 224x224 runs at other sizes with torchvision's outputs
+    (Swin's last 8x10 grid is padded to whole 7x7 windows and shifted)."""
+    from archdsl.passes.sizes import size_dependent_layer
+
+    torch.manual_seed(0)
+    net = archdsl.load(SPECS / file).network(name)
+    assert size_dependent_layer(net.graph) is None
+    tv = torchvision_model(name).eval()
+    model = net.build().eval()
+    copy_state(model, tv)
+    x = torch.randn(1, *size)
+    with torch.no_grad():
+        assert (model(x) - tv(x)).abs().max() <= 1e-5
+
+
+def test_window_attention_compiles_to_one_graph():
+    """Padding, rolls and the shifted windows' mask are traced, not graph breaks: a small
+    Swin (8x8 grids in 7x7 windows, padded and shifted) is one graph under torch.compile."""
+    net = archdsl.load(SPECS / "swin.arch").network("swin", c=16, depths=[2, 2], heads=[1, 2],
+                                                    sd=0.1, classes=10, res=64)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(net.build().eval())(torch.randn(2, 3, 64, 64))
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..graph import LayerGraph
 from ..layers.registry import TorchModule
-from ..passes.sizes import size_dependent_layer
+from ..passes.sizes import InputSizes
 from .codegen import forward_source, in_place_layers, module_path, torch_op
 
 _counter = itertools.count()
@@ -49,7 +49,8 @@ class InputError(ValueError):
 def _check_inputs(module, inputs) -> None:
     """Before each eager call: each input is a batch of the spec's rank, with its channels
     (a map's C, a vector's or a sequence's features). Sizes along spatial axes and positions
-    may differ from the spec's (a convolutional network takes other image sizes). Skipped
+    may differ from the spec's where every layer takes them (a convolutional network takes
+    other image sizes; passes/sizes.py answers, once per size). Skipped
     while torch.compile or torch.export trace the model, so a compiled forward costs
     nothing more."""
     if torch.compiler.is_compiling():
@@ -73,11 +74,11 @@ def _check_inputs(module, inputs) -> None:
         if x.dim() != len(shape) + 1:
             raise InputError(f"{what} takes a batch of {sizes} ({len(shape) + 1} dimensions "
                              f"with the batch), got {x.dim()} dimensions: {got}")
-        # the axis every example must match: a sequence's features (last), else the first
-        # (a map's channels, a vector's features); token ids have none
-        axis = len(shape) - 1 if layout == "seq" else 0
+        # the axis every example must match: a sequence's or a grid's features (last), else
+        # the first (a map's channels, a vector's features); token ids have none
+        axis = len(shape) - 1 if layout in ("seq", "grid") else 0
         if layout != "tokens" and x.shape[axis + 1] != shape[axis]:
-            kind = "channels" if layout not in ("vector", "seq") else "features"
+            kind = "channels" if layout not in ("vector", "seq", "grid") else "features"
             raise InputError(f"{what} takes a batch of {sizes} ({shape[axis]} {kind}), got "
                              f"{x.shape[axis + 1]} {kind}: {got} with the batch")
         fixed = module.fixed_by
@@ -85,6 +86,18 @@ def _check_inputs(module, inputs) -> None:
             raise InputError(f"{what} takes a batch of {sizes}, got {got} with the batch: "
                              f"it takes no other size (`{fixed}` depends on it; "
                              "passes/sizes.py)")
+    # another size for a network that takes other sizes: does each of its layers take it?
+    sizes = {name: tuple(x.shape[1:]) for name, x in zip(expected, inputs)}
+    if module.fixed_by is None and sizes != expected:
+        refused = module.input_sizes.refusal(sizes)
+        if refused:
+            layer, why = refused
+            raise InputError(f"`{module.network_name}` cannot take {_sizes(sizes)}: at "
+                             f"`{layer}`, {why} (its spec's size: {_sizes(expected)})")
+
+
+def _sizes(shapes: dict) -> str:
+    return ", ".join("x".join(map(str, shape)) for shape in shapes.values())
 
 
 def make_module(op: TorchModule) -> nn.Module:
@@ -107,7 +120,8 @@ class ArchModule(nn.Module):
         self.input_layouts = {name: s.layout for name, s in graph.input_shapes().items()}
         # the layer that ties the network to its spec's input size, if one does (LeNet-5's
         # first linear layer, a ViT's position embedding): other sizes are refused up front
-        self.fixed_by = size_dependent_layer(graph)
+        self.input_sizes = InputSizes(graph)
+        self.fixed_by = self.input_sizes.fixed_by
         self.register_forward_pre_hook(_check_inputs)
         in_place = in_place_layers(graph) if in_place else set()
         for name, node in graph.layers():

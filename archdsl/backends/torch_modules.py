@@ -129,6 +129,84 @@ class SelfAttention(nn.Module):
         return f"heads={self.num_heads}, dropout={self.dropout}, causal={self.causal}"
 
 
+class WindowAttention(nn.Module):
+    """Multi-head self-attention within windows of a grid (N, H, W, C), Swin's (shifted)
+    window attention, with torchvision's ShiftedWindowAttention's tensors in its state_dict
+    order (relative_position_bias_table, relative_position_index, qkv, proj) so that its
+    weights load. The relative-position bias and the shift's mask (-100 between positions
+    the roll brought together, as torchvision) are one additive mask for
+    scaled_dot_product_attention."""
+
+    def __init__(self, dim, num_heads, window, shift=0, dropout=0.0):
+        super().__init__()
+        self.num_heads, self.window, self.shift, self.dropout = num_heads, window, shift, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        side = 2 * window - 1
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(side * side, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        # for each pair of positions (i, j) of a window, the row of the table for j - i
+        ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+        ys, xs = ys.flatten(), xs.flatten()
+        index = (ys[:, None] - ys[None, :] + window - 1) * side + xs[:, None] - xs[None, :] \
+            + window - 1
+        self.register_buffer("relative_position_index", index.flatten())
+
+    def _regions(self, size, shift, device):
+        """Which of the three bands a roll by `shift` makes each position of an axis of
+        `size` belong to (0 for all when not shifted)."""
+        i = torch.arange(size, device=device)
+        if not shift:
+            return torch.zeros_like(i)
+        return (i >= size - self.window).long() + (i >= size - shift).long()
+
+    def forward(self, x):
+        n, h, w, c = x.shape
+        win, heads = self.window, self.num_heads
+        pad_h, pad_w = -h % win, -w % win
+        if pad_h or pad_w:
+            x = nn.functional.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        hp, wp = h + pad_h, w + pad_w
+        rows, cols = hp // win, wp // win
+        # an axis one window spans is not shifted (torchvision)
+        shift_h = self.shift if win < hp else 0
+        shift_w = self.shift if win < wp else 0
+        shifted = bool(shift_h or shift_w)
+        if shifted:
+            x = torch.roll(x, (-shift_h, -shift_w), (1, 2))
+        windows = x.view(n, rows, win, cols, win, c).transpose(2, 3)
+        length = win * win
+        qkv = self.qkv(windows.reshape(n, rows * cols, length, c))
+        qkv = qkv.view(n, rows * cols, length, 3, heads, c // heads).permute(3, 0, 1, 4, 2, 5)
+        bias = self.relative_position_bias_table[self.relative_position_index]
+        bias = bias.view(length, length, heads).permute(2, 0, 1)
+        # one mask per window and head (the batch of attentions is N x windows·heads): the
+        # bias, and where shifted, -100 between positions the roll brought together
+        mask = bias[None].expand(rows * cols, heads, length, length)
+        if shifted:
+            region = self._regions(hp, shift_h, x.device)[:, None] * 3 \
+                + self._regions(wp, shift_w, x.device)[None, :]
+            region = region.view(rows, win, cols, win).transpose(1, 2).reshape(-1, length)
+            mask = mask + ((region[:, None, :] != region[:, :, None]) * -100.0)[:, None]
+        mask = mask.reshape(1, rows * cols * heads, length, length)
+        q, k, v = qkv.reshape(3, n, rows * cols * heads, length, c // heads).unbind(0)
+        y = nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask.to(q.dtype),
+            dropout_p=self.dropout if self.training else 0.0)
+        y = y.reshape(n, rows * cols, heads, length, c // heads).transpose(2, 3)
+        y = self.proj(y.reshape(n, rows * cols, length, c))
+        y = y.view(n, rows, cols, win, win, c).transpose(2, 3).reshape(n, hp, wp, c)
+        if shifted:
+            y = torch.roll(y, (shift_h, shift_w), (1, 2))
+        if pad_h or pad_w:
+            y = y[:, :h, :w].contiguous()
+        return y
+
+    def extra_repr(self):
+        return (f"heads={self.num_heads}, window={self.window}, shift={self.shift}, "
+                f"dropout={self.dropout}")
+
+
 class LSTM(nn.LSTM):
     """nn.LSTM (batch first) that returns its output sequence alone, not the final states:
     one tensor, as every other layer."""

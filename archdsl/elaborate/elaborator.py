@@ -25,7 +25,7 @@ from ..graph import LayerGraph
 from ..layers import registry
 from ..layers.registry import LayerKind, Params, ShapeError, check_layout, numel, show
 from ..layers.types import Optional, TensorLabel
-from ..shapes import LAYOUT_WORDS, SEQ, TOKENS, VECTOR, Shape, as_shape, layout_rank
+from ..shapes import GRID, LAYOUT_WORDS, SEQ, TOKENS, VECTOR, Shape, as_shape, layout_rank
 from ..limits import (BLOCK_CALL_WORK, ERROR_WORK, LAYER_WORK, MAX_BLOCK_DEPTH, MAX_ELEMENTS,
                       MAX_NODES, MAX_PARAMS, MAX_VARIANT_DEPTH, MAX_WORK, deep_recursion)
 from ..syntax import ast
@@ -392,15 +392,16 @@ class Elaborator:
         return names
 
     def _input_layout(self, s: ast.Input, scope) -> tuple[str | None, int | None]:
-        """The layout an `input` line states (`seq`, `tokens of 50257`), if any."""
+        """The layout an `input` line states (`seq`, `grid`, `tokens of 50257`), if any."""
         if s.layout is None:
             return None, None
-        words = {"seq": SEQ, "sequence": SEQ, "tokens": TOKENS, "vector": VECTOR,
+        words = {"seq": SEQ, "sequence": SEQ, "grid": GRID, "tokens": TOKENS, "vector": VECTOR,
                  "map": None}
         if s.layout not in words:
             raise self.error("E0303", f"unknown layout `{s.layout}`", s.layout_span,
                              help=did_you_mean(s.layout, list(words)) or
-                             "an input's sizes may be followed by `seq` or `tokens of VOCAB`")
+                             "an input's sizes may be followed by `seq`, `grid` or "
+                             "`tokens of VOCAB`")
         layout = words[s.layout]
         if (layout == TOKENS) != (s.vocab is not None):
             raise self.error("E0303", "token ids need their vocabulary: `tokens of 50257`"

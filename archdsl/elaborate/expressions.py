@@ -18,7 +18,7 @@ from ..diagnostics import Diagnostic, SpecError
 from ..layers import registry
 from ..limits import (FUNCTION_CALL_WORK, ITEMS_PER_WORK, MAX_CALL_DEPTH, MAX_INT, MAX_LIST,
                       MAX_VALUE_DEPTH)
-from ..shapes import MAP1D, MAP2D, MAP3D, MAPS, SEQ, TOKENS, VECTOR
+from ..shapes import GRID, MAP1D, MAP2D, MAP3D, MAPS, SEQ, TOKENS, VECTOR
 from ..shapes import describe as describe_shape
 from ..syntax import ast
 from .values import (BlockValue, BoundArg, Builtin, FunctionValue, LayerValue, ListValue,
@@ -401,9 +401,9 @@ class Evaluator:
 
     def _shape_attr(self, shape, e):
         """`in.shape`, `in.rank`, `in.layout`; and the sizes by what they mean in the layout:
-        `c` (a map's channels, a vector's features), `h` and `w` (a 2-D or 3-D map), `l` (a
-        1-D map's, a sequence's or token ids' length), `d` (a sequence's or vector's
-        features), `vocab` (token ids)."""
+        `c` (a map's channels, a vector's or a grid's features), `h` and `w` (a 2-D or 3-D
+        map, a grid), `l` (a 1-D map's, a sequence's or token ids' length), `d` (a sequence's,
+        a grid's or a vector's features), `vocab` (token ids)."""
         if e.name == "shape":
             return ListValue(shape)
         if e.name == "rank":
@@ -411,11 +411,12 @@ class Evaluator:
         if e.name == "layout":
             return shape.layout
         layout = shape.layout
-        meaning = {"c": 0 if layout in MAPS or layout == VECTOR else None,
-                   "h": -2 if layout in (MAP2D, MAP3D) else None,
-                   "w": -1 if layout in (MAP2D, MAP3D) else None,
+        meaning = {"c": 0 if layout in MAPS or layout == VECTOR else -1 if layout == GRID
+                   else None,
+                   "h": -2 if layout in (MAP2D, MAP3D) else 0 if layout == GRID else None,
+                   "w": -1 if layout in (MAP2D, MAP3D) else 1 if layout == GRID else None,
                    "l": -1 if layout == MAP1D else 0 if layout in (SEQ, TOKENS) else None,
-                   "d": -1 if layout in (SEQ, VECTOR) else None}
+                   "d": -1 if layout in (SEQ, GRID, VECTOR) else None}
         if e.name == "vocab" and shape.vocab:
             return shape.vocab
         if meaning.get(e.name) is not None:

@@ -6,7 +6,6 @@ measurement (exp, division and comparison count one each).
 
 from __future__ import annotations
 
-from ..shapes import SEQ
 from .registry import LayerKind, Params, Param, TorchModule, numel, register
 from .types import Float
 
@@ -98,9 +97,9 @@ class Softmax(Activation):
     cost = 3  # exp, sum, divide
     saves = ("output",)
     autocast = "fp32"
-    doc = ("Softmax over channels (dim 1; a sequence's features). A trailing softmax is part of the network for "
-           "inference; training fuses it into the loss and trains on logits. Table notation: "
-           "`soft-max`.")
+    doc = ("Softmax over channels (dim 1; a sequence's or a grid's features, the last). A "
+           "trailing softmax is part of the network for inference; training fuses it into the "
+           "loss and trains on logits. Table notation: `soft-max`.")
 
     def torch(self, a, x, y):
-        return TorchModule("torch.nn.Softmax", dict(dim=-1 if x.layout == SEQ else 1))
+        return TorchModule("torch.nn.Softmax", dict(dim=-1 if x.features_last else 1))

@@ -1,8 +1,9 @@
-"""Layers of sequence models: multi-head self-attention and token embeddings."""
+"""Layers of sequence models: multi-head self-attention (over a whole sequence, or within
+windows of a grid) and token embeddings."""
 
 from __future__ import annotations
 
-from ..shapes import SEQ, TOKENS, Shape
+from ..shapes import GRID, SEQ, TOKENS, Shape
 from .registry import LayerKind, Params, Param, ShapeError, TorchModule, register
 from .linear import TIED
 from .types import Bool, Float, Int, Optional
@@ -38,10 +39,7 @@ class Attention(LayerKind):
                 (length * d, "act"))
 
     def shape(self, a, x):
-        if x[1] % a["heads"]:
-            raise ShapeError(f"{a['heads']} heads do not divide the width {x[1]}",
-                             help="choose a number of heads that divides the sequence's "
-                                  "features (768 = 12 x 64)", arg="heads", code="E0405")
+        _heads_divide(a["heads"], x[1])
         return x
 
     def params_count(self, a, x):
@@ -66,6 +64,86 @@ class Attention(LayerKind):
 
     def describe(self, a):
         return f"attention x{a['heads']}" + (", causal" if a["causal"] else "")
+
+
+def _heads_divide(heads: int, width: int) -> None:
+    if width % heads:
+        raise ShapeError(f"{heads} heads do not divide the width {width}",
+                         help="choose a number of heads that divides the features "
+                              "(768 = 12 x 64)", arg="heads", code="E0405")
+
+
+@register
+class WindowAttention(LayerKind):
+    name = "window_attention"
+    family = "attention"
+    doc = ("Multi-head self-attention within windows of a grid (Swin, Liu et al. 2021, §3.2): "
+           "HxWxD to HxWxD. The grid is padded to whole `window`x`window` windows; the "
+           "positions of each window attend to each other, with a learned bias for each "
+           "relative position ((2·window-1)² per head). `shift` rolls the grid by that many "
+           "positions before and back after, masking the pairs the roll brings together "
+           "(Swin's shifted windows: window // 2 in every other block); an axis that one "
+           "window spans is not shifted, as torchvision does. Its parameters and buffer are "
+           "torchvision's ShiftedWindowAttention's, so Swin's weights load; it runs through "
+           "scaled_dot_product_attention. MACs: the q, k, v and output projections (4·N·D²) "
+           "and the QKᵀ and AV products within the windows (2·N·window²·D), N the positions "
+           "of the padded grid.")
+    params = (
+        Param("heads", Int(1), doc="attention heads; must divide the width D"),
+        Param("window", Int(1), 7, "side of the square windows, in positions"),
+        Param("shift", Int(0), 0, "positions the windows are shifted by; less than `window`"),
+        Param("dropout", Float(0.0, 1.0), 0.0, "dropout on the attention weights while training"),
+    )
+    accepts = (GRID,)
+    output_disposable = True
+    autocast = "low"
+    saves = ()  # it keeps its windows (a copy), not its input
+
+    @staticmethod
+    def padded(a, x) -> int:
+        """The positions of the grid padded to whole windows."""
+        w = a["window"]
+        return -(-x[0] // w) * w * (-(-x[1] // w) * w)
+
+    def saved_extra(self, a, x, y):
+        # the windows (the linear's input), q, k and v, the attention's output and its
+        # log-sum-exp per query, and that output laid out again for the output projection
+        n, d = self.padded(a, x), x[2]
+        return ((n * d, "act"), (3 * n * d, "act"), (n * d, "act"), (a["heads"] * n, "fp32"),
+                (n * d, "act"))
+
+    def shape(self, a, x):
+        _heads_divide(a["heads"], x[2])
+        if a["shift"] >= a["window"]:
+            raise ShapeError(f"a shift of {a['shift']} does not fit windows of "
+                             f"{a['window']}", arg="shift", code="E0304",
+                             help=f"shift by less than the window: Swin's is window // 2 "
+                                  f"({a['window'] // 2})")
+        return x
+
+    def params_count(self, a, x):
+        d, side = x[2], 2 * a["window"] - 1
+        return Params(4 * d * d + 4 * d + side * side * a["heads"])
+
+    def macs(self, a, x, y):
+        n, d = self.padded(a, x), x[2]
+        return 4 * n * d * d + 2 * n * a["window"] ** 2 * d
+
+    def flops(self, a, x, y):
+        n, d = self.padded(a, x), x[2]
+        # the products' multiply-adds, the biases, and per attention score the position
+        # bias, a scale, an exp, a sum and a divide (softmax)
+        return 2 * self.macs(a, x, y) + 4 * n * d + 5 * a["heads"] * n * a["window"] ** 2
+
+    def torch(self, a, x, y):
+        return TorchModule("archdsl.backends.torch_modules.WindowAttention", dict(
+            dim=x[2], num_heads=a["heads"], window=a["window"], shift=a["shift"],
+            dropout=a["dropout"]))
+
+    def describe(self, a):
+        w = a["window"]
+        return f"window attention x{a['heads']}, {w}x{w}" + (
+            f", shift {a['shift']}" if a["shift"] else "")
 
 
 @register

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..shapes import MAPS, SEQ, VECTOR, Shape
+from ..shapes import FEATURES_LAST, MAPS, VECTOR, Shape
 from .registry import LayerKind, Params, Param, TorchModule, numel, register
 from .types import Bool, Int, Optional, TensorLabel
 
@@ -19,11 +19,11 @@ class Linear(LayerKind):
     family = "linear"
     accepts_act = True
     doc = ("Fully connected layer (torch.nn.Linear). A feature-map input is flattened first, as "
-           "the papers' tables imply (VGG's FC-4096 after the last maxpool); on a sequence it "
-           "acts on each position's features (LxD to LxOUT). Table notation `FC-4096` is "
+           "the papers' tables imply (VGG's FC-4096 after the last maxpool); on a sequence or a "
+           "grid it acts on each position's features (LxD to LxOUT, HxWxD to HxWxOUT). Table notation `FC-4096` is "
            "linear(4096). `tied=wte` shares the weight of the layer labelled `wte` (GPT's "
            "output layer and its token embedding, Press & Wolf 2017): counted once, there.")
-    accepts = (VECTOR, *MAPS, SEQ)
+    accepts = (VECTOR, *MAPS, *FEATURES_LAST)
     params = (
         Param("out", Int(1), doc="output features"),
         Param("bias", Bool(), True, "add a learned bias"),
@@ -31,12 +31,12 @@ class Linear(LayerKind):
     )
 
     def shape(self, a, x):
-        if x.layout == SEQ:
-            return x.like((x[0], a["out"]))
+        if x.features_last:
+            return x.like((*x[:-1], a["out"]))
         return Shape((a["out"],), VECTOR)
 
     def in_features(self, x) -> int:
-        return x[1] if x.layout == SEQ else numel(x)
+        return x[-1] if x.features_last else numel(x)
 
     def weight_shape(self, a, x) -> tuple[int, int]:
         return a["out"], self.in_features(x)

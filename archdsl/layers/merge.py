@@ -5,7 +5,7 @@ first axis of the layout (channels of maps, features of vectors, positions of se
 
 from __future__ import annotations
 
-from ..shapes import FEATURES, LAYOUT_WORDS, LAYOUTS
+from ..shapes import FEATURES, GRID, LAYOUT_WORDS, LAYOUTS, SEQ
 from .registry import LayerKind, Params, ShapeError, TorchFunction, numel, register, show
 
 
@@ -87,21 +87,31 @@ class Concat(Merge):
     saves = ()
     doc = ("Concatenation of branches along the first axis: the channels of maps (Inception, "
            "DenseNet; the other sizes must agree), the features of vectors, the positions of "
-           "sequences (ViT's class token before the patches).")
+           "sequences (ViT's class token before the patches); a grid's along its features, "
+           "the last axis.")
     accepts = LAYOUTS
+
+    @staticmethod
+    def axis(x) -> int:
+        return x.feature_axis if x.layout == GRID else 0
 
     def shape(self, a, xs):
         self.same_layout(xs)
-        if any(tuple(x[1:]) != tuple(xs[0][1:]) for x in xs):
-            what = ("features" if xs[0].layout == "seq" else
-                    "height and width" if len(xs[0]) == 3 else "sizes after the first")
+        axis = self.axis(xs[0])
+        rest = [tuple(x[:axis]) + tuple(x[axis + 1:]) for x in xs]
+        if any(r != rest[0] for r in rest):
+            what = ("features" if xs[0].layout == SEQ else "positions" if xs[0].layout == GRID
+                    else "height and width" if len(xs[0]) == 3 else "sizes after the first")
             raise ShapeError(f"`concat` needs branches of equal {what}, got {_shapes(xs)}",
                              help="give every branch the same spatial stride and padding"
                              if xs[0].is_map else None)
-        return xs[0].like((sum(x[0] for x in xs), *xs[0][1:]))
+        sizes = list(xs[0])
+        sizes[axis] = sum(x[axis] for x in xs)
+        return xs[0].like(sizes)
 
     def flops(self, a, xs, y):
         return 0  # copies only
 
     def torch(self, a, xs, y):
-        return TorchFunction("torch.cat([" + ", ".join(["{}"] * len(xs)) + "], 1)")
+        return TorchFunction("torch.cat([" + ", ".join(["{}"] * len(xs)) + "], "
+                             f"{self.axis(xs[0]) + 1})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..shapes import MAPS, SEQ, VECTOR
+from ..shapes import FEATURES_LAST, MAPS, VECTOR
 from .registry import LayerKind, Params, Param, ShapeError, TorchModule, numel, register
 from .types import Bool, Float, Int, Optional
 
@@ -129,14 +129,15 @@ class LayerNorm(_Norm):
     name = "layernorm"
     aliases = ("ln",)
     doc = ("Layer normalisation (Ba et al. 2016) over the features at each position: a "
-           "sequence's D features or a vector's (torch.nn.LayerNorm(D)); on a map, the channels "
+           "sequence's or a grid's D features or a vector's (torch.nn.LayerNorm(D)); on a map, "
+           "the channels "
            "at each pixel, as ConvNeXt's LayerNorm2d (its scale and shift are C each, so "
            "torchvision's weights load). The scale and shift are trainable.")
     params = (
         Param("eps", Float(0.0, low_inclusive=False), 1e-5, "added to the variance"),
         Param("affine", Bool(), True, "learn a scale and a shift"),
     )
-    accepts = (SEQ, VECTOR, *MAPS)
+    accepts = (*FEATURES_LAST, VECTOR, *MAPS)
 
     def params_count(self, a, x):
         return Params(2 * x.features if a["affine"] else 0)
@@ -155,13 +156,13 @@ class LayerNorm(_Norm):
 class RMSNorm(_Norm):
     name = "rmsnorm"
     doc = ("Root-mean-square normalisation (Zhang & Sennrich 2019) over the features at each "
-           "position of a sequence or of a vector (torch.nn.RMSNorm): x / rms(x) * scale, no "
+           "position of a sequence, a grid or a vector (torch.nn.RMSNorm): x / rms(x) * scale, no "
            "shift. `eps=none` is PyTorch's default (the dtype's machine epsilon).")
     params = (
         Param("eps", Optional(Float(0.0, low_inclusive=False)), None, "added to the mean square"),
         Param("affine", Bool(), True, "learn a scale"),
     )
-    accepts = (SEQ, VECTOR)
+    accepts = (*FEATURES_LAST, VECTOR)
 
     def params_count(self, a, x):
         return Params(x.features if a["affine"] else 0)

@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..shapes import (FEATURES, LAYOUT_WORDS, MAP2D, MAPS, SEQ, TOKENS, VECTOR, Shape,
+from ..shapes import (FEATURES, GRID, LAYOUT_WORDS, MAP2D, MAPS, SEQ, TOKENS, VECTOR, Shape,
                       describe as describe_shape, show)
 from .types import ArgType
 
@@ -362,8 +362,14 @@ def _layout_hint(have: str, accepts) -> str | None:
         return "put it before the `flatten` or `linear` that made the vector"
     if have == SEQ and any(a in MAPS for a in accepts):
         return 'a sequence becomes a map with `rearrange("(h w) c -> c h w", h=...)`'
+    if have == GRID and any(a in MAPS for a in accepts):
+        return 'a grid becomes a map with `rearrange("h w c -> c h w")`'
+    if have == MAP2D and GRID in accepts:
+        return 'a map becomes a grid (channels last) with `rearrange("c h w -> h w c")`'
     if have in MAPS and SEQ in accepts:
         return 'a map becomes a sequence of its positions with `rearrange("c h w -> (h w) c")`'
+    if have == GRID and SEQ in accepts:
+        return 'a grid becomes a sequence of its positions with `rearrange("h w c -> (h w) c")`'
     if have == SEQ and VECTOR in accepts:
         return "`pick(0)` takes one position out (a class token); `flatten` joins them all"
     if have in MAPS and any(a in MAPS for a in accepts):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 import re
 
-from ..shapes import (FEATURES, LAYOUT_WORDS, LAYOUTS, MAP2D, MAPS, SEQ, VECTOR, Shape,
-                      default_layout, describe as describe_shape, layout_rank)
+from ..shapes import (FEATURES, FEATURES_LAST, GRID, LAYOUT_WORDS, LAYOUTS, MAP2D, MAPS, SEQ,
+                      TOKENS, VECTOR, Shape, default_layout, describe as describe_shape,
+                      layout_rank)
 from .registry import (LayerKind, NoCost, Param, Params, ShapeError, TorchFunction, TorchModule,
                        numel, register, show)
 from .types import (ArgType, ArgumentError, Choice, Float, Int, Optional, Pads4,
@@ -35,8 +36,8 @@ class Flatten(NoCost):
     view = True
     family = "structure"
     doc = ("Flattens a feature map to a vector of C*H*W features (channel-major, as "
-           "torch.flatten); a sequence to a vector of L*D.")
-    accepts = (VECTOR, *MAPS, SEQ)
+           "torch.flatten); a sequence to a vector of L*D, a grid to one of H*W*D.")
+    accepts = (VECTOR, *MAPS, *FEATURES_LAST)
 
     def shape(self, a, x):
         return Shape((numel(x),), VECTOR)
@@ -318,11 +319,13 @@ class Rearrange(NoCost):
            "`rearrange(\"c h w -> (h w) c\")` turns a map into a sequence of its pixels (ViT's "
            "patches), `rearrange(\"(h w) c -> c h w\", h=14)` turns it back; sizes a group "
            "leaves unknown are given by name. The result's layout is `layout`, by default "
-           "from its rank: a vector, a sequence (2 axes), a 2-D or a 3-D map; a 1-D map needs "
-           "`layout=\"map1d\"`.")
+           "from its rank: a vector, a sequence (2 axes), a 2-D map or, where the input's "
+           "features end up last, a grid (3 axes: `rearrange(\"c h w -> h w c\")`, channels "
+           "last), a 3-D map; a 1-D map needs `layout=\"map1d\"`.")
     params = (
         Param("pattern", _Pattern(), doc="input axes -> output axes"),
-        Param("layout", Optional(Choice(*LAYOUTS[:-1])), None, "the output's layout"),
+        Param("layout", Optional(Choice(*(lay for lay in LAYOUTS if lay != TOKENS))), None,
+              "the output's layout"),
     )
     accepts = FEATURES
     named_sizes = True  # `h=14`: the sizes of axes, in a["sizes"]
@@ -359,13 +362,24 @@ class Rearrange(NoCost):
         sizes = self.axis_sizes(a, x)
         _, rhs = parse_pattern(a["pattern"])
         out = tuple(math.prod(sizes[n] for n in g) for g in rhs)
-        layout = a["layout"] or default_layout(len(out))
-        if len(out) == 2 and a["layout"] is None:
-            layout = SEQ
+        layout = a["layout"] or self.default_layout(a, x, len(out))
         if layout_rank(layout) != len(out):
             raise ShapeError(f"{LAYOUT_WORDS[layout]} has {layout_rank(layout)} axes, the "
                              f"pattern gives {len(out)}", arg="layout", code="E0304")
         return Shape(out, layout)
+
+    @staticmethod
+    def default_layout(a, x, rank: int) -> str:
+        """Two axes are a sequence. Three are a grid when the axes of the input's features (a
+        map's channels, a sequence's or a grid's last axis) end up in the last group —
+        `c h w -> h w c`, `(h w) c -> h w c`, `(h a) (w b) c -> h w (b a c)` — else a map."""
+        if rank == 2:
+            return SEQ
+        if rank == 3 and x.layout != VECTOR:
+            lhs, rhs = parse_pattern(a["pattern"])
+            if set(lhs[x.feature_axis]) & set(rhs[-1]):
+                return GRID
+        return default_layout(rank)
 
     def torch(self, a, x, y):
         """Split groups with unflatten, reorder with permute, join groups with flatten: no

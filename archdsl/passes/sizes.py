@@ -18,42 +18,87 @@ from __future__ import annotations
 
 from ..graph import LayerGraph
 from ..layers.registry import Params, ShapeError, check_layout
-from ..shapes import MAPS, SEQ, TOKENS, Shape, as_shape
+from ..shapes import GRID, MAPS, SEQ, TOKENS, Shape, as_shape
 
 
 def size_dependent_layer(graph: LayerGraph) -> str | None:
     """The first layer whose shape or parameters depend on the input's size (the network
     then takes only its spec's sizes), or None when the network takes other sizes too."""
+    doubled = {name: _doubled(shape) for name, shape in graph.input_shapes().items()}
+    failed = _first_failure(graph, doubled, same_module=True)
+    return failed[0] if failed else None
+
+
+def _first_failure(graph: LayerGraph, inputs: dict[str, Shape],
+                   same_module: bool) -> tuple[str, ShapeError | None] | None:
+    """Infer the shapes again from other input shapes, through the layers the network's
+    results need: the first layer that fails (and its error), or, with `same_module`, whose
+    parameters or module differ from the ones built; None when all apply."""
     shapes: dict[str, Shape] = {}
     # the layers the network's results need: a side output's head (GoogLeNet's auxiliary
     # classifiers, run in training only) does not stop an inference on other sizes
     needed = graph.main_ancestors() | {graph.outputs[o] for o in graph.main_outputs}
+    input_of = {node: name for name, node in graph.inputs.items()}
     for name, node in graph.items():
         if name not in needed:
             continue
         if node["kind"] == "input":
-            shapes[name] = _doubled(node["shape"])
+            shapes[name] = inputs[input_of[name]]
             continue
         layer = node["layer"]
-        inputs = [shapes[i] for i in node["inputs"]]
+        xs = [shapes[i] for i in node["inputs"]]
         if layer is None:  # an output
-            shapes[name] = inputs[0]
+            shapes[name] = xs[0]
             continue
         old = [graph[i]["shape"] for i in node["inputs"]]
-        x, x_old = (inputs, old) if layer.is_merge else (inputs[0], old[0])
+        x, x_old = (xs, old) if layer.is_merge else (xs[0], old[0])
         try:
-            for each in (inputs if layer.is_merge else [x]):
+            for each in (xs if layer.is_merge else [x]):
                 check_layout(layer.name, layer.accepts, each)
-            y = as_shape(layer.shape(node["args"], x), inputs[0])
-            same = Params.of(layer.params_count(node["args"], x)) == \
-                Params.of(layer.params_count(node["args"], x_old)) and \
-                layer.torch(node["args"], x, y) == layer.torch(node["args"], x_old, node["shape"])
-        except (ShapeError, ValueError, TypeError, KeyError, IndexError, ZeroDivisionError):
-            return name
+            y = as_shape(layer.shape(node["args"], x), xs[0])
+            same = not same_module or (
+                Params.of(layer.params_count(node["args"], x)) ==
+                Params.of(layer.params_count(node["args"], x_old)) and
+                layer.torch(node["args"], x, y) ==
+                layer.torch(node["args"], x_old, node["shape"]))
+        except ShapeError as error:
+            return name, error
+        except (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError):
+            return name, None
         if not same:
-            return name
+            return name, None
         shapes[name] = y
     return None
+
+
+class InputSizes:
+    """What a built module asks of its graph about the sizes of a batch (backends/
+    torch_module.py): the layer that ties the network to its spec's sizes, if one does, and
+    for a network that takes other sizes, whether it takes these — a Swin whose patch merging
+    meets an odd grid, a VGG whose pools meet a map smaller than their window — answered once
+    per size. Shared, not copied, when the module is (an EMA copy of the model)."""
+
+    def __init__(self, graph: LayerGraph):
+        self.graph = graph
+        self.fixed_by = size_dependent_layer(graph)
+        self._answers: dict[tuple, tuple[str, str] | None] = {}
+
+    def refusal(self, inputs: dict[str, tuple]) -> tuple[str, str] | None:
+        """(layer, what fails there) when the network cannot take inputs of these sizes (the
+        batch excluded), else None."""
+        key = tuple(inputs.values())
+        if key not in self._answers:
+            if len(self._answers) >= 256:  # a stream of ever new sizes: forget the old ones
+                self._answers.clear()
+            shapes = {name: graph_shape.like(inputs[name])
+                      for name, graph_shape in self.graph.input_shapes().items()}
+            failed = _first_failure(self.graph, shapes, same_module=False)
+            self._answers[key] = failed and (
+                failed[0], failed[1].message if failed[1] else "its shape cannot be inferred")
+        return self._answers[key]
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 def _doubled(shape: Shape) -> Shape:
@@ -61,4 +106,6 @@ def _doubled(shape: Shape) -> Shape:
         return shape.like((shape[0], *(2 * s for s in shape[1:])))
     if shape.layout in (SEQ, TOKENS):
         return shape.like((2 * shape[0], *shape[1:]))
+    if shape.layout == GRID:
+        return shape.like((2 * shape[0], 2 * shape[1], shape[2]))
     return shape  # a vector's features are its size
