@@ -176,6 +176,7 @@ def test_asymmetric_padding_is_explicit(spec_text):
 WITH_TORCHVISION_WEIGHTS = [
     ("alexnet.arch", "alexnet_torchvision", "alexnet", {}),
     ("vgg.arch", "vgg16", "vgg16", {}),
+    ("vgg.arch", "vgg11_bn", "vgg11_bn", {}),
     ("resnet.arch", "resnet50", "resnet50", {}),
     ("densenet.arch", "densenet121", "densenet121", {}),
     ("googlenet.arch", "googlenet_torchvision_noaux", "googlenet",

@@ -68,9 +68,10 @@ class Attention(LayerKind):
 
 def _heads_divide(heads: int, width: int) -> None:
     if width % heads:
+        divisors = [d for d in range(1, min(width, 64) + 1) if width % d == 0]
         raise ShapeError(f"{heads} heads do not divide the width {width}",
-                         help="choose a number of heads that divides the features "
-                              "(768 = 12 x 64)", arg="heads", code="E0405")
+                         help=f"heads that divide {width}: {', '.join(map(str, divisors))}"
+                              + (", ..." if width > 64 else ""), arg="heads", code="E0405")
 
 
 @register
@@ -115,8 +116,8 @@ class WindowAttention(LayerKind):
     def shape(self, a, x):
         _heads_divide(a["heads"], x[2])
         if a["shift"] >= a["window"]:
-            raise ShapeError(f"a shift of {a['shift']} does not fit windows of "
-                             f"{a['window']}", arg="shift", code="E0304",
+            raise ShapeError(f"the shift ({a['shift']}) must be less than the window "
+                             f"({a['window']})", arg="shift", code="E0304",
                              help=f"shift by less than the window: Swin's is window // 2 "
                                   f"({a['window'] // 2})")
         return x
