@@ -14,11 +14,26 @@ from archdsl.backends.codegen import module_path
 from archdsl.backends.torch_module import example_inputs
 
 
+# Buffers that are constant tables made from the layer's arguments, not state: not counted
+CONSTANT_TABLES = ("relative_coords_table",)  # Swin V2's log-spaced relative positions
+
+
 def running_stats(model) -> int:
     """The buffers archdsl counts: running statistics (and a frozen BatchNorm's scale and
     shift), which are floating point; not integer tables and counters (BatchNorm's
-    `num_batches_tracked`, window attention's `relative_position_index`)."""
-    return sum(b.numel() for b in model.buffers() if b.is_floating_point())
+    `num_batches_tracked`, window attention's `relative_position_index`) nor constant
+    tables."""
+    return sum(b.numel() for name, b in model.named_buffers()
+               if b.is_floating_point() and not name.endswith(CONSTANT_TABLES))
+
+
+def macs_per_batch(net) -> int:
+    """The MACs a forward pass computes once however large its batch (LayerKind.
+    macs_per_batch: Swin V2's position-bias MLPs), which the headline counts once per
+    image."""
+    graph = net.graph
+    return sum(node["layer"].macs_per_batch(node["args"], graph[node["inputs"][0]]["shape"])
+               for _, node in graph.layers() if not node["layer"].is_merge)
 
 
 def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: str = "cpu"):
@@ -68,7 +83,9 @@ def check_against_torch(net, batch: int = 2, count_flops: bool = True, device: s
     assert frozen == net.totals.params_frozen, (frozen, net.totals.params_frozen)
     assert running_stats(model) + frozen == net.params_nontrainable
     if count_flops:
-        assert flops == 2 * net.macs * batch, (flops, 2 * net.macs * batch)
+        once = macs_per_batch(net)
+        expected = 2 * (net.macs - once) * batch + 2 * once
+        assert flops == expected, (flops, expected)
 
     if graph.side_outputs:  # side outputs exist in training mode, and cost more
         model.train()

@@ -248,10 +248,13 @@ MODERN_ONNX = [("fpn.arch", "resnet18_fpn", dict(res=64)),
                # windows padded (8x8 grids in 7x7 windows), shifted and masked
                ("swin.arch", "swin", dict(c=16, depths=[2, 2], heads=[1, 2], sd=0.1,
                                           classes=10, res=64)),
+               ("swin.arch", "swin", dict(c=16, depths=[2, 2], heads=[1, 2], sd=0.1,
+                                          classes=10, res=64, window=8, v2=True)),
                (None, "tagger", {})]
 
 
-@pytest.mark.parametrize("file,name,args", MODERN_ONNX, ids=[m[1] for m in MODERN_ONNX])
+@pytest.mark.parametrize("file,name,args", MODERN_ONNX,
+                         ids=[m[1] + ("_v2" if m[2].get("v2") else "") for m in MODERN_ONNX])
 def test_onnx_export_of_modern_networks(tmp_path, file, name, args):
     import onnxruntime
 

@@ -126,7 +126,8 @@ EXAMPLES = {
                          ("14x14x32 grid", "window_attention(4, shift=3)"),
                          ("10x9x16 grid", "window_attention(2, 4, shift=2)"),  # padded
                          ("7x14x16 grid", "window_attention(2, shift=3)"),  # one axis shifted
-                         ("5x6x8 grid", "window_attention(1, dropout=0.1, shift=3)")],
+                         ("5x6x8 grid", "window_attention(1, dropout=0.1, shift=3)"),
+                         ("10x9x16 grid", "window_attention(2, 4, shift=2, v2=true)")],
     "embedding": [("12 tokens of 100", "embedding(32)"), ("12 tokens of 100", "embedding(16, vocab=120)"),
                   ("12 tokens of 100", "wte: embedding(16)\n    linear(100, tied=wte)")],
     "lstm": [("10x16 seq", "lstm(32)"), ("10x16 seq", "lstm(8, layers=2, bidirectional=true)"),

@@ -32,6 +32,7 @@ MODERN = [
     ("regnet.arch", "regnet_x_400mf", "regnet_x_400mf", 5_495_976),
     ("regnet.arch", "regnet_y_400mf", "regnet_y_400mf", 4_344_144),
     ("swin.arch", "swin_t", "swin_t", 28_288_354),
+    ("swin.arch", "swin_v2_t", "swin_v2_t", 28_351_570),
 ]
 
 
@@ -58,7 +59,7 @@ VARIANTS = [("vit.arch", n) for n in ("vit_b_32", "vit_l_16", "vit_l_32", "vit_h
     [("resnet.arch", n) for n in ("resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2")] + \
     [("mnasnet.arch", n) for n in ("mnasnet0_5", "mnasnet0_75", "mnasnet1_3")] + \
     [("efficientnet.arch", n) for n in ("efficientnet_v2_m", "efficientnet_v2_l")] + \
-    [("swin.arch", n) for n in ("swin_s", "swin_b")]
+    [("swin.arch", n) for n in ("swin_s", "swin_b", "swin_v2_s", "swin_v2_b")]
 
 
 @pytest.mark.parametrize("file,name", VARIANTS, ids=[v[1] for v in VARIANTS])
@@ -123,7 +124,7 @@ def test_regnet_widths_from_the_rule_give_torchvision_counts(name, monkeypatch):
 
 @pytest.mark.parametrize("file,name", [("vit.arch", "vit_b_16"), ("convnext.arch", "convnext_tiny"),
                                        ("shufflenet.arch", "shufflenet_v2_x1_0"),
-                                       ("swin.arch", "swin_b")])
+                                       ("swin.arch", "swin_b"), ("swin.arch", "swin_v2_b")])
 def test_modern_specs_against_torch_on_the_meta_device(file, name):
     """Every layer's shape and the MACs against the built module (FlopCounterMode)."""
     check_against_torch(archdsl.load(SPECS / file).network(name), batch=1, device="meta")
@@ -580,6 +581,7 @@ def test_resnet50_fpn_backbone_is_torchvisions(trainable):
 
 
 @pytest.mark.parametrize("file,name,size", [("swin.arch", "swin_t", (3, 256, 320)),
+                                            ("swin.arch", "swin_v2_t", (3, 192, 224)),
                                             ("convnext.arch", "convnext_tiny", (3, 160, 192))])
 def test_grid_networks_take_other_sizes_as_torchvision(file, name, size):
     """Swin and ConvNeXt keep their tokens channels last (a grid), as torchvision does, and

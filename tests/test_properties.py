@@ -137,22 +137,26 @@ def test_values_shown_cut_are_a_prefix_of_the_whole(value, limit):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(h=st.integers(1, 20), w=st.integers(1, 20), window=st.integers(1, 8),
-       shift=st.integers(0, 7), heads=st.sampled_from([1, 2, 4]), batch=st.integers(1, 3))
-def test_window_attention_equals_torchvisions(h, w, window, shift, heads, batch):
-    """Swin's window attention on any grid — odd, smaller than a window, not square — with
-    any shift: the values of torchvision's ShiftedWindowAttention (its own padding, roll,
-    mask and relative-position bias), its weights loaded in."""
-    from torchvision.models.swin_transformer import ShiftedWindowAttention
+       shift=st.integers(0, 7), heads=st.sampled_from([1, 2, 4]), batch=st.integers(1, 3),
+       v2=st.booleans())
+def test_window_attention_equals_torchvisions(h, w, window, shift, heads, batch, v2):
+    """Swin's window attention, V1 and V2, on any grid — odd, smaller than a window, not
+    square — with any shift: the values of torchvision's ShiftedWindowAttention(V2) (its
+    own padding, roll, mask and position bias), its weights loaded in."""
+    from torchvision.models import swin_transformer
 
     from archdsl.backends.weights import copy_state
 
-    assume(shift < window)
-    result = infer(f"{h}x{w}x16 grid", f"window_attention({heads}, {window}, shift={shift})")
+    assume(shift < window and (window > 1 or not v2))
+    result = infer(f"{h}x{w}x16 grid", f"window_attention({heads}, {window}, shift={shift}, "
+                                       f"v2={'true' if v2 else 'false'})")
     assert result is not None
     shape, net = result
     assert shape == (h, w, 16)
     torch.manual_seed(0)
-    theirs = ShiftedWindowAttention(16, [window, window], [shift, shift], heads).eval()
+    kind = swin_transformer.ShiftedWindowAttentionV2 if v2 else \
+        swin_transformer.ShiftedWindowAttention
+    theirs = kind(16, [window, window], [shift, shift], heads).eval()
     model = net.build().eval()
     copy_state(model, theirs)
     x = torch.randn(batch, h, w, 16)

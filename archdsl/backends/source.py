@@ -633,7 +633,7 @@ class _Exporter:
                                   [self.g.nodes[n]["inputs"][0] for n in side],
                                   more_inputs={k: v for k, v in arguments.items()
                                                if k != "input"}))]
-        helpers = [inspect.getsource(_own(path)) for path in sorted(self.helpers)]
+        helpers = [inspect.getsource(cls) for cls in _with_bases(sorted(self.helpers))]
         header = [
             f'"""The network `{g.name}` of {g.file}, as plain PyTorch.', "",
             f"    {g.name}({args})" if args else f"    {g.name}", "",
@@ -753,4 +753,16 @@ def _own(path: str):
     from .torch_module import resolve_class
 
     return resolve_class(path)
+
+
+def _with_bases(paths: list[str]) -> list:
+    """The classes to copy in: each with the bases it takes from the same module (Swin V2's
+    attention extends V1's), a base before the classes that extend it."""
+    classes = []
+    for path in paths:
+        cls = _own(path)
+        for base in reversed(cls.__mro__):
+            if base.__module__ == cls.__module__ and base not in classes:
+                classes.append(base)
+    return classes
 

@@ -142,15 +142,37 @@ class WindowAttention(nn.Module):
         self.num_heads, self.window, self.shift, self.dropout = num_heads, window, shift, dropout
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        self._define_position_bias()
+        # for each pair of positions (i, j) of a window, the row of the table for i - j
         side = 2 * window - 1
-        self.relative_position_bias_table = nn.Parameter(torch.zeros(side * side, num_heads))
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        # for each pair of positions (i, j) of a window, the row of the table for j - i
         ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
         ys, xs = ys.flatten(), xs.flatten()
         index = (ys[:, None] - ys[None, :] + window - 1) * side + xs[:, None] - xs[None, :] \
             + window - 1
         self.register_buffer("relative_position_index", index.flatten())
+
+    def _define_position_bias(self):
+        side = 2 * self.window - 1
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(side * side,
+                                                                     self.num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def _position_bias(self, table):
+        """(heads, L, L): the bias of each pair of a window's L positions, from a table with
+        a row per relative position."""
+        length = self.window ** 2
+        return table[self.relative_position_index].view(length, length, -1).permute(2, 0, 1)
+
+    def position_bias(self):
+        return self._position_bias(self.relative_position_bias_table)
+
+    def project(self, windows):
+        return self.qkv(windows)
+
+    def attend(self, q, k, v, mask):
+        """The attention of (N, windows·heads, L, d) queries, keys and values."""
+        return nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0)
 
     def _regions(self, size, shift, device):
         """Which of the three bands a roll by `shift` makes each position of an axis of
@@ -176,13 +198,11 @@ class WindowAttention(nn.Module):
             x = torch.roll(x, (-shift_h, -shift_w), (1, 2))
         windows = x.view(n, rows, win, cols, win, c).transpose(2, 3)
         length = win * win
-        qkv = self.qkv(windows.reshape(n, rows * cols, length, c))
+        qkv = self.project(windows.reshape(n, rows * cols, length, c))
         qkv = qkv.view(n, rows * cols, length, 3, heads, c // heads).permute(3, 0, 1, 4, 2, 5)
-        bias = self.relative_position_bias_table[self.relative_position_index]
-        bias = bias.view(length, length, heads).permute(2, 0, 1)
         # one mask per window and head (the batch of attentions is N x windows·heads): the
         # bias, and where shifted, -100 between positions the roll brought together
-        mask = bias[None].expand(rows * cols, heads, length, length)
+        mask = self.position_bias()[None].expand(rows * cols, heads, length, length)
         if shifted:
             region = self._regions(hp, shift_h, x.device)[:, None] * 3 \
                 + self._regions(wp, shift_w, x.device)[None, :]
@@ -190,11 +210,12 @@ class WindowAttention(nn.Module):
             mask = mask + ((region[:, None, :] != region[:, :, None]) * -100.0)[:, None]
         mask = mask.reshape(1, rows * cols * heads, length, length)
         q, k, v = qkv.reshape(3, n, rows * cols * heads, length, c // heads).unbind(0)
-        y = nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask.to(q.dtype),
-            dropout_p=self.dropout if self.training else 0.0)
-        y = y.reshape(n, rows * cols, heads, length, c // heads).transpose(2, 3)
-        y = self.proj(y.reshape(n, rows * cols, length, c))
+        # the heads side by side again: a copy (a clone, not a reshape: attention kernels lay
+        # out their output in more than one way, and torch.export, which traces one and
+        # decomposes into another, turned a reshape into a view that fails)
+        y = self.attend(q, k, v, mask).view(n, rows * cols, heads, length, c // heads)
+        y = y.transpose(2, 3).clone(memory_format=torch.contiguous_format)
+        y = self.proj(y.view(n, rows * cols, length, c))
         y = y.view(n, rows, cols, win, win, c).transpose(2, 3).reshape(n, hp, wp, c)
         if shifted:
             y = torch.roll(y, (shift_h, shift_w), (1, 2))
@@ -205,6 +226,51 @@ class WindowAttention(nn.Module):
     def extra_repr(self):
         return (f"heads={self.num_heads}, window={self.window}, shift={self.shift}, "
                 f"dropout={self.dropout}")
+
+
+class WindowAttentionV2(WindowAttention):
+    """Swin V2's window attention (Liu et al. 2022), as torchvision's
+    ShiftedWindowAttentionV2, its tensors in its order (logit_scale, relative_coords_table,
+    relative_position_index, qkv, proj, cpb_mlp): cosine attention with a learned
+    temperature per head (at most 100), a position bias of 16·sigmoid of a small MLP over
+    log-spaced relative coordinates, and the keys' bias held at zero."""
+
+    def __init__(self, dim, num_heads, window, shift=0, dropout=0.0):
+        super().__init__(dim, num_heads, window, shift, dropout)
+        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones((num_heads, 1, 1))))
+        self.cpb_mlp = nn.Sequential(nn.Linear(2, 512), nn.ReLU(inplace=True),
+                                     nn.Linear(512, num_heads, bias=False))
+        with torch.no_grad():
+            self.qkv.bias[dim:2 * dim].zero_()
+
+    def _define_position_bias(self):
+        # the relative positions (-(w-1) .. w-1 on each axis) scaled to -8 .. 8, log-spaced
+        steps = torch.arange(-(self.window - 1), self.window, dtype=torch.float32)
+        table = torch.stack(torch.meshgrid(steps, steps, indexing="ij"), -1).unsqueeze(0)
+        table = table / (self.window - 1) * 8
+        self.register_buffer("relative_coords_table",
+                             torch.sign(table) * torch.log2(table.abs() + 1.0) / 3.0)
+
+    def position_bias(self):
+        table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
+        return 16 * torch.sigmoid(self._position_bias(table))
+
+    def project(self, windows):
+        third = self.qkv.bias.numel() // 3
+        bias = torch.cat([self.qkv.bias[:third], torch.zeros_like(self.qkv.bias[third:2 * third]),
+                          self.qkv.bias[2 * third:]])
+        return nn.functional.linear(windows, self.qkv.weight, bias)
+
+    def attend(self, q, k, v, mask):
+        # cosine similarity times each head's temperature: the queries carry the temperature
+        # (one per head, repeated for each window), and no 1/sqrt(d)
+        scale = torch.clamp(self.logit_scale, max=4.605170185988092).exp()  # at most log(100)
+        scale = scale.repeat(q.shape[1] // self.num_heads, 1, 1)
+        q = nn.functional.normalize(q, dim=-1) * scale
+        k = nn.functional.normalize(k, dim=-1)
+        return nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0,
+            scale=1.0)
 
 
 class LSTM(nn.LSTM):

@@ -70,8 +70,10 @@ def _keys(tensors) -> list:
 
 def keys_in_call_order(module, *inputs) -> list[str]:
     """The module's state_dict keys in the order one forward pass (no_grad, in the module's
-    present mode) first uses the submodules that hold them; tensors of submodules it never
-    calls are left out."""
+    present mode) first uses the submodules that hold them. A submodule the pass never calls
+    goes with the nearest module around it that the pass calls, after that module's own
+    tensors: such a module uses the tensors itself (torchvision's Swin attention calls
+    F.linear with its `qkv.weight`). Tensors no called module holds are left out."""
     import torch
 
     order, hooks = [], []
@@ -87,10 +89,22 @@ def keys_in_call_order(module, *inputs) -> list[str]:
         for hook in hooks:
             hook.remove()
     names = {m: n for n, m in module.named_modules()}
+    by_name = {n: m for m, n in names.items()}
+    called = set(order)
+    carried: dict = {}
+    for name, sub in module.named_modules():
+        if sub in called or not sub._parameters and not sub._buffers:
+            continue
+        parts = name.split(".")
+        around = (by_name[".".join(parts[:i])] for i in range(len(parts) - 1, -1, -1))
+        holder = next((m for m in around if m in called), None)
+        if holder is not None:
+            carried.setdefault(holder, []).append(sub)
     keys = []
     for sub in order:
-        prefix = names[sub] + "." if names[sub] else ""
-        keys += [prefix + key for key in sub.state_dict() if "." not in key]  # its own
+        for each in (sub, *carried.get(sub, ())):
+            prefix = names[each] + "." if names[each] else ""
+            keys += [prefix + key for key in each.state_dict() if "." not in key]  # its own
     return keys
 
 

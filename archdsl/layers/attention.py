@@ -86,15 +86,20 @@ class WindowAttention(LayerKind):
            "(Swin's shifted windows: window // 2 in every other block); an axis that one "
            "window spans is not shifted, as torchvision does. Its parameters and buffer are "
            "torchvision's ShiftedWindowAttention's, so Swin's weights load; it runs through "
-           "scaled_dot_product_attention. MACs: the q, k, v and output projections (4·N·D²) "
-           "and the QKᵀ and AV products within the windows (2·N·window²·D), N the positions "
-           "of the padded grid.")
+           "scaled_dot_product_attention. `v2=true` is Swin V2's (Liu et al. 2022, §3.2): "
+           "cosine attention with a learned temperature per head, and the bias from a small "
+           "MLP (2 to 512 to heads) over log-spaced relative positions; torchvision's "
+           "ShiftedWindowAttentionV2. MACs: the q, k, v and output projections (4·N·D²) and "
+           "the QKᵀ and AV products within the windows (2·N·window²·D), N the positions of "
+           "the padded grid; V2's bias MLP once.")
     params = (
         Param("heads", Int(1), doc="attention heads; must divide the width D"),
         Param("window", Int(1), 7, "side of the square windows, in positions"),
         Param("shift", Int(0), 0, "positions the windows are shifted by; less than `window`"),
         Param("dropout", Float(0.0, 1.0), 0.0, "dropout on the attention weights while training"),
+        Param("v2", Bool(), False, "Swin V2's attention: cosine, with an MLP for the bias"),
     )
+    CPB_WIDTH = 512  # the hidden width of V2's bias MLP (torchvision's, the paper's)
     accepts = (GRID,)
     output_disposable = True
     autocast = "low"
@@ -115,6 +120,9 @@ class WindowAttention(LayerKind):
 
     def shape(self, a, x):
         _heads_divide(a["heads"], x[2])
+        if a["v2"] and a["window"] < 2:
+            raise ShapeError("Swin V2's bias scales relative positions by the window - 1: "
+                             "it needs windows of at least 2", arg="window", code="E0304")
         if a["shift"] >= a["window"]:
             raise ShapeError(f"the shift ({a['shift']}) must be less than the window "
                              f"({a['window']})", arg="shift", code="E0304",
@@ -123,27 +131,39 @@ class WindowAttention(LayerKind):
         return x
 
     def params_count(self, a, x):
-        d, side = x[2], 2 * a["window"] - 1
-        return Params(4 * d * d + 4 * d + side * side * a["heads"])
+        d, side, heads = x[2], 2 * a["window"] - 1, a["heads"]
+        if a["v2"]:  # a temperature per head, the bias MLP
+            bias = heads + 3 * self.CPB_WIDTH + self.CPB_WIDTH * heads
+        else:  # the table of biases
+            bias = side * side * heads
+        return Params(4 * d * d + 4 * d + bias)
+
+    def macs_per_batch(self, a, x):
+        side = 2 * a["window"] - 1
+        return side * side * self.CPB_WIDTH * (2 + a["heads"]) if a["v2"] else 0
 
     def macs(self, a, x, y):
         n, d = self.padded(a, x), x[2]
-        return 4 * n * d * d + 2 * n * a["window"] ** 2 * d
+        return 4 * n * d * d + 2 * n * a["window"] ** 2 * d + self.macs_per_batch(a, x)
 
     def flops(self, a, x, y):
         n, d = self.padded(a, x), x[2]
         # the products' multiply-adds, the biases, and per attention score the position
-        # bias, a scale, an exp, a sum and a divide (softmax)
-        return 2 * self.macs(a, x, y) + 4 * n * d + 5 * a["heads"] * n * a["window"] ** 2
+        # bias, a scale, an exp, a sum and a divide (softmax); V2's normalisation of the
+        # queries and keys (a square, a sum, a divide each) and its MLP's bias and relu
+        cosine = 6 * n * d + 2 * (2 * a["window"] - 1) ** 2 * self.CPB_WIDTH if a["v2"] else 0
+        return 2 * self.macs(a, x, y) + 4 * n * d + 5 * a["heads"] * n * a["window"] ** 2 \
+            + cosine
 
     def torch(self, a, x, y):
-        return TorchModule("archdsl.backends.torch_modules.WindowAttention", dict(
+        cls = "WindowAttentionV2" if a["v2"] else "WindowAttention"
+        return TorchModule(f"archdsl.backends.torch_modules.{cls}", dict(
             dim=x[2], num_heads=a["heads"], window=a["window"], shift=a["shift"],
             dropout=a["dropout"]))
 
     def describe(self, a):
         w = a["window"]
-        return f"window attention x{a['heads']}, {w}x{w}" + (
+        return f"window attention{' v2' if a['v2'] else ''} x{a['heads']}, {w}x{w}" + (
             f", shift {a['shift']}" if a["shift"] else "")
 
 

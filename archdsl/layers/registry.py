@@ -203,6 +203,11 @@ class LayerKind:
     def flops(self, a: dict, x, y: Shape) -> int:
         raise NotImplementedError
 
+    def macs_per_batch(self, a: dict, x) -> int:
+        """The part of `macs` computed once per batch, however large (Swin V2's position-bias
+        MLP, which depends on no input): counted once per image, as a batch of one runs it."""
+        return 0
+
     def torch(self, a: dict, x, y: Shape) -> TorchModule | TorchFunction:
         raise NotImplementedError
 
