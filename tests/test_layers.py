@@ -127,7 +127,8 @@ EXAMPLES = {
                          ("10x9x16 grid", "window_attention(2, 4, shift=2)"),  # padded
                          ("7x14x16 grid", "window_attention(2, shift=3)"),  # one axis shifted
                          ("5x6x8 grid", "window_attention(1, dropout=0.1, shift=3)"),
-                         ("10x9x16 grid", "window_attention(2, 4, shift=2, v2=true)")],
+                         ("10x9x16 grid", "window_attention(2, 4, shift=2, v2=true)"),
+                         ("14x7x32 grid", "window_attention(2, scale=0.1768)")],  # MaxViT's
     "embedding": [("12 tokens of 100", "embedding(32)"), ("12 tokens of 100", "embedding(16, vocab=120)"),
                   ("12 tokens of 100", "wte: embedding(16)\n    linear(100, tied=wte)")],
     "lstm": [("10x16 seq", "lstm(32)"), ("10x16 seq", "lstm(8, layers=2, bidirectional=true)"),

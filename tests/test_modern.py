@@ -33,6 +33,7 @@ MODERN = [
     ("regnet.arch", "regnet_y_400mf", "regnet_y_400mf", 4_344_144),
     ("swin.arch", "swin_t", "swin_t", 28_288_354),
     ("swin.arch", "swin_v2_t", "swin_v2_t", 28_351_570),
+    ("maxvit.arch", "maxvit_t", "maxvit_t", 30_919_624),
 ]
 
 
@@ -133,7 +134,7 @@ def test_modern_specs_against_torch_on_the_meta_device(file, name):
 @pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch",
                                   "gpt.arch", "fpn.arch", "mobilenet.arch", "squeezenet.arch",
                                   "mnasnet.arch", "regnet.arch", "efficientnet.arch",
-                                  "inception_v3.arch", "swin.arch"])
+                                  "inception_v3.arch", "swin.arch", "maxvit.arch"])
 def test_modern_specs_read_like_their_papers(file):
     from archdsl.syntax import ast
 

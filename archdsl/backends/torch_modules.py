@@ -137,9 +137,10 @@ class WindowAttention(nn.Module):
     the roll brought together, as torchvision) are one additive mask for
     scaled_dot_product_attention."""
 
-    def __init__(self, dim, num_heads, window, shift=0, dropout=0.0):
+    def __init__(self, dim, num_heads, window, shift=0, dropout=0.0, scale=None):
         super().__init__()
         self.num_heads, self.window, self.shift, self.dropout = num_heads, window, shift, dropout
+        self.scale = scale  # of the scores; None: 1/sqrt(head's width)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self._define_position_bias()
@@ -172,7 +173,8 @@ class WindowAttention(nn.Module):
     def attend(self, q, k, v, mask):
         """The attention of (N, windows·heads, L, d) queries, keys and values."""
         return nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0)
+            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0,
+            scale=self.scale)
 
     def _regions(self, size, shift, device):
         """Which of the three bands a roll by `shift` makes each position of an axis of
@@ -225,7 +227,7 @@ class WindowAttention(nn.Module):
 
     def extra_repr(self):
         return (f"heads={self.num_heads}, window={self.window}, shift={self.shift}, "
-                f"dropout={self.dropout}")
+                f"dropout={self.dropout}" + (f", scale={self.scale}" if self.scale else ""))
 
 
 class WindowAttentionV2(WindowAttention):

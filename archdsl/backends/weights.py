@@ -10,7 +10,9 @@ the error names the first tensor that disagrees on both sides.
 Shapes match when they are equal once sizes of 1 are left out: the same numbers in the same
 order. So a 1x1 convolution's weight (O, I, 1, 1) takes a linear layer's (O, I) — the paper's
 "1x1, 384" that torchvision's ConvNeXt writes as nn.Linear on channels-last — and a layer
-scale `param(96x1x1)` takes one stored as (96, 1, 1) or (1, 96, 1, 1).
+scale `param(96x1x1)` takes one stored as (96, 1, 1) or (1, 96, 1, 1). Integer tensors are
+tables and counters made from a layer's arguments (a window attention's relative-position
+index: Swin stores it flat, MaxViT as a square): they match by their number of elements.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ def copy_state(model, source) -> Transfer:
     if _keys(ours.values()) != _keys(theirs.values()) and hasattr(source, "state_dict"):
         their_items = _in_call_order(source, model, their_items)
     pairs, state = [], {}
-    for i, j in _pairing([t.shape for _, t in our_items], [t.shape for _, t in their_items]):
+    for i, j in _pairing(_keys(t for _, t in our_items), _keys(t for _, t in their_items)):
         (name, tensor), (source_name, value) = our_items[i], their_items[j]
-        if not _same_numbers(tensor.shape, value.shape):
+        if _key(tensor) != _key(value):
             raise WeightsError(
                 f"tensor {i} differs: archdsl `{name}` is {_shape(tensor)}, the source's "
                 f"`{source_name}` is {_shape(value)}")
@@ -64,8 +66,15 @@ def copy_state(model, source) -> Transfer:
     return Transfer(pairs)
 
 
+def _key(tensor) -> tuple:
+    """What must agree for a tensor to take another's values (see the module's docstring)."""
+    if tensor.is_floating_point() or tensor.is_complex():
+        return tuple(n for n in tensor.shape if n != 1)
+    return ("integers", tensor.numel())
+
+
 def _keys(tensors) -> list:
-    return [tuple(n for n in t.shape if n != 1) for t in tensors]
+    return [_key(t) for t in tensors]
 
 
 def keys_in_call_order(module, *inputs) -> list[str]:
@@ -138,35 +147,28 @@ def _in_call_order(source, model, items: list) -> list:
     return reordered if better else items
 
 
-def _pairing(ours: list, theirs: list) -> list[tuple[int, int]]:
+def _pairing(keys: list, their_keys: list) -> list[tuple[int, int]]:
     """(our index, their index) for every tensor. In order, except where a few tensors sit
     elsewhere in one model's order than in the other's — a free tensor such as ViT's class
     token is registered first in torchvision's model, where the network uses it in ours:
     the longest runs of agreeing shapes are matched first (difflib), and the tensors left
-    over are paired in order."""
-    keys = [tuple(n for n in shape if n != 1) for shape in ours]
-    their_keys = [tuple(n for n in shape if n != 1) for shape in theirs]
+    over are paired in order. `keys`, `their_keys`: each tensor's _key."""
     if keys == their_keys:
-        return list(zip(range(len(ours)), range(len(theirs))))
+        return list(zip(range(len(keys)), range(len(their_keys))))
     import difflib
 
     matcher = difflib.SequenceMatcher(None, keys, their_keys, autojunk=False)
     pairs = [(block.a + k, block.b + k) for block in matcher.get_matching_blocks()
              for k in range(block.size)]
     matched_ours, matched_theirs = {i for i, _ in pairs}, {j for _, j in pairs}
-    left = zip([i for i in range(len(ours)) if i not in matched_ours],
-               [j for j in range(len(theirs)) if j not in matched_theirs])
+    left = zip([i for i in range(len(keys)) if i not in matched_ours],
+               [j for j in range(len(their_keys)) if j not in matched_theirs])
     return sorted(pairs + list(left))
-
-
-def _same_numbers(a, b) -> bool:
-    """Equal shapes once sizes of 1 are left out (see the module's docstring)."""
-    return [n for n in a if n != 1] == [n for n in b if n != 1]
 
 
 def _first_difference(ours, theirs) -> str:
     for i, ((a, x), (b, y)) in enumerate(zip(ours.items(), theirs.items())):
-        if not _same_numbers(x.shape, y.shape):
+        if _key(x) != _key(y):
             return f"; the first that differs is tensor {i}: archdsl `{a}` {_shape(x)}, source `{b}` {_shape(y)}"
     longer, name = (ours, "archdsl model") if len(ours) > len(theirs) else (theirs, "source")
     extra = list(longer)[min(len(ours), len(theirs))]

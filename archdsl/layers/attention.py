@@ -98,6 +98,8 @@ class WindowAttention(LayerKind):
         Param("shift", Int(0), 0, "positions the windows are shifted by; less than `window`"),
         Param("dropout", Float(0.0, 1.0), 0.0, "dropout on the attention weights while training"),
         Param("v2", Bool(), False, "Swin V2's attention: cosine, with an MLP for the bias"),
+        Param("scale", Optional(Float(0.0, low_inclusive=False)), None,
+              "the scores' scale; `none`: 1/sqrt(D/heads) (MaxViT's is 1/sqrt(D))"),
     )
     CPB_WIDTH = 512  # the hidden width of V2's bias MLP (torchvision's, the paper's)
     accepts = (GRID,)
@@ -120,6 +122,9 @@ class WindowAttention(LayerKind):
 
     def shape(self, a, x):
         _heads_divide(a["heads"], x[2])
+        if a["v2"] and a["scale"] is not None:
+            raise ShapeError("Swin V2's cosine attention has a learned scale per head",
+                             arg="scale", code="E0304", help="leave `scale` out with v2=true")
         if a["v2"] and a["window"] < 2:
             raise ShapeError("Swin V2's bias scales relative positions by the window - 1: "
                              "it needs windows of at least 2", arg="window", code="E0304")
@@ -157,9 +162,10 @@ class WindowAttention(LayerKind):
 
     def torch(self, a, x, y):
         cls = "WindowAttentionV2" if a["v2"] else "WindowAttention"
+        scale = {} if a["scale"] is None else {"scale": a["scale"]}
         return TorchModule(f"archdsl.backends.torch_modules.{cls}", dict(
             dim=x[2], num_heads=a["heads"], window=a["window"], shift=a["shift"],
-            dropout=a["dropout"]))
+            dropout=a["dropout"], **scale))
 
     def describe(self, a):
         w = a["window"]
