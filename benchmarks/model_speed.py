@@ -30,7 +30,9 @@ from common import ROOT, interleaved, machine, with_steady_malloc, write_section
 
 # VGG's paper classifier reads a 7x7x512 map, so VGG-16 always runs at 224x224 (torchvision's
 # adaptive pool would hide a different size; the paper's network has none).
-FIXED_SIZE = {"vgg16": 224, "vit_b_16": 224}  # ViT's position embeddings: 14x14 patches
+# Swin-T's patch merging needs grids that halve evenly three times: sizes multiple of 32.
+FIXED_SIZE = {"vgg16": 224, "vit_b_16": 224,  # ViT's position embeddings: 14x14 patches
+              "swin_t": 224}
 MODELS = [("resnet.arch", "resnet50", "resnet50", {}), ("vgg.arch", "vgg16", "vgg16", {}),
           ("densenet.arch", "densenet121", "densenet121", {}),
           ("efficientnet.arch", "efficientnet_b0", "efficientnet_b0", {}),

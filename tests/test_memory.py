@@ -17,14 +17,19 @@ from conftest import ROOT, SPECS
 # benchmarks/memory_estimate.py measures the full sizes (docs/benchmarks.md)
 MEASURED = [("lenet.arch", "lenet5", None, (32, 256)),
             ("resnet.arch", "resnet18", [3, 112, 112], (4, 16)),
-            ("vit.arch", "vit_ti_16", None, (2, 4))]
+            ("vit.arch", "vit_ti_16", None, (2, 4)),
+            # a small Swin: shifted and padded windows, a learned bias (attention's math path)
+            ("swin.arch", "swin", None, (2, 8))]
+ARGUMENTS = {"swin": dict(c=48, depths=[2, 2, 2], heads=[3, 6, 12], sd=0.1, classes=10,
+                          res=128)}
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("file,name,shape,batches", MEASURED, ids=[m[1] for m in MEASURED])
 def test_estimate_is_within_20_percent_of_the_measured_peak(file, name, shape, batches,
                                                             precision):
-    net = archdsl.load(ROOT / "specs" / file).network(name, input_shape=shape)
+    net = archdsl.load(ROOT / "specs" / file).network(name, input_shape=shape,
+                                                      **ARGUMENTS.get(name, {}))
     for batch in batches:
         predicted = net.memory(batch, precision).peak
         measured = training_step_peak(net, batch, precision)

@@ -114,11 +114,15 @@ class WindowAttention(LayerKind):
         return -(-x[0] // w) * w * (-(-x[1] // w) * w)
 
     def saved_extra(self, a, x, y):
-        # the windows (the linear's input), q, k and v, the attention's output and its
-        # log-sum-exp per query, and that output laid out again for the output projection
-        n, d = self.padded(a, x), x[2]
-        return ((n * d, "act"), (3 * n * d, "act"), (n * d, "act"), (a["heads"] * n, "fp32"),
-                (n * d, "act"))
+        # The learned bias needs its gradient, which PyTorch's fused CPU kernel does not
+        # give: the attention runs as matrix products (its math path, in fp32 also under
+        # autocast), keeping the windows (the projection's input), q, k and v, q and k
+        # scaled, the attention weights (a window's L x L per head) and the output laid
+        # out again for the output projection. (On a GPU the memory-efficient kernel keeps
+        # no weights: this is the larger case, the one tests/test_memory.py measures.)
+        n, d, length = self.padded(a, x), x[2], a["window"] ** 2
+        return ((n * d, "act"), (3 * n * d, "act"), (2 * n * d, "fp32"),
+                (a["heads"] * n * length, "fp32"), (n * d, "act"))
 
     def shape(self, a, x):
         _heads_divide(a["heads"], x[2])
