@@ -133,7 +133,6 @@ def training_step_peak(net, batch: int, precision: str = "fp32", optimizer: str 
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
         step()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated()

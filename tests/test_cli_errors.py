@@ -9,8 +9,6 @@ review the diff before committing.
 import os
 import shlex
 
-import pytest
-
 from archdsl.cli import main
 from conftest import ROOT
 
@@ -116,7 +114,7 @@ CASES = [
     # compiling a checkpoint's weights
     f"compile {LENET} --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.pt",
     f"compile {LENET} --set act=relu --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.py",
-    f"compile specs/resnet.arch resnet18 --torchvision resnet81",
+    "compile specs/resnet.arch resnet18 --torchvision resnet81",
     # the command line itself
     "layers convv",
     "lsp --port 2087",

@@ -184,7 +184,7 @@ def layer_step(draw) -> str:
         return draw(st.sampled_from([
             f"groupnorm({draw(st.integers(1, 3))})", "instancenorm", "layernorm",
             f"upsample({draw(st.sampled_from(['2', '1.5', '[1, 2]']))})",
-            f"upsample(2, mode=\"linear\")",
+            "upsample(2, mode=\"linear\")",
             f"upconv({c}, {draw(st.integers(1, 3))}, stride={draw(st.integers(1, 2))})",
             f"channels({draw(st.integers(0, 2))}, {draw(st.integers(1, 6))})",
             f"channel_shuffle({draw(st.integers(1, 3))})", "pixelshuffle(2)",

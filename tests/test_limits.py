@@ -97,7 +97,7 @@ def test_number_of_used_files(tmp_path):
         for i in range(n):
             uses = f'use "f{i + 1}.arch"\n' if i + 1 < n else ""
             (folder / f"f{i}.arch").write_text(uses + f"block b{i}:\n    relu\n")
-        (folder / "f0.arch").write_text(f'use "f1.arch"\n' + NETWORK + "    b1\n")
+        (folder / "f0.arch").write_text('use "f1.arch"\n' + NETWORK + "    b1\n")
         return folder / "f0.arch"
 
     assert codes(chain(limits.MAX_FILES)) == []

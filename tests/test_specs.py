@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-import torchvision
 
 import archdsl
 from archdsl.backends.weights import torchvision_model
