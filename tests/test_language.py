@@ -255,6 +255,20 @@ def test_let_and_in(spec_text):
     assert shape(net) == (32,)
 
 
+def test_in_reads_a_grids_sizes_by_their_meaning(spec_text):
+    """A grid (channels last): `in.h`, `in.w` its positions, `in.c` and `in.d` its features,
+    `in.layout` says so; `in.l` is a sequence's, not a grid's."""
+    net = spec_text("""
+        network n:
+            input 6x10x12 grid
+            linear(in.h * 100 + in.w * 10 + in.d // 12 + in.c // 12 - 2)
+            [identity] when in.layout == "grid"
+    """).network("n")
+    assert shape(net) == (6, 10, 700)
+    with pytest.raises(archdsl.SpecError, match=r"it has no `l`"):
+        spec_text("network n:\n    input 6x10x12 grid\n    linear(in.l)\n").network("n")
+
+
 def test_with_sets_defaults_dynamically(spec_text):
     net = spec_text("""
         block unit(c):
