@@ -318,8 +318,14 @@ def test_definitions_and_references(client):
     refs = client.request("textDocument/references", {
         **client.at(uri, *position_of(text, "block basic", 7)),
         "context": {"includeDeclaration": True}})
-    code = "\n".join(line.split("#")[0] for line in text.split("\n"))
-    assert len(refs) == len(re.findall(r"\bbasic\b", code))
+    # in this file, and in the closed files of the workspace that use it (fpn.arch)
+    by_file = {}
+    for ref in refs:
+        by_file.setdefault(Path(to_path(ref["uri"])).name, []).append(ref)
+    assert set(by_file) == {"resnet.arch", "fpn.arch"}
+    for name, found in by_file.items():
+        code = "\n".join(line.split("#")[0] for line in (SPECS / name).read_text().split("\n"))
+        assert len(found) == len(re.findall(r"\bbasic\b", code)), name
     # a label and `from`
     spec = "network n:\n    input 3x8x8\n    t1: conv(4, 3)\n    relu\n    from t1 gap\n"
     # a file that is not on disk (a buffer never saved): its text is all there is
@@ -396,6 +402,12 @@ def test_formatting(client):
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 
 
+def to_path(uri: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path)
+
+
 def apply(text: str, edits: list[dict]) -> str:
     lines = text.split("\n")
     for e in sorted(edits, key=lambda e: (e["range"]["start"]["line"],
@@ -413,7 +425,12 @@ def apply(text: str, edits: list[dict]) -> str:
     ("conv3_x: stage(unit, 128", 1, "stage3", 1),  # a label
     ("network resnet(unit", 9, "resnet_v15", None),  # a network: and its variants' bases
 ])
-def test_rename(client, needle, offset, new, count):
+def test_rename(client, needle, offset, new, count, tmp_path):
+    """The edits, applied to a copy of the zoo, give the same networks with the same counts:
+    in the file, and in the closed files that use what was renamed (fpn.arch and
+    segmentation.arch use resnet.arch)."""
+    import shutil
+
     import archdsl
 
     path = SPECS / "resnet.arch"
@@ -424,18 +441,29 @@ def test_rename(client, needle, offset, new, count):
     assert prepared["start"]["line"] == position[0]
     result = client.request("textDocument/rename", {**client.at(uri, *position),
                                                     "newName": new})
-    [(where, edits)] = result["changes"].items()
-    assert where == uri
+    edits = result["changes"].pop(uri)
     if count is not None:
         assert len(edits) == count
-    renamed = apply(text, edits)
-    before, after = archdsl.load(text), archdsl.load(renamed)
     old_name = client.texts[uri].split("\n")[position[0]][prepared["start"]["character"]:
                                                           prepared["end"]["character"]]
-    assert [new if n == old_name else n for n in before.networks] == after.networks
-    for name in ("resnet18", "resnet50"):
-        assert before.network(name).params_total == after.network(name).params_total
-    assert renamed.count(new) == len(edits) + text.count(new)
+    copy = tmp_path / "specs"
+    shutil.copytree(SPECS, copy)
+    changed = {"resnet.arch": edits}
+    for where, their_edits in result["changes"].items():
+        changed[Path(to_path(where)).name] = their_edits
+    for name, file_edits in changed.items():
+        before_text = (SPECS / name).read_text()
+        renamed = apply(before_text, file_edits)
+        assert renamed.count(new) == len(file_edits) + before_text.count(new), name
+        (copy / name).write_text(renamed)
+        before, after = archdsl.load(SPECS / name), archdsl.load(copy / name)
+        assert [new if n == old_name else n for n in before.networks] == after.networks
+        for network in before.concrete_networks()[:2]:
+            renamed_network = new if network == old_name else network
+            assert before.network(network).params_total == \
+                after.network(renamed_network).params_total, (name, network)
+    if old_name == "basic":  # used by fpn.arch
+        assert "fpn.arch" in changed
 
 
 def test_renames_that_cannot_be_done(client):

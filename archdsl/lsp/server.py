@@ -51,6 +51,9 @@ class ArchServer(LanguageServer):
         self.parsed: dict[str, Analysis] = {}  # uri -> the newest analysis that parsed
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.symbol_cache: dict[Path, tuple[float, list]] = {}
+        # closed workspace files read for references and renames: (the modification times of
+        # the file and the files it uses, its index)
+        self.index_cache: dict[Path, tuple[tuple, Index]] = {}
         self.collecting: asyncio.TimerHandle | None = None
 
     # ---- documents -------------------------------------------------------------------------
@@ -236,7 +239,8 @@ class ArchServer(LanguageServer):
 
     def occurrences_of(self, key, analysis: Analysis, uri: str):
         """(uri, index, occurrence) for every occurrence of a symbol in this file, the files it
-        uses, and the other open files."""
+        uses, the other open files and, for a block, def or network, the closed files of the
+        workspace that use it."""
         seen = set()
         indexes = [(uri, analysis.index)]
         if analysis.program is not None:
@@ -247,6 +251,10 @@ class ArchServer(LanguageServer):
         for other, their in self.analyses.items():
             if other != uri and their.index is not None:
                 indexes.append((other, their.index))
+        if key[0] == "global":
+            shown = {where for where, _ in indexes}
+            indexes += [(where, index) for where, index in self.closed_indexes(key[2])
+                        if where not in shown]
         for where, index in indexes:
             for occurrence in index.with_key(key):
                 if (where, occurrence.range) not in seen:
@@ -334,6 +342,41 @@ class ArchServer(LanguageServer):
                 if len(files) > MAX_WORKSPACE_FILES:
                     return files[:MAX_WORKSPACE_FILES]
         return files
+
+    def closed_indexes(self, name: str):
+        """(uri, index) of each workspace file not open in the editor whose text mentions
+        `name`, read with the files it uses (the editor's text of those that are open)."""
+        for path in self.workspace_files():
+            uri = from_fs_path(str(path))
+            if uri in self.analyses:
+                continue
+            index = self.closed_index(path, name)
+            if index is not None:
+                yield uri, index
+
+    def closed_index(self, path: Path, name: str) -> Index | None:
+        """A closed file's index, made once per change of its and its used files' times."""
+        from ..diagnostics import SpecError
+        from ..elaborate.program import Program
+        from .analysis import EditorFiles
+
+        cached = self.index_cache.get(path)
+        if cached is not None and all(_mtime(p) == t for p, t in cached[0]):
+            return cached[1]
+        try:
+            if name not in path.read_text(encoding="utf-8", errors="replace"):
+                return None
+            program = Program(EditorFiles(self.model.open))
+            unit = program.load_file(path)
+        except (OSError, SpecError, RecursionError):
+            return None
+        if unit is None:
+            return None
+        index = Index(unit.module, unit.path, unit.namespace, _file_id(unit))
+        times = tuple((Path(u.file.key), _mtime(Path(u.file.key)))
+                      for u in program.units.values() if isinstance(u.file.key, Path))
+        self.index_cache[path] = (times, index)
+        return index
 
     def symbols_of(self, path: Path) -> list:
         """A file's definitions, parsed once per change of its modification time."""
@@ -742,6 +785,13 @@ def _fuzzy(query: str, name: str) -> bool:
 
 def _file_id(unit) -> str:
     return str(unit.file.key)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _renamable(o: Occurrence) -> bool:
