@@ -609,3 +609,20 @@ def test_window_attention_compiles_to_one_graph():
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(net.build().eval())(torch.randn(2, 3, 64, 64))
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+def test_swin_built_for_odd_grids_pads_them_as_torchvision():
+    """At 200x200 the grids are 50, 25 and 13 positions wide: the spec pads an odd grid
+    before patch merging (`zeropad ... when in.h % 2 == 1`), as torchvision does, and gives
+    its outputs; the module built at 224x224 refuses that size with the layer it cannot
+    pass (tests/test_backend.py)."""
+    torch.manual_seed(0)
+    net = archdsl.load(SPECS / "swin.arch").network("swin_t", input_shape=[3, 200, 200])
+    pads = [n for n, node in net.graph.layers() if node["kind"] == "zeropad"]
+    assert pads == ["stage3.patch_merging.zeropad", "stage4.patch_merging.zeropad"]
+    tv = torchvision_model("swin_t").eval()
+    model = net.build().eval()
+    copy_state(model, tv)
+    x = torch.randn(1, 3, 200, 200)
+    with torch.no_grad():
+        assert (model(x) - tv(x)).abs().max() <= 1e-5

@@ -50,17 +50,23 @@ class Flatten(NoCost):
 class ZeroPad(NoCost):
     name = "zeropad"
     family = "structure"
-    doc = ("Pads a feature map with zeros (torch.nn.ZeroPad2d): `zeropad(1)`, per axis "
-           "`zeropad([1, 2])` (height, width), or `zeropad([left, right, top, bottom])`.")
+    doc = ("Pads a feature map or a grid with zeros (torch.nn.ZeroPad2d): `zeropad(1)`, per "
+           "axis `zeropad([1, 2])` (height, width), or `zeropad([left, right, top, bottom])`.")
     params = (Param("pad", Pads4(), doc="pixels to add"),)
-    accepts = (MAP2D,)
+    accepts = (MAP2D, GRID)
 
     def shape(self, a, x):
-        c, h, w = x
         left, right, top, bottom = a["pad"]
+        if x.layout == GRID:
+            h, w, c = x
+            return x.like((h + top + bottom, w + left + right, c))
+        c, h, w = x
         return x.like((c, h + top + bottom, w + left + right))
 
     def torch(self, a, x, y):
+        if x.layout == GRID:  # the positions are the axes before the last
+            left, right, top, bottom = a["pad"]
+            return TorchFunction(f"F.pad({{x}}, (0, 0, {left}, {right}, {top}, {bottom}))")
         return TorchModule("torch.nn.ZeroPad2d", dict(padding=a["pad"]))
 
     def describe(self, a):
