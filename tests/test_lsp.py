@@ -538,3 +538,18 @@ def test_the_server_stops_when_the_client_goes(tmp_path):
 def test_no_internal_errors_were_logged(client):
     """Run last in this module: every request above was answered without an internal error."""
     assert logged_errors(client) == []
+
+
+def test_closed_files_are_read_within_the_size_limit(tmp_path):
+    """References and renames read the closed workspace files that mention a name, as every
+    spec is read: one over the size limit is left out, not read whole."""
+    from archdsl.limits import MAX_FILE_BYTES
+    from archdsl.lsp.server import ArchServer
+
+    server = ArchServer()
+    small, large = tmp_path / "small.arch", tmp_path / "large.arch"
+    small.write_text("block unit:\n    relu\n")
+    large.write_text("block unit:\n    relu\n" + "#" * MAX_FILE_BYTES + "\n")
+    assert server.closed_index(small, "unit") is not None
+    assert server.closed_index(large, "unit") is None
+    assert server.closed_index(small, "absent") is not None  # cached: one parse per change

@@ -357,14 +357,15 @@ class ArchServer(LanguageServer):
     def closed_index(self, path: Path, name: str) -> Index | None:
         """A closed file's index, made once per change of its and its used files' times."""
         from ..diagnostics import SpecError
-        from ..elaborate.program import Program
+        from ..elaborate.program import Program, read_spec_text
         from .analysis import EditorFiles
 
         cached = self.index_cache.get(path)
         if cached is not None and all(_mtime(p) == t for p, t in cached[0]):
             return cached[1]
         try:
-            if name not in path.read_text(encoding="utf-8", errors="replace"):
+            # read as every spec is: a regular .arch file within the size limit
+            if name not in read_spec_text(path):
                 return None
             program = Program(EditorFiles(self.model.open))
             unit = program.load_file(path)
