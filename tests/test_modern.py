@@ -267,6 +267,10 @@ network n:
     two_paths(4) two_paths(2)
 """).network("n")
     assert net.output_shapes["output"] == (4, 8, 8)
+    # `from input` in a block is the block's input: the second call's branch reads the first
+    # call's 8 channels, not the network's 3
+    assert net.graph["two_paths2.concat.1.conv"]["inputs"] == ["two_paths1.concat"]
+    assert net.graph["two_paths2.concat.1.conv"]["params"].trainable == 8 * 2 + 2
     check_against_torch(net)
 
 

@@ -903,7 +903,8 @@ class Elaborator:
                        list(block.bound) + args, scope, span)
         self.chain.append((block.name, span))
         self.chain_definitions.append(block.definition)
-        saved_tensors, self.tensors = self.tensors, {}
+        # the block sees its own labels and its input (`from input`), not its caller's tensors
+        saved_tensors, self.tensors = self.tensors, {"input": x}
         try:
             title = _call_title(block, scope, list(block.bound) + args)
             with self.frame_of("block", block.name, span, title) as frame:
