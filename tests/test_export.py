@@ -318,3 +318,43 @@ def test_the_exported_class_takes_the_networks_parameters(file, name, parameter,
     x = torch.randn(2, *net.input_shape)
     with torch.no_grad():
         assert torch.equal(theirs(x), ours(x))
+
+
+SEGMENTER = """
+block pyramid(c=8):                     # DeepLabV3's image pooling branch, small
+    concat:
+        branch: conv(c, 1) relu
+        branch: gap conv(c, 1) relu upsample(like=input, mode="bilinear")
+
+network segmenter(classes=5):
+    input 3x48x48
+    conv(16, 3, 2, pad=1) relu conv(16, 3, 2, pad=1) relu
+    pyramid()
+    conv(classes, 1)
+    upsample(like=input, mode="bilinear")
+"""
+
+
+def test_upsampling_to_a_tensors_size_exports_to_source_and_onnx(tmp_path):
+    """`upsample(like=input)` reads the size when it runs: in the built module, the
+    standalone source (a block's `input` is its forward's argument) and ONNX."""
+    import onnxruntime
+
+    net = archdsl.load(SEGMENTER).network("segmenter")
+    model = net.build().eval()
+    namespace = {"__name__": "exported"}
+    exec(compile(to_source(net), "segmenter.py", "exec"), namespace)
+    exported = namespace["Segmenter"]().eval()
+    exported.load_state_dict(model.state_dict())
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for size in ((48, 48), (40, 72)):  # the spec's size and another
+            x = torch.randn(2, 3, *size)
+            assert model(x).shape == (2, 5, *size)
+            assert torch.equal(model(x), exported(x))
+        x = torch.randn(1, 3, 48, 48)
+        expected = model(x)
+    path = net.export(tmp_path / "segmenter.onnx", model)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x.numpy()})[0]
+    assert abs(torch.from_numpy(got) - expected).max() <= 1e-5

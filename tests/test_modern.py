@@ -513,6 +513,11 @@ def test_segmentation_with_torchvision_weights_gives_torchvision_outputs(name, a
     with torch.no_grad():
         expected = tv(x)
         assert (model(x) - expected["out"]).abs().max() <= 1e-5
+        # upsampling `like=input` reads the image's size when it runs: the module built at
+        # 96x96 segments other sizes, non-square ones too, as torchvision's does
+        other = torch.randn(1, 3, 72, 104)
+        assert model(other).shape == (1, 21, 72, 104)
+        assert (model(other) - tv(other)["out"]).abs().max() <= 1e-5
         if aux:  # the auxiliary head is a side output: the module returns it in training
             # (without dropout: the two models draw its masks in another order)
             for m in (model, tv):

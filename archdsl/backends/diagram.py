@@ -167,7 +167,12 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB", names: bool = 
         if src == dst or (src, dst) in drawn:
             continue
         drawn.add((src, dst))
-        dot.edge(src, dst, label=" " + show(g[source_of[u]]["shape"]))
+        layer = g[v]["layer"]
+        if layer is not None and not layer.is_merge and u != g[v]["inputs"][0]:
+            # a tensor whose size alone the layer reads (`upsample(like=input)`)
+            dot.edge(src, dst, label=" size", style="dashed")
+        else:
+            dot.edge(src, dst, label=" " + show(g[source_of[u]]["shape"]))
 
     _legend(dot, families - {None, "merge"})
     return dot

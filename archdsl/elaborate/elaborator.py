@@ -590,10 +590,12 @@ class Elaborator:
                              help="a name is letters, digits and `_`, not starting with a digit")
         return result
 
-    def reference(self, name: ast.TensorName, scope, tied: bool = False):
+    def reference(self, name: ast.TensorName, scope, argument: str | None = None):
         """The tensor a `from NAME` starts from: the latest one a label of that name produced
-        in this network or block call (or the network's input, `from input`). `tied`: the
-        name is a `tied=` argument's (a layer whose weight is shared), said so in messages."""
+        in this network or block call (or its input, `from input`). `argument`: the name is
+        that argument's (`tied=wte`: a layer whose weight is shared; `like=input`: a tensor
+        whose size is read), said so in messages."""
+        tied = argument == "tied"
         text = self.tensor_name(name, scope)
         if text in self.tensors:
             node = self.tensors[text]
@@ -615,7 +617,9 @@ class Elaborator:
                              "only; tie the later layer to the earlier one (GPT's output layer "
                              "`tied=wte` to its token embedding `wte`)" if tied else
                              "a step can start only from a tensor computed above it; move this "
-                             "line below the label")
+                             "line below the label" if argument is None else
+                             f"`{argument}=` can name only a tensor computed above it; move "
+                             "this line below the label")
         owners = [d.name for d in self.program_definitions() if d is not definition
                   and text in self.label_names(d)]
         if owners:
@@ -626,8 +630,12 @@ class Elaborator:
                                   "it needs as its input, or name the tensor here")
         raise self.error("E0208", f"no tensor named `{text}`", name.span,
                          help=self.suggest(name.span, text, lambda: list(self.tensors))
-                         or "name a tensor with a label (`c4: stage(...)`), then start "
-                            "from it: `from c4`")
+                         or ("name a tensor with a label (`c4: stage(...)`), then start "
+                             "from it: `from c4`" if argument is None else
+                             "label the layer whose weight to share, above this line: "
+                             "`wte: embedding(768)`, then `tied=wte`" if tied else
+                             "name a tensor with a label above this line (`c4: stage(...)`), "
+                             f"or the input: `{argument}=input`"))
 
     def label_names(self, definition) -> dict[str, list[int]]:
         """The names the labels of a network's or block's body give (not computed ones),
@@ -809,9 +817,12 @@ class Elaborator:
                              help=f"write it as a merge:  {kind.name}:  with `branch:` lines "
                                   "below it")
         defaults = self.defaults.get(kind.name, {})
-        key = None if x is POISON else _application_key(kind, layer.bound, args, defaults, span,
-                                                          x.shape)
+        # a layer that reads other tensors' shapes (`like=`) is not shared between
+        # applications: the names may stand for other tensors each time
+        key = None if x is POISON or kind.shape_inputs else \
+            _application_key(kind, layer.bound, args, defaults, span, x.shape)
         known = self._applied.get(key) if key is not None else None
+        references = []
         if known is None:
             values, given = bind_layer(kind, list(layer.bound) + args, defaults, span,
                                        self.notes)
@@ -819,8 +830,19 @@ class Elaborator:
             self.steps_run += 1
             if x is POISON:
                 return POISON
+            references = []
+            for p, filled in kind.shape_inputs.items():
+                if values[p] is None:
+                    continue
+                where = given[p].span if p in given else span
+                if values[filled] is not None:
+                    raise self.error("E0303", f"`{kind.name}` takes `{p}` or `{filled}`, not both",
+                                     where, help=f"`{p}={values[p]}` gives the {filled}")
+                references.append(self.reference(ast.TensorName(where, values[p], [values[p]]),
+                                                 None, argument=p))
             try:
                 check_layout(kind.name, kind.accepts, x.shape)
+                values = kind.with_shapes(values, x.shape, [r.shape for r in references])
                 values = kind.resolve(values, x.shape)
                 shape = as_shape(kind.shape(values, x.shape), x.shape)
             except ShapeError as error:
@@ -840,7 +862,7 @@ class Elaborator:
             tied = self._tied_source(kind, values, x.shape, tied_span)
         # the same dict for every application it stands for (nothing changes a node's args),
         # so counting can recognise repeated layers too (passes/cost.py)
-        y = self._add(kind, kind.name, values, [x], shape, span, notation)
+        y = self._add(kind, kind.name, values, [x, *references], shape, span, notation)
         y.tied = tied
         if act is not None:
             y = self.apply_layer(act, [], act_span, y)
@@ -851,7 +873,7 @@ class Elaborator:
         tensor NAME, a layer with a weight of the same shape (GPT's output layer and its token
         embedding: both vocab x width)."""
         name = values["tied"]
-        source = self.reference(ast.TensorName(span, name, [name]), None, tied=True)
+        source = self.reference(ast.TensorName(span, name, [name]), None, argument="tied")
         theirs = None if source.layer is None else \
             source.layer.weight_shape(source.args, source.inputs[0].shape)
         if theirs is None:

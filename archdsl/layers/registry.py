@@ -166,6 +166,13 @@ class LayerKind:
     is_rnn: bool = False
     # The layouts of input the layer takes (shapes.py); merges: of each branch.
     accepts: tuple[str, ...] = FEATURES
+    # Parameters that name a tensor whose shape, not its values, the layer reads, each with
+    # the parameter that shape fills in (upsample's {"like": "size"}: `like=input` is
+    # torchvision's F.interpolate(x, size=input.shape[-2:])). The elaborator makes each named
+    # tensor a further input of the node, after the data input, and `with_shapes` fills in
+    # the parameter, so that every stage sees a layer of one input and plain arguments; the
+    # code it compiles to reads the shape when it runs, so the module takes other sizes.
+    shape_inputs: dict[str, str] = {}
     # Named arguments besides its parameters are sizes of named axes, collected in
     # a["sizes"] (rearrange's `h=14`)
     named_sizes: bool = False
@@ -190,6 +197,19 @@ class LayerKind:
 
     def resolve(self, a: dict, x) -> dict:
         return a
+
+    def with_shapes(self, a: dict, x, shapes: list) -> dict:
+        """The arguments with the parameters that `shape_inputs` fill (None in `a`) filled in
+        from the shapes of the tensors named (in their order); a ShapeError when one will not
+        do."""
+        return a
+
+    def refill(self, a: dict, x, shapes: list) -> dict:
+        """A node's arguments filled in again from other shapes of its shape inputs (passes/
+        sizes.py infers the shapes at other input sizes)."""
+        if not self.shape_inputs:
+            return a
+        return self.with_shapes({**a, **dict.fromkeys(self.shape_inputs.values())}, x, shapes)
 
     def shape(self, a: dict, x) -> Shape:
         raise NotImplementedError

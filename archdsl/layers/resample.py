@@ -8,8 +8,10 @@ import math
 
 from ..shapes import MAP2D, MAPS, describe as describe_shape
 from .conv import kernel_text, resolve_windows, stride_text, torch_class
-from .registry import LayerKind, Params, NoCost, Param, ShapeError, TorchModule, numel, register, show
-from .types import ArgType, ArgumentError, Bool, Choice, Int, Optional, Sizes, describe_value
+from .registry import (LayerKind, Params, NoCost, Param, ShapeError, TorchFunction, TorchModule,
+                       numel, register, show)
+from .types import ArgType, ArgumentError, Bool, Choice, Int, Optional, Sizes, TensorLabel, \
+    describe_value
 
 
 class Scale(ArgType):
@@ -38,17 +40,36 @@ class Upsample(NoCost):
     name = "upsample"
     family = "resample"
     doc = ("Upsampling by a scale factor or to a size (torch.nn.Upsample): `upsample(2)`, "
-           "`upsample(size=28x28)`, `mode=\"nearest\"` (default) or `\"linear\"` (bilinear on a "
-           "2-D map, trilinear on a volume). Each output size must be a whole number: the input's "
-           "size times the factor.")
+           "`upsample(size=28x28)`, or to the size of a named tensor: `upsample(like=input)` "
+           "(a segmentation head's logits to the image's size, read when the module runs, so "
+           "it takes any image size). `mode=\"nearest\"` (default) or `\"linear\"` (bilinear "
+           "on a 2-D map, trilinear on a volume). Each output size must be a whole number: the "
+           "input's size times the factor.")
     params = (
         Param("scale", Optional(Scale()), None, "factor per spatial axis"),
         Param("size", Optional(Sizes()), None, "output size per spatial axis (instead of scale)"),
+        Param("like", Optional(TensorLabel()), None,
+              "a named tensor (a map of the same rank) whose size to take, instead of scale"),
         Param("mode", Choice("nearest", "linear", "bilinear", "trilinear"), "nearest",
               "how new pixels are computed"),
         Param("align_corners", Bool(), False, "PyTorch's align_corners, for linear modes"),
     )
     accepts = MAPS
+    shape_inputs = {"like": "size"}
+
+    def with_shapes(self, a, x, shapes):
+        if a["like"] is None:
+            return a
+        if a["scale"] is not None:
+            raise ShapeError("`upsample` takes one of `scale`, `size` and `like`",
+                             help="`like=` gives the size already", arg="like", code="E0303")
+        (ref,) = shapes
+        if ref.layout not in MAPS or len(ref.spatial) != len(x.spatial):
+            raise ShapeError(f"`like={a['like']}` names a tensor of {describe_shape(ref)}; "
+                             f"upsampling {describe_shape(x)} needs a map of the same rank",
+                             help="name a tensor with the spatial sizes to reach, such as "
+                                  "the image: `like=input`", arg="like", code="E0404")
+        return dict(a, size=tuple(ref.spatial))
 
     def resolve(self, a, x):
         a = resolve_windows(a, x, ("size",))
@@ -82,6 +103,10 @@ class Upsample(NoCost):
 
     def torch(self, a, x, y):
         mode = _linear_mode(x) if a["mode"] in _LINEAR else "nearest"
+        if a["like"] is not None:  # the named tensor's size, read when the module runs
+            corners = f", align_corners={a['align_corners']}" if mode != "nearest" else ""
+            return TorchFunction(f"F.interpolate({{}}, size={{}}.shape[-{len(x.spatial)}:], "
+                                 f"mode={mode!r}{corners})")
         # Whole factors are given as factors, so the module takes other input sizes too (as
         # Ultralytics' nn.Upsample(None, 2)); it computes the same values as with the size.
         # Other factors are given as the size they produce, exactly the spec's.
@@ -96,6 +121,8 @@ class Upsample(NoCost):
         if a["scale"]:
             factors = [f"{f:g}" for f in a["scale"]]
             how = "x" + (factors[0] if len(set(factors)) == 1 else kernel_text(factors))
+        elif a["like"] is not None:
+            how = f"to {a['like']}'s size"
         else:
             how = f"to {kernel_text(a['size'])}"
         return f"upsample {how}" + ("" if a["mode"] == "nearest" else f", {a['mode']}")

@@ -55,12 +55,12 @@ def _first_failure(graph: LayerGraph, inputs: dict[str, Shape],
         try:
             for each in (xs if layer.is_merge else [x]):
                 check_layout(layer.name, layer.accepts, each)
-            y = as_shape(layer.shape(node["args"], x), xs[0])
+            args = node["args"] if layer.is_merge else layer.refill(node["args"], x, xs[1:])
+            y = as_shape(layer.shape(args, x), xs[0])
             same = not same_module or (
-                Params.of(layer.params_count(node["args"], x)) ==
+                Params.of(layer.params_count(args, x)) ==
                 Params.of(layer.params_count(node["args"], x_old)) and
-                layer.torch(node["args"], x, y) ==
-                layer.torch(node["args"], x_old, node["shape"]))
+                layer.torch(args, x, y) == layer.torch(node["args"], x_old, node["shape"]))
         except ShapeError as error:
             return name, error
         except (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError):
