@@ -356,9 +356,37 @@ class SavedModel:
         if self.preprocess is None:
             raise PredictError("this saved model records no preprocessing (it was not written "
                                "by `archdsl train`), so raw images cannot be fed to it")
+        if self.preprocess.task == "lm":
+            raise PredictError("this saved model is a language model, which reads text: "
+                               "continue a text with .generate(prompt)")
         if self._predictor is None or self._predictor.device != _torch_device(device):
             self._predictor = Predictor(self.network, self.state_dict, self.preprocess, device)
         return self._predictor(images, top_k)
+
+
+    def generate(self, prompt: str, length: int = 500, *, temperature: float = 0.8,
+                 top_k: int | None = None, seed: int = 0, device="cpu") -> str:
+        """A trained language model's continuation of `prompt`: the prompt and `length`
+        characters drawn after it (train/text.py). Raises archdsl.PredictError for a model
+        that is no language model, or a prompt with characters it never trained on."""
+        from .train.data import DataError
+        from .train.predict import PredictError
+        from .train.text import decode, encode, generate
+
+        if self.preprocess is None or self.preprocess.task != "lm":
+            raise PredictError("this saved model is not a language model (a checkpoint of "
+                               "`archdsl train --task lm`)")
+        vocabulary = self.preprocess.classes
+        try:
+            ids = encode(prompt, vocabulary, "the prompt")
+        except DataError as error:
+            raise PredictError(str(error)) from None
+        if not ids:
+            raise PredictError("the prompt is empty: give at least one character to continue")
+        model = self.build(logits=True).to(device)
+        return decode(generate(model, ids, length, self.network.input_shape[0],
+                               len(vocabulary), temperature=temperature, top_k=top_k,
+                               seed=seed, device=device), vocabulary)
 
 
 def _torch_device(name):

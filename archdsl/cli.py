@@ -417,6 +417,12 @@ def cmd_predict(args) -> int:
     return run_predict(args)
 
 
+def cmd_generate(args) -> int:
+    from .train.command import run_generate
+
+    return run_generate(args)
+
+
 def cmd_zoo(args) -> int:
     from . import zoo
 
@@ -640,13 +646,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text", help=argparse.SUPPRESS)
     _add_allow_use(p)
     g = p.add_argument_group("data")
-    g.add_argument("--task", choices=("classify", "segment"),
-                   help="classify images (a network that outputs a vector of class scores) or "
-                        "segment them (one that outputs a map); default: from the output")
+    g.add_argument("--task", choices=("classify", "segment", "lm"),
+                   help="classify images (a network that outputs a vector of class scores), "
+                        "segment them (one that outputs a map), or model text (lm: one that "
+                        "reads token ids and scores the next token at each position); "
+                        "default: from the input and output")
     g.add_argument("--data",
                    help="digits (default, bundled), mnist, fashion-mnist, cifar10, cifar100, "
                         "fake, or imagefolder:PATH; for segmentation shapes (default, "
-                        "generated) or masks:PATH")
+                        "generated) or masks:PATH; for language models text:PATH (a UTF-8 "
+                        "file, one token per character)")
     g.add_argument("--data-dir", help="where downloaded data sets live (default: ./data)")
     g.add_argument("--val-split", type=float, help="fraction of the training set held out (0.1)")
     g.add_argument("--augment", dest="augment", action="store_true", default=None,
@@ -742,6 +751,21 @@ def make_parser() -> argparse.ArgumentParser:
                    "(default: masks; -2, -3, ... added if it exists)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("generate", help="continue a text with a trained language model "
+                                        "(a checkpoint of `archdsl train --task lm`)")
+    p.add_argument("checkpoint", help="a checkpoint (.pt), or a run directory (its best.pt)")
+    p.add_argument("--prompt", help="the text to continue (default: a new line)")
+    p.add_argument("--length", type=int, default=500, metavar="N",
+                   help="how many characters to write (default 500)")
+    p.add_argument("--temperature", type=float, default=0.8, metavar="T",
+                   help="divides the scores before drawing: lower is more predictable, 0 "
+                        "always takes the most likely character (default 0.8)")
+    p.add_argument("--top-k", type=int, metavar="K",
+                   help="draw only among the K most likely characters (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="of the draws (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.set_defaults(run=cmd_generate)
 
     p = sub.add_parser("compile", help="build the PyTorch model and run it once; print its "
                                        "forward code, or write it as .py, .onnx or .pt")

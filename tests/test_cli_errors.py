@@ -16,6 +16,8 @@ GOLDEN = ROOT / "tests" / "cli" / "errors.txt"
 
 LENET = "specs/lenet.arch lenet5"
 TRAIN = f"train {LENET} --no-progress --no-tensorboard --out {{tmp}}/run"
+GPT = ("train specs/gpt.arch gpt --set depth=1 --set d=16 --set heads=2 --set context=16 "
+       "--set vocab=40 --no-progress --no-tensorboard --out {tmp}/run")
 
 # Commands, run from the repository root; {tmp} is a scratch folder holding the files made by
 # `scratch` below (a checkpoint with an unsafe name, a damaged one, a file that is no checkpoint).
@@ -115,6 +117,30 @@ CASES = [
     f"compile {LENET} --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.pt",
     f"compile {LENET} --set act=relu --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.py",
     "compile specs/resnet.arch resnet18 --torchvision resnet81",
+    # language models: text data, and the networks that can learn from it
+    f"{GPT} --data digits",
+    f"{GPT} --data text:",
+    f"{GPT} --data text:{{tmp}}/no-such.txt",
+    f"{GPT} --data text:{{tmp}}/empty",
+    f"{GPT} --data text:{{tmp}}/latin1.txt",
+    f"{GPT} --data text:{{tmp}}/short.txt",
+    f"{GPT} --set vocab=20 --data text:{{tmp}}/fox.txt",
+    f"{TRAIN} --data text:{{tmp}}/fox.txt",
+    "train {tmp}/bidirectional.arch --no-progress --no-tensorboard --out {tmp}/run "
+    "--data text:{tmp}/fox.txt",
+    "train {tmp}/tagger.arch --no-progress --no-tensorboard --out {tmp}/run "
+    "--data text:{tmp}/fox.txt",
+    "train {tmp}/encoder.arch --no-progress --no-tensorboard --out {tmp}/run "
+    "--data text:{tmp}/fox.txt",
+    "generate {tmp}/saved.pt",
+    "generate {tmp}/no-such.pt",
+    "generate {tmp}/lm-run --length 0",
+    "generate {tmp}/lm-run --temperature nan",
+    "generate {tmp}/lm-run --top-k 0",
+    "generate {tmp}/lm-run --prompt ''",
+    "generate {tmp}/lm-run --prompt 'THE FOX'",
+    "predict {tmp}/lm-run x.png",
+    "eval {tmp}/lm-run --data text:{tmp}/latin1-utf8.txt",
     # the command line itself
     "layers convv",
     "lsp --port 2087",
@@ -180,6 +206,26 @@ def scratch(tmp):
                           for k, v in trained["model"].items()}
     changed["trained_checksum"] = checkpoint.checksum(trained["model"])
     torch.save(changed, tmp / "ema-changed.pt")
+    _language_model_files(tmp)
+
+
+def _language_model_files(tmp):
+    """Texts, networks that cannot learn from them, and a language model trained briefly."""
+    (tmp / "fox.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 40)
+    (tmp / "short.txt").write_text("the quick brown fox\n")
+    (tmp / "latin1.txt").write_bytes("naïve café\n".encode("latin-1") * 40)
+    (tmp / "latin1-utf8.txt").write_text("naïve café\n" * 40)
+    lm = "    input 16 tokens of 40\n    embedding(16)\n"
+    (tmp / "bidirectional.arch").write_text(
+        "network bidirectional:\n" + lm + "    lstm(16, bidirectional=true) linear(40)\n")
+    (tmp / "tagger.arch").write_text("network tagger:\n" + lm + "    gru(16) linear(5)\n")
+    (tmp / "encoder.arch").write_text(
+        "network encoder:\n" + lm + "    h: attention(2)\n    linear(40)\n")
+    assert main(["train", "specs/gpt.arch", "gpt", "--set", "depth=1", "--set", "d=16",
+                 "--set", "heads=2", "--set", "context=16", "--set", "vocab=40",
+                 "--data", f"text:{tmp / 'fox.txt'}", "--epochs", "1", "--limit-steps", "2",
+                 "--batch-size", "8", "--no-progress", "--no-tensorboard",
+                 "--out", str(tmp / "lm-run")]) == 0
 
 
 def _broken_images(folder):

@@ -41,6 +41,8 @@ def to_source(net, preprocess=None) -> str:
     if preprocess is None:
         return code
     main = code.index('\n\nif __name__ == "__main__":')
+    if preprocess.task == "lm":
+        return code[:main] + "\n\n\n" + text_source(preprocess) + "\n" + code[main:] + TEXT_MAIN
     g = net.graph
     ends_in_softmax = g[g[g.outputs[g.main_outputs[0]]]["inputs"][0]]["kind"] == "softmax"
     probabilities = "out[0]" if ends_in_softmax else "torch.softmax(out, dim=1)[0]"
@@ -243,6 +245,50 @@ def preprocess_source(p) -> str:
         "def preprocess(images):",
         '    """uint8 images (N, C, H, W), as read_image gives them, to the network\'s input."""',
         *steps])
+
+
+def text_source(p) -> str:
+    """A trained language model's vocabulary and a `generate` function (train/text.py's,
+    written out): characters to token ids, a continuation drawn a character at a time."""
+    context = p.input_shape[0]
+    return "\n".join([
+        "# The characters of the text `archdsl train` trained this language model on"
+        + (f" ({p.data})" if p.data else "") + ", by token id.",
+        f"VOCABULARY = {list(p.classes)!r}",
+        f"CONTEXT = {context}  # the positions the network reads", "", "",
+        "@torch.no_grad()",
+        "def generate(model, prompt, length=500, temperature=0.8, top_k=None, seed=0):",
+        '    """The prompt and `length` characters drawn after it, each from the scores at the',
+        "    last position (divided by `temperature`; 0: the most likely one). A prompt shorter",
+        "    than the context is padded on the right: the network sees no later position, so",
+        '    the padding changes nothing before it."""',
+        "    index = {c: i for i, c in enumerate(VOCABULARY)}",
+        "    ids = [index[c] for c in prompt]  # a KeyError names a character never trained on",
+        "    generator = torch.Generator().manual_seed(seed)",
+        "    model.eval()",
+        "    for _ in range(length):",
+        "        window = ids[-CONTEXT:]",
+        "        x = torch.zeros(1, CONTEXT, dtype=torch.long)",
+        "        x[0, :len(window)] = torch.tensor(window)",
+        "        scores = model(x)[0, len(window) - 1, :len(VOCABULARY)].float()",
+        "        if temperature == 0:",
+        "            ids.append(int(scores.argmax()))",
+        "            continue",
+        "        scores = scores / temperature",
+        "        if top_k is not None and top_k < len(scores):",
+        "            scores = scores.masked_fill(scores < scores.topk(top_k).values[-1], "
+        "float(\"-inf\"))",
+        "        ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))",
+        '    return "".join(VOCABULARY[i] for i in ids)'])
+
+
+TEXT_MAIN = "\n".join([
+    "    import sys", "",
+    '    # python THIS.py WEIGHTS.pt "PROMPT": the prompt and what the model writes after it',
+    "    if len(sys.argv) > 2:",
+    '        state = torch.load(sys.argv[1], map_location="cpu", weights_only=True)',
+    '        model.load_state_dict(state.get("model", state))  # a checkpoint\'s, or a state_dict',
+    "        print(generate(model, sys.argv[2]))", ""])
 
 
 # ---- small helpers -------------------------------------------------------------------------

@@ -197,6 +197,10 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
             print_diagnostics(diagnostics)
             return 1
         task = args.task or tasks.task_of(net)
+        if task == "lm" and args.data is None:
+            say("train", f"`{net.name}` is a language model (token ids in, scores of the next "
+                "token out), which learns from a text: give --data text:PATH (a UTF-8 file)")
+            return 2
         # segmentation's embedded default data set
         data = args.data or ("shapes" if task == "segment" else config.data)
         try:  # before a run directory is made
@@ -264,7 +268,8 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
         run = Path(processes.share(str(run) if run else None))
     if processes.main:
         on = f" on {processes.world} processes" if processes.active else ""
-        doing = "training" if config.task == "classify" else "training to segment:"
+        doing = {"classify": "training", "segment": "training to segment:",
+                 "lm": "training a language model:"}[config.task]
         print(f"{doing} {net.name} ({net.params_total:,} params) on {config.data} "
               f"for {config.epochs} epochs{on}; run directory {run}", file=sys.stderr)
     try:
@@ -364,6 +369,10 @@ def run_predict(args) -> int:
             "`archdsl train`), so raw images cannot be fed to it; train the network with "
             "`archdsl train` and predict with its checkpoint")
         return 2
+    if state["preprocess"].get("task") == "lm":
+        say("predict", f"{args.checkpoint} is a language model, which reads text, not "
+            f"images: continue a text with `archdsl generate {args.checkpoint} --prompt ...`")
+        return 2
     try:
         net = network_from_files(state["spec_files"], state["spec_name"], state["network"],
                                  state["args"], state["input_shape"], state.get("plugins", []),
@@ -384,6 +393,66 @@ def run_predict(args) -> int:
     for file, top in zip(files, results):
         print(printable(f"{file}: " + ", ".join(f"{t['label']} {t['probability']:.1%}"
                                                  for t in top)))
+    return 0
+
+
+def run_generate(args) -> int:
+    """`archdsl generate CHECKPOINT --prompt TEXT`: the prompt and what a trained language
+    model writes after it, on stdout."""
+    import math
+
+    from .preprocess import Preprocess
+    from .text import decode, encode, generate
+
+    if not 1 <= args.length <= 1_000_000:
+        say("generate", f"--length must be a number of characters from 1 to 1,000,000, got "
+            f"{args.length}")
+        return 2
+    if not (math.isfinite(args.temperature) and 0 <= args.temperature <= 100):
+        say("generate", f"--temperature must be from 0 (always the most likely character) to "
+            f"100, got {args.temperature}")
+        return 2
+    if args.top_k is not None and args.top_k < 1:
+        say("generate", f"--top-k must be at least 1, got {args.top_k}")
+        return 2
+    if not 0 <= args.seed < 2 ** 63:
+        say("generate", f"--seed must be an integer from 0 to 2**63 - 1, got {args.seed}")
+        return 2
+    args.checkpoint = _best_of_run(args.checkpoint, "generating with")
+    state = _read_checkpoint(args.checkpoint, "generate")
+    if state is None:
+        return 2
+    if state.get("preprocess", {}).get("task") != "lm":
+        say("generate", f"{args.checkpoint} is not a language model (a checkpoint of "
+            "`archdsl train --task lm`); a classifier or segmenter predicts: `archdsl predict "
+            f"{args.checkpoint} IMAGE...`")
+        return 2
+    preprocess = Preprocess.from_dict(state["preprocess"])  # checked when it was read
+    vocabulary = preprocess.classes
+    prompt = args.prompt if args.prompt is not None else "\n"
+    try:
+        if prompt == "\n" and "\n" not in vocabulary:
+            prompt = vocabulary[0]  # a text of one line: its first character
+        ids = encode(prompt, vocabulary, "--prompt")
+        if not ids:
+            raise DataError("--prompt is empty: give at least one character to continue")
+        net = network_from_files(state["spec_files"], state["spec_name"], state["network"],
+                                 state["args"], state["input_shape"], state.get("plugins", []),
+                                 args.plugin)
+        device = pick_device(args.device or "auto")
+    except (DataError, SpecError) as error:
+        say("generate", error)
+        return 2
+    model = net.build(logits=True).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        say("generate", f"{args.checkpoint}: its weights do not fit the network it describes")
+        return 2
+    ids = generate(model, ids, args.length, net.input_shape[0], len(vocabulary),
+                   temperature=args.temperature, top_k=args.top_k, seed=args.seed,
+                   device=device)
+    sys.stdout.write(decode(ids, vocabulary) + "\n")
     return 0
 
 
@@ -458,9 +527,13 @@ def run_eval(args) -> int:
                                  state["args"], state["input_shape"], state.get("plugins", []),
                                  args.plugin)
         device = pick_device(args.device or "auto")
+        if "config" not in state:  # a saved model: the task its network implies
+            config.task = tasks.task_of(net)
+        vocabulary = state.get("preprocess", {}).get("classes") if config.task == "lm" else None
         splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
                              val_split=config.val_split, seed=config.seed,
-                             fake_size=config.fake_size, download=not args.offline)
+                             fake_size=config.fake_size, download=not args.offline,
+                             vocabulary=vocabulary)
     except (DataError, SpecError) as error:
         say("eval", error)
         return 2
@@ -480,10 +553,10 @@ def run_eval(args) -> int:
     except DataError as error:
         say("eval", error)
         return 2
-    outputs = net.output_shapes["output"][0]
+    outputs = tasks.scores(net)
     if data.classes > outputs:
-        say("eval", f"{config.data} has {data.classes} classes but `{state['network']}` "
-            f"outputs {outputs} scores: it was not made for this data set")
+        say("eval", tasks.too_few_scores(net, config.task, config.data, data.classes)
+            .split("; ")[0] + ": it was not made for this data set")
         return 2
     task = tasks.make(config.task, outputs, data.class_names)
     pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False)
@@ -508,9 +581,9 @@ def run_eval(args) -> int:
         if config.task == "classify":
             figures.update(top1_error=1 - metrics["top1"], top5_error=1 - metrics["top5"])
         print(json.dumps({"checkpoint": args.checkpoint, "network": state["network"],
-                          "data": config.data, "split": args.split, "images": len(data),
+                          "data": config.data, "split": args.split, splits.unit: len(data),
                           "task": config.task, **figures}, indent=2))
         return 0
-    print(f"{state['network']} on {config.data} ({args.split}, {len(data)} images): "
+    print(f"{state['network']} on {config.data} ({args.split}, {len(data)} {splits.unit}): "
           + task.evaluated(metrics))
     return 0

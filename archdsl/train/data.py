@@ -22,6 +22,12 @@ Segmentation data sets (--task segment) label each image with a mask of class in
     masks:PATH        PATH/images/NAME and PATH/masks/NAME (a PNG of class indices, 255 for
                       pixels to ignore), as common segmentation data sets ship them; or
                       PATH/train/ and PATH/test/ each holding images/ and masks/
+
+Text (--task lm, a network that reads token ids and scores the next one at each position):
+
+    text:PATH         a UTF-8 text file, one token per character (its vocabulary: the
+                      characters it holds, sorted), cut into windows of the network's context
+                      length; its last 10% is the test set (as nanoGPT's character models)
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..shapes import TOKENS
 from .options import DATASETS
 from .preprocess import fit_to_input, read_image, scale
 
@@ -75,13 +82,15 @@ class Splits:
     # where the test images come from, for the start line: "its own test set", "20% of
     # x/, held out (stratified, fixed seed)"
     test_from: str = "its own test set"
+    unit: str = "images"  # or "sequences" (text: windows of token ids)
 
     def describe(self) -> str:
         """Which images each split holds: `1,234 train, 137 val (10% of train), 300 test
         (...)`."""
         val = f", {len(self.val):,} validation (held out of train)" if self.val else ""
-        return (f"{len(self.train):,} training images{val}, {len(self.test):,} test images "
-                f"({self.test_from}), {self.train.classes} classes")
+        what = "classes" if self.unit == "images" else "characters in its vocabulary"
+        return (f"{len(self.train):,} training {self.unit}{val}, {len(self.test):,} test "
+                f"{self.unit} ({self.test_from}), {self.train.classes} {what}")
 
 
 # ---- the data sets -------------------------------------------------------------------------
@@ -99,10 +108,13 @@ def generated_count(input_shape) -> int:
 
 
 def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.1,
-                seed: int = 0, fake_size: int | None = None, download: bool = True) -> Splits:
+                seed: int = 0, fake_size: int | None = None, download: bool = True,
+                vocabulary=None) -> Splits:
     """Train, validation and test splits of a data set. The test split is the data set's own
     (or a fixed 20% for digits); the validation split is taken from the training set.
-    `fake_size`: the training images of the generated sets (None: generated_count)."""
+    `fake_size`: the training images of the generated sets (None: generated_count).
+    `vocabulary`: a text's characters by token id, as a model trained on it (None: the
+    text's own)."""
     test_from = "its own test set"
     if fake_size is None:
         fake_size = generated_count(input_shape)
@@ -132,6 +144,11 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
         if not folder:
             raise DataError("masks: needs a folder: --data masks:PATH")
         train, test, test_from = _mask_folder(Path(folder), input_shape)
+    elif name.startswith("text:"):
+        file = name.split(":", 1)[1]
+        if not file:
+            raise DataError("text: needs a file: --data text:PATH")
+        return _text_splits(Path(file), input_shape, val_split, vocabulary)
     else:
         raise DataError(f"unknown data set `{name}`; choose one of: {', '.join(DATASETS)}")
     val = None
@@ -140,6 +157,90 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
         train, val = train.subset(train_index), train.subset(val_index)
     mean, std = _statistics(train.images)
     return Splits(train, val, test, mean, std, test_from)
+
+
+MAX_TEXT_BYTES = 256 * 2 ** 20  # a text data set is held in memory, 4 bytes per character
+
+
+class TextData(ImageData):
+    """A stretch of a text as token ids (`stream`), cut into windows of the network's context
+    length that follow each other without overlap: `images` the windows, `labels` the same
+    windows one character on (the next character at each position), as views of the stream.
+    An epoch predicts each character once. `shifted(offset)`: the windows from another start,
+    so that training sees every position of the text at every position of the window, not a
+    fixed phase (nanoGPT draws random offsets)."""
+
+    def __init__(self, name: str, stream: torch.Tensor, context: int, vocabulary: list,
+                 offset: int = 0):
+        self.stream, self.context = stream, context
+        # the same number of windows from every offset below `context`
+        count = (len(stream) - context) // context
+        windows = stream[offset:offset + count * context + 1]
+        super().__init__(name, windows[:-1].view(count, context),
+                         windows[1:].unfold(0, context, context), len(vocabulary), vocabulary)
+
+    def shifted(self, offset: int) -> "TextData":
+        return TextData(self.name, self.stream, self.context, self.class_names, offset)
+
+
+def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None) -> Splits:
+    """A text file as token ids, split by position as nanoGPT does: the first 90% trains
+    (its last `val_split` held out for validation), the rest tests. The ids are of
+    `vocabulary` if given (a trained model's), else of the text's own characters, sorted."""
+    context = input_shape[0]
+    own = vocabulary is None  # a new run's: its context can still change
+    try:
+        if not path.is_file():
+            raise DataError(f"text: {path} is not a file" if path.exists() else
+                            f"text: {path} does not exist")
+        size = path.stat().st_size
+        if size > MAX_TEXT_BYTES:
+            raise DataError(f"text: {path} holds {size:,} bytes; text data sets are held in "
+                            f"memory, up to {MAX_TEXT_BYTES:,} bytes")
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"text: cannot read {path}: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"text: {path} is not UTF-8 text (byte {error.start:,} is "
+                        f"{data[error.start]:#04x})") from None
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    if vocabulary is None:
+        alphabet, ids = np.unique(codes, return_inverse=True)
+        vocabulary = [chr(c) for c in alphabet.tolist()]
+    else:
+        alphabet = np.array([ord(c) for c in vocabulary], dtype=np.uint32)
+        order = np.argsort(alphabet)
+        where = np.searchsorted(alphabet[order], codes).clip(max=max(len(alphabet) - 1, 0))
+        known = alphabet[order][where] == codes
+        if not known.all():
+            unknown = sorted({chr(c) for c in codes[~known][:100_000].tolist()})
+            raise DataError(f"text: {path} holds characters the model's vocabulary (the "
+                            f"text it trained on) lacks: "
+                            + ", ".join(repr(c) for c in unknown[:10])
+                            + (" ..." if len(unknown) > 10 else ""))
+        ids = order[where]
+    stream = torch.from_numpy(ids.astype(np.int32).reshape(-1))
+    name = f"text:{path}"
+    train_end = int(len(stream) * 0.9)
+    val_start = train_end - int(train_end * val_split)
+    parts = {"train": stream[:val_start], "validation": stream[val_start:train_end],
+             "test": stream[train_end:]}
+    # each part holds at least one window and the characters after it (TextData)
+    shares = {"train": 0.9 * (1 - val_split), "validation": 0.9 * val_split, "test": 0.1}
+    for what, part in parts.items():
+        if len(part) < 2 * context and (what != "validation" or val_split > 0):
+            least = max(math.ceil(2 * context / share) for share in shares.values() if share)
+            raise DataError(
+                f"text: {path} holds {len(text):,} characters, too few for windows of "
+                f"{context:,}: its {what} part ({shares[what]:.0%} of it) needs "
+                f"{2 * context:,}; give a text of at least {least:,} characters"
+                + (", or train a shorter context (--set context=...)" if own else ""))
+    val = TextData(name, parts["validation"], context, vocabulary) if val_split > 0 else None
+    return Splits(TextData(name, parts["train"], context, vocabulary), val,
+                  TextData(name, parts["test"], context, vocabulary), [], [],
+                  "its last 10%", unit="sequences")
 
 
 def _split_index(n: int, fraction: float, seed: int, labels=None):
@@ -504,6 +605,7 @@ class BatchPipeline:
     def __init__(self, input_shape, mean, std, *, augment: bool, crop_padding: int = 4,
                  flip: bool = True, channels_last: bool = False):
         self.shape = tuple(input_shape)
+        self.tokens = getattr(input_shape, "layout", None) == TOKENS  # text: ids as they are
         self.mean = torch.tensor(mean).view(1, -1, 1, 1)
         self.std = torch.tensor(std).view(1, -1, 1, 1)
         self._moments = {}  # device -> (mean, std) there, copied once
@@ -516,6 +618,8 @@ class BatchPipeline:
                  masks: torch.Tensor | None = None):
         """The network's input; with `masks` (segmentation's, one class per pixel, at the
         images' size), the input and the masks moved by the same crops and flips."""
+        if self.tokens:
+            return images.long()
         x = scale(images)
         # a copy from the host waits for the GPU to finish its queue: once per device, not
         # at every batch, or the CPU could never run ahead of the GPU

@@ -314,22 +314,26 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         log = _silent
     tasks.check_network(net, config.task)
     tasks.check_data(config.task, config.data)
+    # a resumed language model keeps the ids it trained with, even if its text has changed
+    vocabulary = resume.get("preprocess", {}).get("classes") \
+        if resume is not None and config.task == "lm" else None
     splits: Splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
                                  val_split=config.val_split, seed=config.seed,
-                                 fake_size=config.fake_size, download=not config.offline)
+                                 fake_size=config.fake_size, download=not config.offline,
+                                 vocabulary=vocabulary)
     log(f"data: {config.data}: {splits.describe()}")
-    classes = net.output_shapes["output"][0]
+    classes = tasks.scores(net)
     if splits.train.classes > classes:
-        raise DataError(f"{config.data} has {splits.train.classes} classes but the network "
-                        f"outputs {classes}; set it with --set classes={splits.train.classes}")
+        raise DataError(tasks.too_few_scores(net, config.task, config.data, splits.train.classes))
     task = tasks.make(config.task, classes, splits.train.class_names)
     # segmentation: flips by default, which move the masks with the images; crops only when
     # asked for (--augment), as the padding they bring in is counted as background
     segment = config.task == "segment"
+    lm = config.task == "lm"
     augment = config.augment if config.augment is not None else config.data != "fake"
     flip = config.flip if config.flip is not None else config.data.split(":")[0] in FLIPPABLE \
         or config.data.startswith(("imagefolder:", "masks:")) or config.data == "shapes"
-    height = net.input_shape[1] if len(net.input_shape) == 3 else 0
+    height = net.input_shape[1] if len(net.input_shape) == 3 and net.input_shape.is_map else 0
     crops = height and (config.augment if segment else True)
     train_pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=augment,
                                crop_padding=max(height // 8, 1) if crops else 0, flip=flip,
@@ -444,8 +448,11 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 seen = resume["partial"]["seen"]
                 answers += resume["partial"].get("answers", seen)
             bar = _progress(config, steps_per_epoch, skip, epoch) if processes.main else None
+            # text: windows from a start drawn for the epoch (the same on resuming)
+            epoch_data = splits.train if not lm else splits.train.shifted(int(torch.randint(
+                0, net.input_shape[0], (), generator=torch.Generator().manual_seed(order_seed))))
             for b, (images, labels) in enumerate(
-                    batches(splits.train, config.batch_size, shuffle=True, seed=order_seed,
+                    batches(epoch_data, config.batch_size, shuffle=True, seed=order_seed,
                             drop_last=True, skip=skip, rank=processes.rank,
                             world=processes.world), start=skip):
                 step = epoch * steps_per_epoch + b
@@ -548,7 +555,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             log(_epoch_line(row, config.epochs, task))
             state.update(epoch=epoch + 1, batch=0)
             state.pop("partial", None)
-            score = val[task.score_key] if val else row[task.columns[2]]
+            score = val[task.score_key] if val else task.train_score(row)
             if score > state["best"]:
                 state["best"], state["stale"] = score, 0
                 save("best.pt")
@@ -579,7 +586,14 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
     logbook.close()
     if processes.main:
         (run / "result.json").write_text(json.dumps(result, indent=2))
-        if config.task == "segment":  # the best checkpoint's masks on test images
+        if config.task == "lm":  # what the best checkpoint writes after a test prompt
+            from .text import sample
+
+            text = sample(evaluated, splits.test, task.names, net.input_shape[0], device,
+                          config.seed)
+            (run / "sample.txt").write_text(text, encoding="utf-8")
+            log(f"sample of the best checkpoint: {run / 'sample.txt'}")
+        elif config.task == "segment":  # the best checkpoint's masks on test images
             from .pictures import write_overlays
 
             write_overlays(run / "overlays.png", evaluated, splits.test, eval_pipe, device,
@@ -644,4 +658,5 @@ def _progress(config, total, done, epoch):
 
 def _epoch_line(row: dict, epochs: int, task=None) -> str:
     text = f"epoch {row['epoch']:>3}/{epochs}  " + (task or tasks.Classify()).line(row)
-    return text + f"  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
+    speed = getattr(task, "speed", "img/s")
+    return text + f"  lr {row['lr']:.3g}  {row['images_per_s']:.0f} {speed}  {row['seconds']:.1f}s"

@@ -7,10 +7,14 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "fake", "shapes",
-            "imagefolder:PATH", "masks:PATH")
+            "imagefolder:PATH", "masks:PATH", "text:PATH")
 # the data sets of segmentation: a mask of class indices per image
 SEGMENTATION_DATA = ("shapes", "masks:")
-TASKS = ("classify", "segment")
+# ... and of language models: text
+TEXT_DATA = ("text:",)
+TASKS = ("classify", "segment", "lm")
+_NAMED = tuple(d for d in DATASETS if not d.endswith(":PATH"))
+_PATHS = tuple(d[:-len("PATH")] for d in DATASETS if d.endswith(":PATH"))
 
 # What a spec's `recipe` may set: how to train, not where the data is or how the run is shown
 RECIPE_OPTIONS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov",
@@ -21,8 +25,8 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nester
 
 @dataclass
 class TrainConfig:
-    data: str = "digits"  # for --task segment: shapes
-    task: str = "classify"  # classify | segment (from the network's output unless given)
+    data: str = "digits"  # for --task segment: shapes; --task lm has no default
+    task: str = "classify"  # classify | segment | lm (from the network's output unless given)
     data_dir: str = "data"
     epochs: int = 10
     batch_size: int = 64
@@ -106,10 +110,10 @@ _OPTION_TYPES = {"str": (str,), "int": (int,), "float": (float,), "bool": (bool,
 
 # What each option's value must be, besides its type: (test, description for the message).
 _OPTION_RULES = {
-    "data": (lambda v: v in DATASETS[:-2] or any(
-        v.startswith(kind) and len(v) > len(kind) for kind in ("imagefolder:", "masks:")),
-             "one of " + ", ".join(DATASETS[:-2]) + ", imagefolder:PATH or masks:PATH"),
-    "task": (lambda v: v in TASKS, "classify or segment"),
+    "data": (lambda v: v in _NAMED or any(v.startswith(kind) and len(v) > len(kind)
+                                          for kind in _PATHS),
+             "one of " + ", ".join(DATASETS)),
+    "task": (lambda v: v in TASKS, "classify, segment or lm"),
     "data_dir": (lambda v: v != "", "a folder"),
     "epochs": (lambda v: 1 <= v <= 10 ** 6, "between 1 and 1,000,000"),
     "batch_size": (lambda v: 1 <= v <= 2 ** 24, "a positive number of images"),

@@ -39,7 +39,11 @@ class Preprocess:
 
     @classmethod
     def of(cls, splits, input_shape, task: str = "classify") -> "Preprocess":
-        """The preprocessing of a training run's data set (train/data.py Splits)."""
+        """The preprocessing of a training run's data set (train/data.py Splits). A language
+        model's is its vocabulary: `classes` holds the character of each token id."""
+        if task == "lm":
+            return cls(0, (0, 0), (), (), tuple(input_shape), tuple(splits.train.class_names),
+                       splits.train.name, task)
         images = splits.train.images
         names = splits.train.class_names or [str(i) for i in range(splits.train.classes)]
         return cls(int(images.shape[1]), (int(images.shape[2]), int(images.shape[3])),
@@ -73,6 +77,19 @@ class Preprocess:
                 raise ValueError(f"`preprocess.{key}` must be {count} finite numbers")
             return tuple(float(n) for n in v)
 
+        task = value.get("task", "classify")
+        if task not in ("classify", "segment", "lm"):
+            raise ValueError("`preprocess.task` must be classify, segment or lm")
+        if task == "lm":  # a vocabulary: one character per token id
+            vocabulary = value.get("classes")
+            if not (isinstance(vocabulary, list) and vocabulary and len(set(vocabulary)) ==
+                    len(vocabulary) and all(isinstance(c, str) and len(c) == 1
+                                            for c in vocabulary)):
+                raise ValueError("`preprocess.classes` must be a vocabulary of distinct "
+                                 "characters")
+            data = value.get("data", "")
+            return cls(0, (0, 0), (), (), ints("input_shape"), tuple(vocabulary),
+                       data if isinstance(data, str) else "", task)
         channels = value.get("channels")
         if channels not in (1, 3):
             raise ValueError("`preprocess.channels` must be 1 or 3")
@@ -83,9 +100,6 @@ class Preprocess:
         data = value.get("data", "")
         if not isinstance(data, str):
             raise ValueError("`preprocess.data` must be a name")
-        task = value.get("task", "classify")
-        if task not in ("classify", "segment"):
-            raise ValueError("`preprocess.task` must be classify or segment")
         return cls(channels, ints("size", 2), numbers("mean", channels),
                    numbers("std", channels, positive=True), ints("input_shape"),
                    tuple(classes), data, task)

@@ -1,7 +1,9 @@
 """What `archdsl train` teaches a network: to classify images (one vector of class scores per
-image, cross-entropy, top-1 and top-5) or to segment them (a map of class scores per pixel,
-per-pixel cross-entropy, mean IoU and pixel accuracy). The loop (loop.py) is the same; a task
-says how to score a batch, what to measure, and how to report it."""
+image, cross-entropy, top-1 and top-5), to segment them (a map of class scores per pixel,
+per-pixel cross-entropy, mean IoU and pixel accuracy), or to model text (scores over the
+vocabulary at each position for the next token, cross-entropy per token, perplexity). The
+loop (loop.py) is the same; a task says how to score a batch, what to measure, and how to
+report it."""
 
 from __future__ import annotations
 
@@ -9,16 +11,27 @@ import torch
 import torch.nn.functional as F
 
 from .data import IGNORE, DataError
-from .options import SEGMENTATION_DATA
+from .options import SEGMENTATION_DATA, TEXT_DATA
 
 
 def task_of(net) -> str:
     """The task a network's output implies: a vector is class scores, a 2-D map is scores
-    per pixel."""
-    from ..shapes import MAP2D
+    per pixel, a sequence from token ids is scores of the next token at each position."""
+    from ..shapes import MAP2D, SEQ, TOKENS
 
     out = net.output_shapes[net.graph.main_outputs[0]]
+    if net.input_shape.layout == TOKENS and out.layout == SEQ:
+        return "lm"
     return "segment" if out.layout == MAP2D else "classify"
+
+
+def scores(net) -> int:
+    """How many classes the network scores: a vector's features, a map's channels, a
+    sequence's features at each position (a language model's vocabulary)."""
+    from ..shapes import SEQ
+
+    out = net.output_shapes[net.graph.main_outputs[0]]
+    return out[-1] if out.layout == SEQ else out[0]
 
 
 def check_network(net, task: str) -> None:
@@ -30,8 +43,13 @@ def check_network(net, task: str) -> None:
         raise DataError(f"`{net.name}` takes {len(graph.inputs)} inputs "
                         f"({', '.join(graph.inputs)}); archdsl train's data sets give one "
                         "image per example")
+    if task == "lm":
+        _check_language_model(net)
+        return
     if net.input_shape.layout == TOKENS:
-        raise DataError(f"`{net.name}` takes token ids; archdsl train's data sets are images")
+        raise DataError(f"`{net.name}` takes token ids, which archdsl train's text data sets "
+                        "give to language models only (--task lm: a network that outputs "
+                        "scores over its vocabulary at each position)")
     if len(graph.main_outputs) > 1:
         raise DataError(f"`{net.name}` has {len(graph.main_outputs)} outputs "
                         f"({', '.join(graph.main_outputs)}); archdsl train trains classifiers "
@@ -49,8 +67,57 @@ def check_network(net, task: str) -> None:
                         "(CxHxW, one channel per class), as a U-Net gives")
 
 
+def _check_language_model(net) -> None:
+    """A language model reads token ids, scores its whole vocabulary at each position, and
+    sees no later position: otherwise it would learn to copy the next token, not predict it."""
+    from ..shapes import SEQ, TOKENS, show
+
+    graph = net.graph
+    out = net.output_shapes[graph.main_outputs[0]]
+    x = net.input_shape
+    if x.layout != TOKENS or out.layout != SEQ or out[0] != x[0]:
+        raise DataError(f"`{net.name}` takes {show(x)} and outputs {show(out)}; --task lm needs "
+                        "token ids in and scores over the vocabulary at each of their positions "
+                        "out (a GPT: `input 256 tokens of 65` ... `linear(65)`)")
+    if out[1] != x.vocab:
+        raise DataError(f"`{net.name}` reads tokens of a vocabulary of {x.vocab:,} but outputs "
+                        f"{out[1]:,} scores at each position; a language model scores every "
+                        f"token of its vocabulary: end it in linear({x.vocab})")
+    for name, node in graph.layers():
+        args = node["args"]
+        if node["kind"] == "attention" and not args.get("causal"):
+            reason = "attends to later positions (causal=false)"
+            fix = "write attention(heads, causal=true)"
+        elif node["kind"] in ("lstm", "gru") and args.get("bidirectional"):
+            reason = "reads the sequence backwards too (bidirectional=true)"
+            fix = "use a one-way layer (bidirectional=false)"
+        else:
+            continue
+        raise DataError(f"`{name}` {reason}: a language model trained to predict each next "
+                        f"token would see it; {fix}")
+
+
+def too_few_scores(net, task: str, data: str, classes: int) -> str:
+    """The message for a data set of more classes (characters) than the network scores."""
+    if task == "lm":
+        return (f"{data} holds {classes} distinct characters but `{net.name}` reads a "
+                f"vocabulary of {scores(net)}; set it with --set vocab={classes}")
+    return (f"{data} has {classes} classes but `{net.name}` outputs {scores(net)} scores; set "
+            f"it with --set classes={classes}")
+
+
 def check_data(task: str, data: str) -> None:
-    """A segmentation data set for segmentation, a classification one otherwise."""
+    """A segmentation data set for segmentation, a text for language models, a classification
+    one otherwise."""
+    text = data.startswith(TEXT_DATA)
+    if task == "lm" and not text:
+        raise DataError(f"--task lm learns from text: --data text:PATH (a UTF-8 file), not "
+                        f"{data}")
+    if task != "lm" and text:
+        raise DataError(f"{data} is text: train a network that reads token ids and scores "
+                        "the next one at each position (--task lm)")
+    if text:
+        return
     segmentation = data.startswith(SEGMENTATION_DATA)
     if task == "segment" and not segmentation:
         raise DataError(f"--task segment needs masks: --data shapes (generated) or "
@@ -71,6 +138,8 @@ def pixel_classes(logits, size) -> torch.Tensor:
 
 def make(task: str, classes: int, names=None):
     """The task's object; `names`: the data set's class names, for reports."""
+    if task == "lm":
+        return LanguageModel(classes, names)
     return Segment(classes, names) if task == "segment" else Classify(classes, names)
 
 
@@ -132,6 +201,10 @@ class Classify:
             figures["per_class"] = {self.label(i): row[i] / sum(row)
                                     for i, row in enumerate(confusion) if sum(row)}
         return figures
+
+    def train_score(self, row) -> float:
+        """The score that picks best.pt when there is no validation split."""
+        return row["train_top1"]
 
     def row(self, train_loss, train_hits, val) -> dict:
         return {"train_loss": train_loss, "train_top1": train_hits,
@@ -230,6 +303,9 @@ class Segment:
                 "miou": float(iou[present].mean()) if present.any() else 0.0,
                 "iou": iou.tolist()}
 
+    def train_score(self, row) -> float:
+        return row["train_pixel_acc"]
+
     def row(self, train_loss, train_hits, val) -> dict:
         return {"train_loss": train_loss, "train_pixel_acc": train_hits,
                 "val_loss": val and val["loss"], "val_pixel_acc": val and val["pixel_acc"],
@@ -257,3 +333,83 @@ class Segment:
                               for i, v in enumerate(metrics["iou"]))
         return (f"loss {metrics['loss']:.4f}, mean IoU {metrics['miou']:.2%}, pixel accuracy "
                 f"{metrics['pixel_acc']:.2%} (IoU by class: {per_class})")
+
+
+class LanguageModel:
+    """The next token at each position: the scores at position i predict token i + 1
+    (cross-entropy averaged over tokens, in nats). Figures: the loss, its perplexity
+    (exp(loss)) and the accuracy of the top-scored token. The best checkpoint has the lowest
+    validation loss: its score is exp(-loss), the geometric mean of the probability the
+    network gives each next token (higher is better, as the other tasks' scores)."""
+
+    name = "lm"
+    unit = "tokens"
+    speed = "seq/s"  # sequences (windows of the context's length) per second
+    score_key = "likelihood"
+    columns = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_perplexity",
+               "val_accuracy", "lr", "images_per_s", "seconds"]
+    panels = [("Next-token accuracy", [("Training", "train_accuracy"),
+                                       ("Validation", "val_accuracy")]),
+              ("Loss (nats per token)", [("Training", "train_loss"), ("Validation", "val_loss")])]
+
+    def __init__(self, classes: int = 0, names=None):
+        self.classes = classes
+        self.names = list(names or [])
+
+    def loss(self, logits, y, config):
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(),
+                               label_smoothing=config.label_smoothing)
+
+    def hits(self, logits, y):
+        return (logits.detach().argmax(-1) == y).sum(), y.numel()
+
+    def totals(self) -> list[float]:
+        return [0.0, 0.0, 0.0]  # loss sum, right tokens, tokens
+
+    def add(self, totals: list, logits, y) -> list:
+        loss = float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
+        right = int((logits.argmax(-1) == y).sum())
+        return [totals[0] + loss, totals[1] + right, totals[2] + y.numel()]
+
+    def metrics(self, totals: list) -> dict:
+        import math
+
+        loss = totals[0] / max(totals[2], 1)
+        return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
+                "accuracy": totals[1] / max(totals[2], 1), "likelihood": math.exp(-loss)}
+
+    def train_score(self, row) -> float:
+        import math
+
+        return math.exp(-row["train_loss"])
+
+    def row(self, train_loss, train_hits, val) -> dict:
+        return {"train_loss": train_loss, "train_accuracy": train_hits,
+                "val_loss": val and val["loss"], "val_perplexity": val and val["perplexity"],
+                "val_accuracy": val and val["accuracy"]}
+
+    def line(self, row) -> str:
+        text = f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}"
+        if row.get("val_loss") is not None:
+            text += (f"  val loss {row['val_loss']:.4f} perplexity "
+                     f"{row['val_perplexity']:.2f} acc {row['val_accuracy']:.2%}")
+        return text
+
+    def result(self, final, best_val, best_test) -> dict:
+        return {"test_loss": final["loss"], "test_perplexity": final["perplexity"],
+                "test_accuracy": final["accuracy"],
+                # best_val: the best epoch's score, exp(-loss), of validation (or training)
+                "best_val_perplexity": 1 / best_val if best_val > 0 else None,
+                "best_test_perplexity": best_test["perplexity"]}
+
+    def done(self, result) -> str:
+        best = result["best_val_perplexity"]
+        return (f"test perplexity {result['test_perplexity']:.2f} (loss "
+                f"{result['test_loss']:.4f} nats per token), next-token accuracy "
+                f"{result['test_accuracy']:.2%} (best checkpoint: "
+                + (f"val perplexity {best:.2f}, " if best is not None else "")
+                + f"test perplexity {result['best_test_perplexity']:.2f})")
+
+    def evaluated(self, metrics) -> str:
+        return (f"loss {metrics['loss']:.4f} nats per token, perplexity "
+                f"{metrics['perplexity']:.2f}, next-token accuracy {metrics['accuracy']:.2%}")

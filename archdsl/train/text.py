@@ -1,0 +1,73 @@
+"""Text for language models: characters to token ids and back (the vocabulary a run trained
+with, recorded in its checkpoints as `preprocess.classes`), and sampling a continuation of a
+prompt from a trained model, one token at a time (`archdsl generate`, and the sample a run
+writes when it ends).
+
+A network's input is a fixed number of positions (its context: a GPT's position embedding
+holds that many). A prompt shorter than that is padded on the right and the scores are read
+at its last character: a language model sees no later position (train/tasks.py refuses one
+that could), so the padding changes nothing before it. A longer text keeps its last
+`context` characters.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .data import DataError
+
+
+def encode(text: str, vocabulary, what: str = "the text") -> list[int]:
+    """Token ids of `text`; DataError naming the characters the vocabulary lacks."""
+    index = {c: i for i, c in enumerate(vocabulary)}
+    unknown = sorted({c for c in text if c not in index})
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise DataError(f"{len(unknown)} character{'s' if len(unknown) > 1 else ''} of "
+                        f"{what} {'are' if len(unknown) > 1 else 'is'} not in the model's "
+                        f"vocabulary of {len(vocabulary)} (the characters of the text it "
+                        f"trained on): {shown}")
+    return [index[c] for c in text]
+
+
+def decode(ids, vocabulary) -> str:
+    return "".join(vocabulary[i] for i in ids)
+
+
+@torch.no_grad()
+def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
+             temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
+             device="cpu") -> list[int]:
+    """`count` more token ids after `ids` (at least one), each drawn from the model's scores
+    at the last position, divided by `temperature` (0: always the top-scored token) and cut
+    to the `top_k` best if given. `tokens`: the vocabulary's size; a network that scores
+    more (a vocabulary set larger than the text's) never draws the ids beyond it."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    ids = list(ids)
+    x = torch.zeros(1, context, dtype=torch.long, device=device)
+    for _ in range(count):
+        window = ids[-context:]
+        x.zero_()
+        x[0, :len(window)] = torch.tensor(window, device=device)
+        out = model(x)
+        scores = (out[0] if isinstance(out, (tuple, list)) else out)[0, len(window) - 1]
+        scores = scores[:tokens].float().cpu()
+        if temperature == 0:
+            ids.append(int(scores.argmax()))
+            continue
+        scores = scores / temperature
+        if top_k is not None and top_k < len(scores):
+            cut = scores.topk(top_k).values[-1]
+            scores = scores.masked_fill(scores < cut, float("-inf"))
+        ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))
+    return ids
+
+
+def sample(model, data, vocabulary, context: int, device, seed: int,
+           prompt_length: int = 64, count: int = 400) -> str:
+    """A sample for a run's end: the start of the first test window, and what the model
+    writes after it."""
+    prompt = data.images[0][:max(1, min(prompt_length, context // 2))].tolist()
+    ids = generate(model, prompt, count, context, len(vocabulary), seed=seed, device=device)
+    return decode(ids, vocabulary)
