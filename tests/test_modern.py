@@ -582,12 +582,14 @@ def test_resnet50_fpn_backbone_is_torchvisions(trainable):
     assert len(copy_state(model, tv)) == len(tv.state_dict())
     assert [n for n, p in model.named_parameters() if not p.requires_grad] and trainable < 5 or \
         all(p.requires_grad for p in model.parameters())
-    x = torch.randn(2, 3, 128, 128)
-    with torch.no_grad():
-        got, expected = model(x), tv(x)
-    assert list(expected) == ["0", "1", "2", "3", "pool"]
-    for g, e in zip(got, expected.values(), strict=True):
-        assert g.shape == e.shape and (g - e).abs().max() <= 1e-4
+    # the spec's size, and one whose side is no multiple of 32 (the top-down path upsamples
+    # to each lateral's size, `like=`, as torchvision's F.interpolate(size=...))
+    for x in (torch.randn(2, 3, 128, 128), torch.randn(1, 3, 100, 136)):
+        with torch.no_grad():
+            got, expected = model(x), tv(x)
+        assert list(expected) == ["0", "1", "2", "3", "pool"]
+        for g, e in zip(got, expected.values(), strict=True):
+            assert g.shape == e.shape and (g - e).abs().max() <= 1e-4
 
 
 @pytest.mark.parametrize("file,name,size", [("swin.arch", "swin_t", (3, 256, 320)),

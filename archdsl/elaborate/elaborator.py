@@ -765,6 +765,8 @@ class Elaborator:
         not a value: a bare name stays a name, checked where the layer is applied."""
         if a.name in tensor_labels and isinstance(a.value, ast.Name):
             return a.value.id
+        if a.name in tensor_labels and isinstance(a.value, ast.TensorName):
+            return self.tensor_name(a.value, scope)  # `like=l{i + 2}`
         return self.evaluator.eval(a.value, scope)
 
     def _step_Group(self, s, scope, x):

@@ -267,6 +267,11 @@ class Evaluator:
             self.context.abandon()
         return value
 
+    def _TensorName(self, e, scope):
+        raise self.error("E0603", f"`{e.text}` is a computed tensor name, not a value", e.span,
+                         help="a tensor's name goes after `from`, or in an argument that names "
+                              "a tensor: `like=l{i + 2}`, `tied=wte`")
+
     def _InShape(self, e, scope):
         return TensorShape(self.context.in_shape(e.span))
 

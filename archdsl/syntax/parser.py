@@ -650,6 +650,10 @@ class _ToAst(Transformer):
     def name(self, meta, children):
         return ast.Name(self._span(meta), str(children[0]))
 
+    def tensor_name(self, meta, children):
+        """A computed tensor name as an argument (`like=l{i + 2}`)."""
+        return self._tensor_name(children[0])
+
     def true(self, meta, children):
         return ast.Bool(self._span(meta), True)
 
