@@ -236,10 +236,11 @@ _TOKEN_WORDS = {
     "_NL": "end of line", "_INDENT": "indentation", "_DEDENT": "end of the indented body",
     "$END": "end of file", "NAME": "a name", "INT": "a number", "FLOAT": "a number",
     "STRING": "a string", "DIMS": "sizes such as 3x224x224", "DASHED": "table notation",
+    "TEMPLATE": "a name",  # a computed one: `p{i + 3}`
     "COMP_OP": "a comparison", "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/`, `//` or `%`",
 }
-_EXPRESSION_START = {"NAME", "INT", "FLOAT", "STRING", "DIMS", "LPAR", "LSQB", "TRUE", "FALSE",
-                     "NONE", "IN", "ADD_OP", "NOT"}
+_EXPRESSION_START = {"NAME", "TEMPLATE", "INT", "FLOAT", "STRING", "DIMS", "LPAR", "LSQB",
+                     "TRUE", "FALSE", "NONE", "IN", "ADD_OP", "NOT"}
 
 
 def _describe_terminal(name: str) -> str:
