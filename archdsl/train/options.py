@@ -86,7 +86,7 @@ class TrainConfig:
         config = cls(**chosen)
         if (config.mixup or config.cutmix) and config.task != "classify":
             raise ValueError("--mixup and --cutmix blend images and their labels: they are for "
-                             "classifiers, not --task segment")
+                             f"classifiers, not --task {config.task}")
         if config.patience and config.val_split == 0:
             raise ValueError("--patience stops when the validation score stops improving: it "
                              "needs a validation split (--val-split above 0)")
