@@ -98,6 +98,19 @@ class FreeTensor(nn.Module):
         return weight.expand(x.shape[0], *weight.shape)
 
 
+class Embedding(nn.Embedding):
+    """nn.Embedding whose vectors start from N(0, std²) (GPT-2's 0.02), not PyTorch's
+    N(0, 1): tied to the output layer, unit vectors would give logits of std sqrt(width)
+    and a first loss of a hundred nats."""
+
+    def __init__(self, num_embeddings, embedding_dim, std=0.02):
+        self.std = std  # read by reset_parameters, which nn.Embedding's __init__ calls
+        super().__init__(num_embeddings, embedding_dim)
+
+    def reset_parameters(self):
+        nn.init.normal_(self.weight, std=self.std)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention over a sequence (N, L, D), with nn.MultiheadAttention's
     parameters (in_proj_weight, in_proj_bias, out_proj) so that its weights (torchvision's

@@ -188,6 +188,8 @@ class Embedding(LayerKind):
         Param("d", Int(1), doc="width of each vector"),
         Param("vocab", Optional(Int(1)), None, "vocabulary size; `none`: the input's"),
         TIED,
+        Param("std", Optional(Float(0, low_inclusive=False)), None,
+              "initialise the vectors from N(0, std²) (GPT-2: 0.02); `none`: PyTorch's N(0, 1)"),
     )
     accepts = (TOKENS,)
 
@@ -214,8 +216,11 @@ class Embedding(LayerKind):
         return 0
 
     def torch(self, a, x, y):
-        return TorchModule("torch.nn.Embedding", dict(num_embeddings=a["vocab"],
-                                                     embedding_dim=a["d"]))
+        size = dict(num_embeddings=a["vocab"], embedding_dim=a["d"])
+        if a["std"] is not None:
+            return TorchModule("archdsl.backends.torch_modules.Embedding",
+                               dict(size, std=a["std"]))
+        return TorchModule("torch.nn.Embedding", size)
 
     def describe(self, a):
         return f"embedding {a['vocab']}x{a['d']}" + (f", tied to {a['tied']}" if a["tied"]

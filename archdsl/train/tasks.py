@@ -392,7 +392,7 @@ class LanguageModel:
         text = f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}"
         if row.get("val_loss") is not None:
             text += (f"  val loss {row['val_loss']:.4f} perplexity "
-                     f"{row['val_perplexity']:.2f} acc {row['val_accuracy']:.2%}")
+                     f"{_perplexity(row['val_perplexity'])} acc {row['val_accuracy']:.2%}")
         return text
 
     def result(self, final, best_val, best_test) -> dict:
@@ -404,12 +404,18 @@ class LanguageModel:
 
     def done(self, result) -> str:
         best = result["best_val_perplexity"]
-        return (f"test perplexity {result['test_perplexity']:.2f} (loss "
+        return (f"test perplexity {_perplexity(result['test_perplexity'])} (loss "
                 f"{result['test_loss']:.4f} nats per token), next-token accuracy "
                 f"{result['test_accuracy']:.2%} (best checkpoint: "
-                + (f"val perplexity {best:.2f}, " if best is not None else "")
-                + f"test perplexity {result['best_test_perplexity']:.2f})")
+                + (f"val perplexity {_perplexity(best)}, " if best is not None else "")
+                + f"test perplexity {_perplexity(result['best_test_perplexity'])})")
 
     def evaluated(self, metrics) -> str:
         return (f"loss {metrics['loss']:.4f} nats per token, perplexity "
-                f"{metrics['perplexity']:.2f}, next-token accuracy {metrics['accuracy']:.2%}")
+                f"{_perplexity(metrics['perplexity'])}, next-token accuracy "
+                f"{metrics['accuracy']:.2%}")
+
+
+def _perplexity(value: float) -> str:
+    """1.07, 18.46, 2.8e+06: two decimals while they mean something."""
+    return f"{value:.2f}" if value < 1e4 else f"{value:.3g}"
