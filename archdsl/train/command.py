@@ -402,7 +402,7 @@ def run_generate(args) -> int:
     import math
 
     from .preprocess import Preprocess
-    from .text import decode, encode, generate
+    from .text import encode, generate
 
     if not 1 <= args.length <= 1_000_000:
         say("generate", f"--length must be a number of characters from 1 to 1,000,000, got "
@@ -449,10 +449,18 @@ def run_generate(args) -> int:
     except RuntimeError:
         say("generate", f"{args.checkpoint}: its weights do not fit the network it describes")
         return 2
-    ids = generate(model, ids, args.length, net.input_shape[0], len(vocabulary),
-                   temperature=args.temperature, top_k=args.top_k, seed=args.seed,
-                   device=device)
-    sys.stdout.write(decode(ids, vocabulary) + "\n")
+    # the prompt, then each character as it is drawn
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+
+    def show(token: int) -> None:
+        sys.stdout.write(vocabulary[token])
+        sys.stdout.flush()
+
+    generate(model, ids, args.length, net.input_shape[0], len(vocabulary),
+             temperature=args.temperature, top_k=args.top_k, seed=args.seed, device=device,
+             on_token=show)
+    sys.stdout.write("\n")
     return 0
 
 

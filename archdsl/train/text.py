@@ -37,11 +37,12 @@ def decode(ids, vocabulary) -> str:
 @torch.no_grad()
 def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
              temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
-             device="cpu") -> list[int]:
+             device="cpu", on_token=None) -> list[int]:
     """`count` more token ids after `ids` (at least one), each drawn from the model's scores
     at the last position, divided by `temperature` (0: always the top-scored token) and cut
     to the `top_k` best if given. `tokens`: the vocabulary's size; a network that scores
-    more (a vocabulary set larger than the text's) never draws the ids beyond it."""
+    more (a vocabulary set larger than the text's) never draws the ids beyond it.
+    `on_token(id)` is called with each id as it is drawn (`archdsl generate` prints it)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     ids = list(ids)
@@ -55,12 +56,14 @@ def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
         scores = scores[:tokens].float().cpu()
         if temperature == 0:
             ids.append(int(scores.argmax()))
-            continue
-        scores = scores / temperature
-        if top_k is not None and top_k < len(scores):
-            cut = scores.topk(top_k).values[-1]
-            scores = scores.masked_fill(scores < cut, float("-inf"))
-        ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))
+        else:
+            scores = scores / temperature
+            if top_k is not None and top_k < len(scores):
+                cut = scores.topk(top_k).values[-1]
+                scores = scores.masked_fill(scores < cut, float("-inf"))
+            ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))
+        if on_token is not None:
+            on_token(ids[-1])
     return ids
 
 
