@@ -23,6 +23,19 @@ step memory python3 benchmarks/memory_estimate.py --device cuda --write
 step train python3 -m archdsl train specs/lenet.arch lenet5 --device cuda --amp bf16 \
     --compile --epochs 3 --out "$out/run" --no-progress
 rm -rf "$out/run"
+# a character-level GPT (nanoGPT's configuration) on CUDA with AMP and torch.compile, on a text
+# made of Python's own sources (the machine reaches no network); --set vocab: its characters
+vocab=$(python3 - "$out/text.txt" <<'PY'
+import inspect, sys, argparse, collections, json, textwrap, typing
+text = "".join(inspect.getsource(m) for m in (argparse, collections, json, textwrap, typing))
+open(sys.argv[1], "w", encoding="utf-8").write(text)
+print(len(set(text)))
+PY
+)
+step lm python3 -m archdsl train specs/gpt.arch gpt_char --set vocab="$vocab" \
+    --data text:"$out/text.txt" --device cuda --amp bf16 --compile --epochs 3 \
+    --out "$out/lm" --no-progress --no-tensorboard
+rm -rf "$out/lm" "$out/text.txt"
 step vit python3 benchmarks/model_speed.py --device cuda --batch 64 --size 224 \
     --channels-last --amp bf16 --only vit_b_16 --passes train --compiled vit_b_16 \
     --write --section model-speed-cuda-vit
