@@ -84,6 +84,11 @@ def in_process(code, may_fail=False):
 
 
 def main():
+    # A regular `pip install` byte-compiles the package, as it did torch, torchvision and
+    # torchinfo; an editable install leaves that to the first import, which cannot write it
+    # where PYTHONDONTWRITEBYTECODE is set (as on the machine of these figures): archdsl's
+    # every process would then compile its sources again (about 45 ms)
+    subprocess.run([PY, "-m", "compileall", "-q", "archdsl"], cwd=ROOT, check=True)
     rows = []
     for file, name, model, size in NETWORKS:
         a_time, a_mem = process(ARCHDSL + ["summary", f"specs/{file}", name, "--json"], 7)
@@ -112,7 +117,9 @@ def main():
     mems = [r[2] for r in rows]
     text = "\n".join([
         f"Machine: {machine()}. Whole processes: median of 7 (archdsl) or 3 runs; memory: "
-        "peak resident set.", "", *table, "",
+        "peak resident set. archdsl is byte-compiled first, as `pip install` byte-compiles "
+        "it and torch (this machine sets PYTHONDONTWRITEBYTECODE, so an editable install "
+        "would compile its sources in every process: about 45 ms).", "", *table, "",
         f"`archdsl check specs/` (the whole zoo, {networks} networks): {check * 1000:.0f} ms.",
         "",
         f"Slowest archdsl summary {worst * 1000:.0f} ms (target 300 ms: "

@@ -368,7 +368,11 @@ def test_completion(client):
     assert {"relu", "conv", "bn", "maxpool", "unit"} <= labels  # steps: layers and blocks
     client.change(uri, "network n:\n    input 3x8x8\n    t1: relu\n    from \n")
     items = client.request("textDocument/completion", client.at(uri, 3, 9))["items"]
-    assert [i["label"] for i in items] == ["t1"]
+    assert [i["label"] for i in items] == ["input", "t1"]
+    # an argument that names a tensor offers the tensors too (upsample's `like=`)
+    client.change(uri, "network n:\n    input 3x8x8\n    t1: maxpool\n    upsample(like=\n")
+    items = client.request("textDocument/completion", client.at(uri, 3, 18))["items"]
+    assert [i["label"] for i in items] == ["input", "t1"]
     client.change(uri, 'use "res')
     items = client.request("textDocument/completion", client.at(uri, 0, 8))["items"]
     assert items == [] or all(i["label"].endswith(".arch") for i in items)

@@ -24,7 +24,6 @@ from ..diagnostics import Diagnostic, Note, SpecError, Span, did_you_mean, print
 from ..graph import LayerGraph
 from ..layers import registry
 from ..layers.registry import LayerKind, Params, ShapeError, check_layout, numel, show
-from ..layers.types import Optional, TensorLabel
 from ..shapes import GRID, LAYOUT_WORDS, SEQ, TOKENS, VECTOR, Shape, as_shape, layout_rank
 from ..limits import (BLOCK_CALL_WORK, ERROR_WORK, LAYER_WORK, MAX_BLOCK_DEPTH, MAX_ELEMENTS,
                       MAX_NODES, MAX_PARAMS, MAX_VARIANT_DEPTH, MAX_WORK, deep_recursion)
@@ -1016,11 +1015,7 @@ def _plain(value):
 
 def _tensor_label_params(value) -> set[str]:
     """The parameters of a layer that take the name of a labelled tensor (TensorLabel)."""
-    if not isinstance(value, LayerValue):
-        return set()
-    return {p.name for p in value.kind.params
-            if isinstance(p.type, TensorLabel) or
-            (isinstance(p.type, Optional) and isinstance(p.type.inner, TensorLabel))}
+    return value.kind.tensor_params() if isinstance(value, LayerValue) else set()
 
 
 def _sizes(shape) -> str:

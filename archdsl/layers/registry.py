@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 from ..shapes import (FEATURES, GRID, LAYOUT_WORDS, MAP2D, MAPS, SEQ, TOKENS, VECTOR, Shape,
                       describe as describe_shape, show)
-from .types import ArgType
+from .types import ArgType, Optional, TensorLabel
 
 REQUIRED = object()
 
@@ -197,6 +197,12 @@ class LayerKind:
 
     def resolve(self, a: dict, x) -> dict:
         return a
+
+    def tensor_params(self) -> set[str]:
+        """The parameters that take the name of a labelled tensor (`tied=`, `like=`), not a
+        value."""
+        return {p.name for p in self.params if isinstance(p.type, TensorLabel) or
+                (isinstance(p.type, Optional) and isinstance(p.type.inner, TensorLabel))}
 
     def with_shapes(self, a: dict, x, shapes: list) -> dict:
         """The arguments with the parameters that `shape_inputs` fill (None in `a`) filled in

@@ -26,6 +26,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
 from ..diagnostics import Diagnostic, split_lines
+from ..layers import registry
 from ..limits import MAX_FILE_BYTES
 from ..syntax.format import RESERVED
 from ..syntax import ast
@@ -415,8 +416,11 @@ class ArchServer(LanguageServer):
             owner = definition.name if definition is not None else None
         if ctx.use_path is not None:
             return _file_items(_path(uri), ctx.use_path)
-        if ctx.after_from:
-            labels = dict.fromkeys(editing.labels_above(text, line))
+        kind = registry.lookup(ctx.call.name) if ctx.call is not None else None
+        names_tensor = kind is not None and ctx.call.named in kind.tensor_params()
+        if ctx.after_from or names_tensor:  # `from c4`, `like=c4`, `tied=wte`
+            labels = dict.fromkeys(["input"])  # the network's or the block's
+            labels.update(dict.fromkeys(editing.labels_above(text, line)))
             if analysis is not None:
                 labels.update(dict.fromkeys(analysis.index.labels.get(owner, {})))
             return [lsp.CompletionItem(name, kind=lsp.CompletionItemKind.Field,
