@@ -70,7 +70,8 @@ EXAMPLES = {
         ("8x14x14", "avgpool(3, stride=2, ceil=true)"),
     ],
     "gap": [("8x30", "gap"), ("8x3x4x5", "gap"), ("8x7x5", "gap")],
-    "adaptive_avgpool": [("8x30", "adaptive_avgpool(7)"), ("8x6x6x6", "adaptive_avgpool(2x3x3)"), ("8x14x14", "adaptive_avgpool(4)"), ("8x13x7", "adaptive_avgpool(6x3)")],
+    "adaptive_avgpool": [("8x30", "adaptive_avgpool(7)"), ("8x6x6x6", "adaptive_avgpool(2x3x3)"), ("8x14x14", "adaptive_avgpool(4)"), ("8x13x7", "adaptive_avgpool(6x3)"),
+                         ("8x5x6", "adaptive_avgpool(7)")],  # smaller than its output
     "gmp": [("8x30", "gmp"), ("8x7x5", "gmp")],
     "flatten": [("5x6 seq", "flatten"), ("8x7x5", "flatten"), ("3x4x5 grid", "flatten")],
     "zeropad": [("3x8x8", "zeropad(1)"), ("3x8x8", "zeropad([1, 2])"), ("3x8x8", "zeropad([0, 1, 2, 3])"),

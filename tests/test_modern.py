@@ -594,18 +594,20 @@ def test_resnet50_fpn_backbone_is_torchvisions(trainable):
 
 @pytest.mark.parametrize("file,name,size", [("swin.arch", "swin_t", (3, 256, 320)),
                                             ("swin.arch", "swin_v2_t", (3, 192, 224)),
-                                            ("convnext.arch", "convnext_tiny", (3, 160, 192))])
-def test_grid_networks_take_other_sizes_as_torchvision(file, name, size):
+                                            ("convnext.arch", "convnext_tiny", (3, 160, 192)),
+                                            ("vgg.arch", "vgg11_bn", (3, 160, 192))])
+def test_networks_take_other_sizes_as_torchvision(file, name, size):
     """Swin and ConvNeXt keep their tokens channels last (a grid), as torchvision does, and
     name no size: the module built at 224x224 runs at other sizes with torchvision's outputs
-    (Swin's last 8x10 grid is padded to whole 7x7 windows and shifted)."""
+    (Swin's last 8x10 grid is padded to whole 7x7 windows and shifted). VGG with batch norm
+    pools adaptively to 7x7, as torchvision's does (its 5x6 map to 7x7)."""
     from archdsl.passes.sizes import size_dependent_layer
 
     torch.manual_seed(0)
     net = archdsl.load(SPECS / file).network(name)
     assert size_dependent_layer(net.graph) is None
     tv = torchvision_model(name).eval()
-    model = net.build().eval()
+    model = net.build(logits=True).eval()  # VGG's table ends in a softmax, torchvision's not
     copy_state(model, tv)
     x = torch.randn(1, *size)
     with torch.no_grad():

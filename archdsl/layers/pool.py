@@ -183,7 +183,8 @@ class AdaptiveAvgPool(LayerKind):
     family = "pool"
     doc = ("Average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d): "
            "`adaptive_avgpool(4)` gives Cx4x4 whatever the input's size, as torchvision's "
-           "GoogLeNet auxiliary heads and AlexNet do.")
+           "GoogLeNet auxiliary heads, AlexNet and VGG do; a smaller input repeats pixels "
+           "(the windows overlap).")
     params = (Param("size", Sizes(), doc="output sizes: 4, or 6x6"),)
     accepts = MAPS
 
@@ -191,10 +192,8 @@ class AdaptiveAvgPool(LayerKind):
         return resolve_windows(a, x, ("size",))
 
     def shape(self, a, x):
-        if any(o > n for o, n in zip(a["size"], x.spatial)):
-            raise ShapeError(f"`adaptive_avgpool` to {kernel_text(a['size'])} needs an input at "
-                             f"least that large, got {kernel_text(x.spatial)}", arg="size",
-                             code="E0403")
+        # an input smaller than the output is fine, as in PyTorch: its windows overlap (a 5x6
+        # map pooled to 7x7 repeats some pixels; torchvision's VGG at 160x192)
         return x.like((x[0], *a["size"]))
 
     def params_count(self, a, x):
