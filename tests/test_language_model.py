@@ -137,3 +137,41 @@ def test_a_right_padded_prompt_reads_as_the_prompt_alone():
     padded[0, 5:] = 0
     with torch.no_grad():
         assert torch.equal(model(x)[0, :5], model(padded)[0, :5])
+
+
+@pytest.mark.parametrize("name,cell", [("char_lstm", torch.nn.LSTM), ("char_gru", torch.nn.GRU)])
+def test_char_rnn_is_an_embedding_a_recurrent_stack_and_a_read_out(name, cell):
+    """specs/char_rnn.arch against the same network written in PyTorch (char-rnn's PyTorch
+    ports): equal counts, and equal scores once the weights are copied."""
+    from archdsl.backends.weights import copy_state
+
+    class CharRNN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(65, 128)
+            self.rnn = cell(128, 128, num_layers=2, batch_first=True)
+            self.out = torch.nn.Linear(128, 65)
+
+        def forward(self, x):
+            return self.out(self.rnn(self.embed(x))[0])
+
+    net = archdsl.load(SPECS / "char_rnn.arch").network(name)
+    assert task_of(net) == "lm"
+    reference = CharRNN().eval()
+    assert net.params_total == sum(p.numel() for p in reference.parameters())
+    model = net.build().eval()
+    copy_state(model, reference)
+    x = torch.randint(0, 65, (2, 50))
+    with torch.no_grad():
+        assert (model(x) - reference(x)).abs().max() <= 1e-6
+
+
+def test_a_char_lstm_trains_as_a_language_model(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    assert main(["train", str(SPECS / "char_rnn.arch"), "char_lstm", "--set", "vocab=40",
+                 "--set", "hidden=32", "--data", f"text:{tmp_path / 't.txt'}", "--epochs", "8",
+                 "--batch-size", "16",
+                 "--optimizer", "adamw", "--lr", "0.01", "--out", str(tmp_path / "run"),
+                 *QUIET]) == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["task"] == "lm" and result["test_perplexity"] < 20
