@@ -36,6 +36,7 @@ step lm python3 -m archdsl train specs/gpt.arch gpt_char --set vocab="$vocab" \
     --data text:"$out/text.txt" --device cuda --amp bf16 --compile --epochs 3 \
     --out "$out/lm" --no-progress --no-tensorboard
 rm -rf "$out/lm" "$out/text.txt"
+step lmspeed python3 benchmarks/train_speed_lm.py --device cuda --amp bf16 --compile --write
 step vit python3 benchmarks/model_speed.py --device cuda --batch 64 --size 224 \
     --channels-last --amp bf16 --only vit_b_16 --passes train --compiled vit_b_16 \
     --write --section model-speed-cuda-vit
