@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import archdsl
 from archdsl.cli import main
@@ -175,3 +177,20 @@ def test_a_char_lstm_trains_as_a_language_model(tmp_path, capsys):
                  *QUIET]) == 0
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["task"] == "lm" and result["test_perplexity"] < 20
+
+
+@settings(max_examples=60, deadline=None)
+@given(length=st.integers(2, 400), context=st.integers(1, 40), offset=st.integers(0, 39))
+def test_text_windows_cover_the_stream_in_order(length, context, offset):
+    """For any stream and context: every window's labels are the stream one on, windows follow
+    each other from the offset, and every offset below the context gives as many windows."""
+    from archdsl.train.data import TextData
+
+    assume(offset < context and length >= 2 * context)
+    stream = torch.arange(length, dtype=torch.int32)
+    data = TextData("t", stream, context, ["a"]).shifted(offset)
+    count = (length - context) // context
+    assert data.images.shape == data.labels.shape == (count, context) and len(data) == count
+    expected = offset + torch.arange(count * context, dtype=torch.int32).view(count, context)
+    assert torch.equal(data.images, expected) and torch.equal(data.labels, expected + 1)
+    assert int(data.labels.max()) < length
