@@ -371,7 +371,7 @@ class SavedModel:
         that is no language model, or a prompt with characters it never trained on."""
         from .train.data import DataError
         from .train.predict import PredictError
-        from .train.text import decode, encode, generate
+        from .train.text import decode, encode, generate, reads_whole_context
 
         if self.preprocess is None or self.preprocess.task != "lm":
             raise PredictError("this saved model is not a language model (a checkpoint of "
@@ -385,7 +385,8 @@ class SavedModel:
             raise PredictError("the prompt is empty: give at least one character to continue")
         model = self.build(logits=True).to(device)
         return decode(generate(model, ids, length, self.network.input_shape[0],
-                               len(vocabulary), temperature=temperature, top_k=top_k,
+                               len(vocabulary), padded=reads_whole_context(self.network),
+                               temperature=temperature, top_k=top_k,
                                seed=seed, device=device), vocabulary)
 
 

@@ -12,9 +12,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import archdsl
+from archdsl.backends.source import to_source
+from archdsl.backends.torch_module import InputError
 from archdsl.cli import main
 from archdsl.train.data import load_splits
+from archdsl.train.preprocess import Preprocess
 from archdsl.train.tasks import LanguageModel, task_of
+from archdsl.train.text import decode, encode, generate, reads_whole_context
 from conftest import SPECS
 
 QUIET = ["--no-progress", "--no-tensorboard"]
@@ -127,18 +131,61 @@ def test_next_token_figures_count_as_defined():
     assert m["accuracy"] == 0.75 and m["likelihood"] == pytest.approx(math.exp(-loss))
 
 
+# A GPT whose position vectors are one `param`, added whole: it takes exactly its context
+FIXED_GPT = """
+block layer(heads):
+    let d = in.d
+    add:
+        branch: identity
+        branch: layernorm attention(heads, causal=true)
+    add:
+        branch: identity
+        branch: layernorm linear(4 * d) gelu linear(d)
+
+network gpt_fixed:
+    input 12 tokens of 20
+    wte: embedding(16)
+    add:
+        branch: identity
+        branch: param(12x16, init="normal")
+    layer(2) x 2
+    layernorm
+    linear(20)
+"""
+
+
 def test_a_right_padded_prompt_reads_as_the_prompt_alone():
-    """generate pads a short prompt on the right: a language model's scores at a position
-    depend on no later one, so the padding changes nothing before it."""
+    """A network that takes exactly its context gets a short prompt padded on the right: a
+    language model's scores at a position depend on no later one, so the padding changes
+    nothing before it. GPT's spec takes any shorter sequence (its position embedding adds
+    the first L vectors): it reads the prompt as it is, and draws the same characters."""
     net = archdsl.load(SPECS / "gpt.arch").network("gpt", depth=2, d=16, heads=2, context=12,
                                                    vocab=20)
-    assert task_of(net) == "lm"
+    fixed = archdsl.load(FIXED_GPT).network("gpt_fixed")
+    assert task_of(net) == task_of(fixed) == "lm"
+    assert not reads_whole_context(net) and reads_whole_context(fixed)
+    for model in (net.build().eval(), fixed.build().eval()):
+        x = torch.randint(0, 20, (1, 12))
+        padded = x.clone()
+        padded[0, 5:] = 0
+        with torch.no_grad():
+            assert torch.equal(model(x)[0, :5], model(padded)[0, :5])
     model = net.build().eval()
-    x = torch.randint(0, 20, (1, 12))
-    padded = x.clone()
-    padded[0, 5:] = 0
-    with torch.no_grad():
-        assert torch.equal(model(x)[0, :5], model(padded)[0, :5])
+    prompt = [3, 1, 4, 1, 5]
+    assert generate(model, prompt, 20, 12, 20, temperature=0) == \
+        generate(model, prompt, 20, 12, 20, temperature=0, padded=True)
+    with pytest.raises(InputError, match="it takes no other size"):
+        fixed.build()(torch.zeros(1, 5, dtype=torch.long))
+    # the exported .py pads for the one and not for the other, and draws as generate does
+    vocabulary = tuple("abcdefghijklmnopqrst")
+    for spec in (net, fixed):
+        model = spec.build().eval()
+        namespace = {"__name__": "exported"}
+        lm = Preprocess(0, (0, 0), (), (), (12,), vocabulary, "", "lm")
+        exec(compile(to_source(spec, lm), "lm.py", "exec"), namespace)
+        drawn = namespace["generate"](model, "dabe", 30, seed=1)
+        assert drawn == decode(generate(model, encode("dabe", vocabulary), 30, 12, 20, seed=1,
+                                        padded=reads_whole_context(spec)), vocabulary)
 
 
 @pytest.mark.parametrize("name,cell", [("char_lstm", torch.nn.LSTM), ("char_gru", torch.nn.GRU)])

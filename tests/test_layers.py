@@ -133,6 +133,8 @@ EXAMPLES = {
                          ("14x7x32 grid", "window_attention(2, scale=0.1768)")],  # MaxViT's
     "embedding": [("12 tokens of 100", "embedding(32)"), ("12 tokens of 100", "embedding(16, vocab=120)"),
                   ("12 tokens of 100", "wte: embedding(16)\n    linear(100, tied=wte)")],
+    "position_embedding": [("12x16 seq", "position_embedding(12)"),
+                           ("5x16 seq", "position_embedding(32, std=1.0)")],
     "lstm": [("10x16 seq", "lstm(32)"), ("10x16 seq", "lstm(8, layers=2, bidirectional=true)"),
              ("6x12 seq", "lstm(5, layers=3, bias=false, dropout=0.2)")],
     "gru": [("10x16 seq", "gru(32)"), ("10x16 seq", "gru(8, layers=2, bidirectional=true)"),

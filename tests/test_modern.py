@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import archdsl
+from archdsl.backends.torch_module import InputError
 from archdsl.backends.weights import copy_state, torchvision_model
 from conftest import SPECS
 from oracle import check_against_torch
@@ -367,6 +368,14 @@ def test_gpt_matches_a_plain_pytorch_module_with_tied_weights():
     with torch.no_grad():  # in float64: the same function, not just close in float32
         assert (model.double()(ids) - reference.double()(ids)).abs().max() <= 1e-10
     check_against_torch(net)
+    # fewer positions than its context: the first L position vectors, as a prefix of the
+    # whole context's scores (each position sees only itself and earlier ones)
+    with torch.no_grad():
+        assert (model(ids[:, :7]) - model(ids)[:, :7]).abs().max() <= 1e-10
+    # more: archdsl's message, naming the position embedding
+    with pytest.raises(InputError, match=r"cannot take 17: at `wpe.position_embedding`, a "
+                                         r"sequence of 17 positions is longer than the 16"):
+        model(torch.randint(0, 100, (1, 17)))
     # training moves the shared weight once, by the sum of both uses' gradients
     model.train()
     model(ids).sum().backward()

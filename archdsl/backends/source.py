@@ -26,6 +26,7 @@ import textwrap
 from .. import __version__
 from ..graph import LayerGraph
 from ..layers.registry import TorchModule, show
+from ..passes.sizes import size_dependent_layer
 from .codegen import (Op, emit, in_place_layers, input_arguments, input_comments, module_path,
                       torch_op)
 from .codegen import _pre as pre_ops
@@ -42,7 +43,9 @@ def to_source(net, preprocess=None) -> str:
         return code
     main = code.index('\n\nif __name__ == "__main__":')
     if preprocess.task == "lm":
-        return code[:main] + "\n\n\n" + text_source(preprocess) + "\n" + code[main:] + TEXT_MAIN
+        padded = size_dependent_layer(net.graph) is not None
+        return (code[:main] + "\n\n\n" + text_source(preprocess, padded) + "\n" + code[main:]
+                + TEXT_MAIN)
     g = net.graph
     ends_in_softmax = g[g[g.outputs[g.main_outputs[0]]]["inputs"][0]]["kind"] == "softmax"
     probabilities = "out[0]" if ends_in_softmax else "torch.softmax(out, dim=1)[0]"
@@ -247,30 +250,40 @@ def preprocess_source(p) -> str:
         *steps])
 
 
-def text_source(p) -> str:
+def text_source(p, padded: bool) -> str:
     """A trained language model's vocabulary and a `generate` function (train/text.py's,
-    written out): characters to token ids, a continuation drawn a character at a time."""
+    written out): characters to token ids, a continuation drawn a character at a time.
+    `padded`: the network takes exactly its context, so a shorter window is padded."""
     context = p.input_shape[0]
+    if padded:
+        feed = ["        window = ids[-CONTEXT:]",
+                "        x = torch.zeros(1, CONTEXT, dtype=torch.long)",
+                "        x[0, :len(window)] = torch.tensor(window)",
+                "        scores = model(x)[0, len(window) - 1, :len(VOCABULARY)].float()"]
+        how = ["    than the context is padded on the right: the network sees no later position, so",
+               '    the padding changes nothing before it."""']
+    else:
+        feed = ["        x = torch.tensor([ids[-CONTEXT:]])",
+                "        scores = model(x)[0, -1, :len(VOCABULARY)].float()"]
+        how = ["    than the context is read as it is; a longer text, its last CONTEXT characters."
+               '"""']
     return "\n".join([
         "# The characters of the text `archdsl train` trained this language model on"
         + (f" ({p.data})" if p.data else "") + ", by token id.",
         f"VOCABULARY = {list(p.classes)!r}",
+        f"CONTEXT = {context}  # the most positions the network reads" if not padded else
         f"CONTEXT = {context}  # the positions the network reads", "", "",
         "@torch.no_grad()",
         "def generate(model, prompt, length=500, temperature=0.8, top_k=None, seed=0):",
         '    """The prompt and `length` characters drawn after it, each from the scores at the',
         "    last position (divided by `temperature`; 0: the most likely one). A prompt shorter",
-        "    than the context is padded on the right: the network sees no later position, so",
-        '    the padding changes nothing before it."""',
+        *how,
         "    index = {c: i for i, c in enumerate(VOCABULARY)}",
         "    ids = [index[c] for c in prompt]  # a KeyError names a character never trained on",
         "    generator = torch.Generator().manual_seed(seed)",
         "    model.eval()",
         "    for _ in range(length):",
-        "        window = ids[-CONTEXT:]",
-        "        x = torch.zeros(1, CONTEXT, dtype=torch.long)",
-        "        x[0, :len(window)] = torch.tensor(window)",
-        "        scores = model(x)[0, len(window) - 1, :len(VOCABULARY)].float()",
+        *feed,
         "        if temperature == 0:",
         "            ids.append(int(scores.argmax()))",
         "            continue",

@@ -111,6 +111,19 @@ class Embedding(nn.Embedding):
         nn.init.normal_(self.weight, std=self.std)
 
 
+class PositionEmbedding(nn.Module):
+    """Learned position embeddings added to a sequence (N, L, D): the first L of
+    `positions` vectors, so any L up to `positions` (a prompt shorter than the context)."""
+
+    def __init__(self, positions, dim, std=0.02):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(positions, dim))
+        nn.init.normal_(self.weight, std=std)
+
+    def forward(self, x):
+        return x + self.weight[:x.shape[1]]
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention over a sequence (N, L, D), with nn.MultiheadAttention's
     parameters (in_proj_weight, in_proj_bias, out_proj) so that its weights (torchvision's

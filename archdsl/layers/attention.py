@@ -225,3 +225,46 @@ class Embedding(LayerKind):
     def describe(self, a):
         return f"embedding {a['vocab']}x{a['d']}" + (f", tied to {a['tied']}" if a["tied"]
                                                      else "")
+
+
+@register
+class PositionEmbedding(LayerKind):
+    name = "position_embedding"
+    family = "attention"
+    doc = ("Learned position embeddings (GPT, BERT): adds a learned D-wide vector to each "
+           "position of an LxD sequence, the first L of `positions` vectors, so the network "
+           "takes any sequence up to `positions` long (GPT-2: 1024) — a prompt, or the windows "
+           "of a shorter context. Stored as a `positions`xD `weight`, as Hugging Face's `wpe`. "
+           "0 MACs; L·D additions.")
+    params = (
+        Param("positions", Int(1), doc="the most positions it holds (a GPT's context)"),
+        Param("std", Float(0, low_inclusive=False), 0.02,
+              "initialise the vectors from N(0, std²) (GPT-2: 0.02)"),
+    )
+    accepts = (SEQ,)
+    saves = ()  # a sum's gradient needs neither of its terms
+    output_disposable = True
+
+    def shape(self, a, x):
+        if x[0] > a["positions"]:
+            raise ShapeError(f"a sequence of {x[0]} positions is longer than the "
+                             f"{a['positions']} this position embedding holds",
+                             arg="positions", code="E0304",
+                             help=f"give it at least {x[0]} positions, or a shorter input")
+        return x
+
+    def params_count(self, a, x):
+        return Params(a["positions"] * x[1])
+
+    def macs(self, a, x, y):
+        return 0
+
+    def flops(self, a, x, y):
+        return x[0] * x[1]
+
+    def torch(self, a, x, y):
+        return TorchModule("archdsl.backends.torch_modules.PositionEmbedding",
+                           dict(positions=a["positions"], dim=x[1], std=a["std"]))
+
+    def describe(self, a):
+        return f"position embedding {a['positions']}"

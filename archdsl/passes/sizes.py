@@ -8,7 +8,9 @@ a 32x32 LeNet-5 gets archdsl's message, not a matrix product's.
 
 The test: infer the shapes again with the input's sizes doubled (spatial axes of a map, the
 positions of a sequence or of token ids; doubling keeps every stride and pooling divisible),
-with each layer's arguments as elaborated. A network takes other sizes when every layer its
+with each layer's arguments as elaborated; a sequence model that fails there is tried again
+with half as many positions (a GPT's position embedding holds at most its context, and takes
+any prompt up to it). A network takes other sizes when every layer its
 results need still applies, has the same parameters, and is built the same way (the module
 built at the spec's size is the module for the other: an upsampling built to a fixed output
 size is not).
@@ -24,8 +26,14 @@ from ..shapes import GRID, MAPS, SEQ, TOKENS, Shape, as_shape
 def size_dependent_layer(graph: LayerGraph) -> str | None:
     """The first layer whose shape or parameters depend on the input's size (the network
     then takes only its spec's sizes), or None when the network takes other sizes too."""
-    doubled = {name: _doubled(shape) for name, shape in graph.input_shapes().items()}
-    failed = _first_failure(graph, doubled, same_module=True)
+    shapes = graph.input_shapes()
+    failed = _first_failure(graph, {n: _doubled(s) for n, s in shapes.items()}, same_module=True)
+    if failed and any(s.layout in (SEQ, TOKENS) and s[0] > 1 for s in shapes.values()):
+        # a sequence model may hold at most so many positions (a GPT's position embedding):
+        # it takes other sizes when it takes shorter sequences
+        halved = {n: _halved(s) for n, s in shapes.items()}
+        if not _first_failure(graph, halved, same_module=True):
+            return None
     return failed[0] if failed else None
 
 
@@ -109,3 +117,9 @@ def _doubled(shape: Shape) -> Shape:
     if shape.layout == GRID:
         return shape.like((2 * shape[0], 2 * shape[1], shape[2]))
     return shape  # a vector's features are its size
+
+
+def _halved(shape: Shape) -> Shape:
+    if shape.layout in (SEQ, TOKENS):
+        return shape.like((max(1, shape[0] // 2), *shape[1:]))
+    return shape

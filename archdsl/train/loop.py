@@ -589,8 +589,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         if config.task == "lm":  # what the best checkpoint writes after a test prompt
             from .text import sample
 
-            text = sample(evaluated, splits.test, task.names, net.input_shape[0], device,
-                          config.seed)
+            text = sample(evaluated, net, splits.test, task.names, device, config.seed)
             (run / "sample.txt").write_text(text, encoding="utf-8")
             log(f"sample of the best checkpoint: {run / 'sample.txt'}")
         elif config.task == "segment":  # the best checkpoint's masks on test images

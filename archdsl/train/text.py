@@ -3,11 +3,13 @@ with, recorded in its checkpoints as `preprocess.classes`), and sampling a conti
 prompt from a trained model, one token at a time (`archdsl generate`, and the sample a run
 writes when it ends).
 
-A network's input is a fixed number of positions (its context: a GPT's position embedding
-holds that many). A prompt shorter than that is padded on the right and the scores are read
-at its last character: a language model sees no later position (train/tasks.py refuses one
-that could), so the padding changes nothing before it. A longer text keeps its last
-`context` characters.
+A network reads at most its context (the positions its input was written with): a longer
+text keeps its last `context` characters. Most language models take any shorter sequence too
+(a recurrent network; a GPT, whose position embedding holds `context` positions and adds the
+first L): a short prompt is fed as it is. One that takes exactly its context (`param`
+position vectors, added whole) gets the prompt padded on the right, and its scores are read
+at the prompt's last character: a language model sees no later position (train/tasks.py
+refuses one that could), so the padding changes nothing before it.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ def decode(ids, vocabulary) -> str:
 
 @torch.no_grad()
 def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
-             temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
-             device="cpu", on_token=None) -> list[int]:
+             padded: bool = False, temperature: float = 0.8, top_k: int | None = None,
+             seed: int = 0, device="cpu", on_token=None) -> list[int]:
     """`count` more token ids after `ids` (at least one), each drawn from the model's scores
     at the last position, divided by `temperature` (0: always the top-scored token) and cut
     to the `top_k` best if given. `tokens`: the vocabulary's size; a network that scores
-    more (a vocabulary set larger than the text's) never draws the ids beyond it.
+    more (a vocabulary set larger than the text's) never draws the ids beyond it. `padded`:
+    the network takes exactly `context` positions (`reads_whole_context`).
     `on_token(id)` is called with each id as it is drawn (`archdsl generate` prints it)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -49,8 +52,11 @@ def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
     x = torch.zeros(1, context, dtype=torch.long, device=device)
     for _ in range(count):
         window = ids[-context:]
-        x.zero_()
-        x[0, :len(window)] = torch.tensor(window, device=device)
+        if padded:
+            x.zero_()
+            x[0, :len(window)] = torch.tensor(window, device=device)
+        else:
+            x = torch.tensor([window], device=device)
         out = model(x)
         scores = (out[0] if isinstance(out, (tuple, list)) else out)[0, len(window) - 1]
         scores = scores[:tokens].float().cpu()
@@ -67,10 +73,20 @@ def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
     return ids
 
 
-def sample(model, data, vocabulary, context: int, device, seed: int,
+def reads_whole_context(net) -> bool:
+    """Whether `net` takes exactly the positions its spec was written with (passes/sizes.py),
+    so that generating pads a shorter prompt."""
+    from ..passes.sizes import size_dependent_layer
+
+    return size_dependent_layer(net.graph) is not None
+
+
+def sample(model, net, data, vocabulary, device, seed: int,
            prompt_length: int = 64, count: int = 400) -> str:
     """A sample for a run's end: the start of the first test window, and what the model
     writes after it."""
+    context = net.input_shape[0]
     prompt = data.images[0][:max(1, min(prompt_length, context // 2))].tolist()
-    ids = generate(model, prompt, count, context, len(vocabulary), seed=seed, device=device)
+    ids = generate(model, prompt, count, context, len(vocabulary),
+                   padded=reads_whole_context(net), seed=seed, device=device)
     return decode(ids, vocabulary)
