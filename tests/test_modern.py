@@ -337,7 +337,8 @@ class GPTLayer(nn.Module):
         y = self.ln_1(x)
         causal = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).triu(1)
         x = x + self.drop(self.attn(y, y, y, attn_mask=causal, need_weights=False)[0])
-        return x + self.drop(self.proj(nn.functional.gelu(self.fc(self.ln_2(x)))))
+        gelu = nn.functional.gelu(self.fc(self.ln_2(x)), approximate="tanh")  # GPT-2's
+        return x + self.drop(self.proj(gelu))
 
 
 # GPT-2's sizes (Radford et al. 2019, Table 2) and the figure the issue quotes for the small one
@@ -380,6 +381,46 @@ def test_gpt_matches_a_plain_pytorch_module_with_tied_weights():
     model.train()
     model(ids).sum().backward()
     assert model.wte.embedding.weight.grad is model.lm_head.linear.weight.grad
+
+
+def hugging_face_gpt2(**config):
+    """Hugging Face's GPT2LMHeadModel (transformers), and its tensors in the spec's order:
+    its Conv1D weights (in x out) transposed to nn.Linear's."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    reference = GPT2LMHeadModel(GPT2Config(**config))
+    conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+    state = {name: value.t() if name.endswith(conv1d) else value
+             for name, value in reference.state_dict().items()}
+    return reference, state
+
+
+@pytest.mark.parametrize("name", GPT2_SIZES)
+def test_gpt2_counts_as_hugging_face_gpt2(name):
+    depth, d, heads = GPT2_SIZES[name]
+    with torch.device("meta"):
+        reference, _ = hugging_face_gpt2(n_layer=depth, n_embd=d, n_head=heads)
+    net = archdsl.load(SPECS / "gpt.arch").network(name)
+    assert net.params_total == sum(p.numel() for p in reference.parameters())
+
+
+def test_gpt2_equals_hugging_face_gpt2():
+    """GPT-2's spec computes what Hugging Face's GPT2LMHeadModel does (its gelu_new, its
+    causal attention, its position embedding's first L vectors), at its context and shorter,
+    in float64; and at float32 within the 1e-5 the zoo holds torchvision's models to."""
+    torch.manual_seed(0)
+    reference, state = hugging_face_gpt2(n_layer=2, n_embd=64, n_head=4, n_positions=16,
+                                         vocab_size=100, bos_token_id=0, eos_token_id=0)
+    net = archdsl.load(SPECS / "gpt.arch").network("gpt", depth=2, d=64, heads=4, context=16,
+                                                   vocab=100)
+    model, reference = net.build().eval(), reference.eval()
+    assert len(copy_state(model, state)) == len(state)
+    with torch.no_grad():
+        for length in (16, 7, 1):
+            ids = torch.randint(0, 100, (3, length))
+            assert (model(ids) - reference(ids).logits).abs().max() <= 1e-5
+            assert (model.double()(ids) - reference.double()(ids).logits).abs().max() <= 1e-10
+            model.float(), reference.float()
 
 
 # ---- a feature pyramid: several outputs, all of them the network's --------------------------

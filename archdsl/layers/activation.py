@@ -7,7 +7,7 @@ measurement (exp, division and comparison count one each).
 from __future__ import annotations
 
 from .registry import LayerKind, Params, Param, TorchModule, numel, register
-from .types import Float
+from .types import Choice, Float
 
 
 class Activation(LayerKind):
@@ -50,7 +50,6 @@ def _activation(name, torch_class, cost, doc, aliases=(), runs_in_place=False,
 _activation("relu", "torch.nn.ReLU", 1, "max(x, 0).", runs_in_place=True, saves=("output",))
 _activation("relu6", "torch.nn.ReLU6", 2, "min(max(x, 0), 6), as in MobileNet.",
             runs_in_place=True, saves=("output",))
-_activation("gelu", "torch.nn.GELU", 8, "Gaussian error linear unit (erf form).")
 _activation("silu", "torch.nn.SiLU", 4, "x * sigmoid(x), also called swish (EfficientNet).",
             aliases=("swish",), runs_in_place=True)
 _activation("sigmoid", "torch.nn.Sigmoid", 3, "1 / (1 + exp(-x)).", saves=("output",))
@@ -77,6 +76,27 @@ class LeakyRelu(Activation):
 
     def describe(self, a):
         return f"leakyrelu {a['slope']:g}"
+
+
+@register
+class Gelu(Activation):
+    name = "gelu"
+    torch_class = "torch.nn.GELU"
+    cost = 8
+    doc = ("Gaussian error linear unit, x·Φ(x) (Hendrycks & Gimpel 2016): the erf form, or "
+           "`approximate=\"tanh\"`, GPT-2's 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) "
+           "(Hugging Face's gelu_new).")
+    params = (Param("approximate", Choice("none", "tanh"), "none",
+                    "\"tanh\": the tanh approximation, as GPT-2 and BERT use"),)
+
+    def flops(self, a, x, y):
+        return (9 if a["approximate"] == "tanh" else self.cost) * numel(y)
+
+    def torch_kwargs(self, a, x):
+        return {} if a["approximate"] == "none" else dict(approximate="tanh")
+
+    def describe(self, a):
+        return "gelu" if a["approximate"] == "none" else "gelu (tanh)"
 
 
 @register
