@@ -130,12 +130,14 @@ class Network:
 
         return to_source(self)
 
-    def export(self, path, model=None, preprocess=None):
+    def export(self, path, model=None, preprocess=None, *, dynamic: bool = False):
         """Write .py, .onnx or .pt (by extension); `model` supplies the weights, `preprocess`
-        a trained network's preprocessing (SavedModel.preprocess)."""
+        a trained network's preprocessing (SavedModel.preprocess). `dynamic`: an .onnx takes
+        every input size the network takes (height and width, a sequence's length), not only
+        the spec's; the batch is dynamic either way."""
         from .backends.export import export
 
-        return export(self, path, model, preprocess)
+        return export(self, path, model, preprocess, dynamic)
 
 
 class Spec:
@@ -341,9 +343,10 @@ class SavedModel:
         model.load_state_dict(self.state_dict)
         return model
 
-    def export(self, path):
-        """Write .py, .onnx or .pt (by extension) with the saved weights and preprocessing."""
-        return self.network.export(path, self.build().eval(), self.preprocess)
+    def export(self, path, *, dynamic: bool = False):
+        """Write .py, .onnx or .pt (by extension) with the saved weights and preprocessing;
+        `dynamic` as Network.export's."""
+        return self.network.export(path, self.build().eval(), self.preprocess, dynamic=dynamic)
 
     def predict(self, images, top_k: int = 5, device="cpu") -> list[list[dict]]:
         """The `top_k` classes of each image, the most probable first, as dicts of `label`,

@@ -208,6 +208,17 @@ def cmd_compile(args) -> int:
         return EXIT_SPEC
     import torch
 
+    if args.dynamic and (not args.output or Path(args.output).suffix != ".onnx"):
+        raise UsageError("--dynamic is for an .onnx output (-o NAME.onnx): the compiled "
+                         "module, a .py and a .pt take every size the network takes")
+    if args.dynamic:  # refused before anything is built, when it is
+        from .backends.export import ExportError, dynamic_sizes
+
+        try:
+            dynamic_sizes(net)
+        except ExportError as error:
+            print(printable(f"archdsl compile: error: {error}"), file=sys.stderr)
+            return EXIT_USAGE
     if args.weights and args.output and Path(args.output).suffix == ".py":
         raise UsageError("--weights cannot go into a .py file (source code, no weights): "
                          "write .pt or .onnx, or load a state_dict into the exported class")
@@ -245,7 +256,7 @@ def cmd_compile(args) -> int:
         from .backends.export import ExportError
 
         try:
-            print(f"wrote {net.export(args.output, model, preprocess)}")
+            print(f"wrote {net.export(args.output, model, preprocess, dynamic=args.dynamic)}")
         except ExportError as error:
             print(printable(f"archdsl compile: error: {error}"), file=sys.stderr)
             return EXIT_USAGE
@@ -730,7 +741,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--data", help="the data set (default: the one it was trained on)")
     p.add_argument("--data-dir")
-    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--split", choices=("test", "val", "all"), default="test",
+                   help="the data set's test split (default), the run's validation split, "
+                        "or all of it (train and test: data the model never saw)")
     p.add_argument("--confusion", metavar="FILE.png",
                    help="also draw the confusion matrix (a classifier's; needs matplotlib)")
     p.add_argument("--batch-size", type=int)
@@ -773,6 +786,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT",
                    help="write OUT: .py (standalone PyTorch source), .onnx, or .pt (weights and "
                         "spec, read back by archdsl.load)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="an .onnx output takes every input size the network takes (height "
+                        "and width, a sequence's length), not only the spec's")
     p.add_argument("--weights", metavar="WEIGHTS",
                    help="the weights to write: torchvision:NAME (pretrained) or a checkpoint")
     p.add_argument("--torchvision", metavar="NAME[:KEY=VALUE,...]",

@@ -100,6 +100,20 @@ class Shape(tuple):
         grid."""
         return self[self.feature_axis]
 
+    @property
+    def size_axes(self) -> dict[int, str]:
+        """The axes whose sizes an input may change (the batch excluded), by name: a map's
+        spatial axes, the positions of a sequence, of token ids or of a grid; a vector has
+        none (its size is its features)."""
+        if self.is_map:
+            return dict(zip(range(1, len(self)), ("depth", "height", "width")[4 - len(self):]
+                            if len(self) > 2 else ("length",)))
+        if self.layout in (SEQ, TOKENS):
+            return {0: "positions"}
+        if self.layout == GRID:
+            return {0: "height", 1: "width"}
+        return {}
+
     # ---- equality: sizes and layout ------------------------------------------------------
 
     def __eq__(self, other):

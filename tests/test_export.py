@@ -287,6 +287,41 @@ def test_onnx_export_of_modern_networks(tmp_path, file, name, args):
         assert abs(torch.from_numpy(a) - b).max() <= 1e-4 * max(1.0, float(b.abs().max()))
 
 
+# Networks that take other sizes, written with dynamic sizes: the input's named sizes, and
+# sizes to run the .onnx at (the spec's first)
+DYNAMIC_ONNX = [("gpt.arch", "gpt", dict(depth=2, d=64, heads=4, context=16, vocab=100),
+                 ["batch", "positions"], [(16,), (7,), (1,)]),
+                ("resnet.arch", "resnet18", {}, ["batch", 3, "height", "width"],
+                 [(3, 224, 224), (3, 96, 128)]),
+                ("unet.arch", "unet", dict(c=8, depth=2, res=32), ["batch", 1, "height", "width"],
+                 [(1, 32, 32), (1, 48, 64)])]
+
+
+@pytest.mark.parametrize("file,name,args,dims,sizes", DYNAMIC_ONNX,
+                         ids=[m[1] for m in DYNAMIC_ONNX])
+def test_onnx_with_dynamic_sizes_runs_at_other_sizes(tmp_path, file, name, args, dims, sizes):
+    """`--dynamic`: the .onnx takes the sizes the network takes (a GPT any length up to its
+    context), named in its input; it computes what PyTorch does at each of them."""
+    import onnxruntime
+
+    from archdsl.backends.torch_module import example_input
+
+    net = (archdsl.load(SPECS / file) if file else archdsl.load(RECURRENT)).network(name, **args)
+    model = net.build().eval()
+    path = net.export(tmp_path / f"{name}.onnx", model, dynamic=True)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == dims
+    torch.manual_seed(0)
+    for size in sizes:
+        x = example_input(net.graph.input_shapes()["input"].like(size), 2)
+        with torch.no_grad():
+            expected = model(x)
+        (got,) = session.run(None, {"input": x.numpy()})
+        assert got.shape == tuple(expected.shape)
+        assert abs(torch.from_numpy(got) - expected).max() <= 1e-4 * max(1.0, float(
+            expected.abs().max()))
+
+
 def test_onnx_is_one_self_contained_file(tmp_path):
     """Below 2 GB the .onnx holds its weights: moved alone, it loads (issue 18: a 100 MB
     model referred to a companion file by a temporary name)."""

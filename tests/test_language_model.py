@@ -90,6 +90,44 @@ def test_eval_gives_the_runs_test_figures(run, capsys):
     assert figures["perplexity"] == pytest.approx(result["best_test_perplexity"])
 
 
+def test_eval_scores_all_of_another_text(run, capsys, tmp_path):
+    """`--split all` scores every window of a text (its last 10% is all `test` would take),
+    through the run's vocabulary: 910 characters are 1 window of 32 in their last 10%, 27
+    in all of them."""
+    other = tmp_path / "other.txt"
+    other.write_text("the lazy dog\n" * 70, encoding="utf-8")
+    counts = {}
+    for split in ("test", "all"):
+        assert main(["eval", str(run / "run"), "--data", f"text:{other}", "--split", split,
+                     "--json"]) == 0
+        counts[split] = json.loads(capsys.readouterr().out)["sequences"]
+    assert counts == {"test": 1, "all": (len("the lazy dog\n") * 70 - 32) // 32}
+    other.write_text("the lazy dog\n" * 4, encoding="utf-8")
+    assert main(["eval", str(run / "run"), "--data", f"text:{other}", "--split", "all"]) == 2
+    assert "too few for windows of 32: give a text of at least 64" in capsys.readouterr().err
+
+
+def test_a_language_model_started_from_another_keeps_its_characters(run, capsys, tmp_path):
+    """--init from a language model's checkpoint: the new text is read through its
+    vocabulary (the rows of its embedding are characters), not the new text's own (here
+    12 characters, which would get other ids); a character it lacks is an error."""
+    other = tmp_path / "other.txt"
+    other.write_text("the lazy dog\n" * 70, encoding="utf-8")
+    assert main(["train", *GPT, "--data", f"text:{other}", "--init", str(run / "run"
+                                                                         / "best.pt"),
+                 "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "tuned"),
+                 *QUIET]) == 0
+    vocabulary = torch.load(run / "run" / "best.pt", weights_only=True)["preprocess"]["classes"]
+    tuned = torch.load(tmp_path / "tuned" / "best.pt", weights_only=True)
+    assert tuned["preprocess"]["classes"] == vocabulary and len(vocabulary) > 12
+    capsys.readouterr()
+    other.write_text("THE LAZY DOG\n" * 70, encoding="utf-8")
+    assert main(["train", *GPT, "--data", f"text:{other}", "--init", str(run / "run"
+                                                                         / "best.pt"),
+                 "--epochs", "1", "--out", str(tmp_path / "upper"), *QUIET]) == 2
+    assert "lacks: 'A', 'D', 'E', 'G'" in capsys.readouterr().err
+
+
 def test_a_language_model_run_resumes(run, capsys):
     epochs = json.loads((run / "run" / "result.json").read_text())["epochs"]
     assert main(["train", "--resume", str(run / "run"), "--epochs", str(epochs + 1),
@@ -115,7 +153,7 @@ def test_text_windows_and_their_next_characters(tmp_path):
     # a trained model's vocabulary gives the ids, whatever the new text holds
     (tmp_path / "u.txt").write_text("jihgfedcba" * 30)
     again = load_splits(f"text:{tmp_path / 'u.txt'}", tmp_path, shape, val_split=0.1,
-                        vocabulary=list("abcdefghij"))
+                        classes=list("abcdefghij"))
     assert int(again.train.images[0, 0]) == 9
 
 

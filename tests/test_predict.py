@@ -18,16 +18,17 @@ QUIET = ["--no-progress", "--no-tensorboard"]
 COLOURS = {"red": 0, "green": 1, "blue": 2}
 
 
-def colour_images(folder, per_class, seed):
+def colour_images(folder, per_class, seed, colours=COLOURS, brighter=0):
     """Noisy images (20x24, another size than the network's 32x32) whose brightest channel is
     their class: a task a few epochs learn."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    for name, channel in COLOURS.items():
+    for name in colours:
+        channel = COLOURS[name]
         (folder / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            pixels = rng.integers(0, 120, (20, 24, 3))
+            pixels = rng.integers(0, 120, (20, 24, 3)) + brighter
             pixels[..., channel] += 120
             Image.fromarray(pixels.astype(np.uint8)).save(folder / name / f"{name}{i}.png")
 
@@ -186,3 +187,29 @@ def test_compiling_a_checkpoint_keeps_its_weights(trained, tmp_path):
     for key, tensor in saved.state_dict.items():
         assert torch.equal(again.state_dict[key], tensor), key
     assert again.preprocess == saved.preprocess
+
+
+def test_eval_reads_another_folder_as_the_run_trained(trained, capsys, tmp_path):
+    """`archdsl eval RUN --data imagefolder:OTHER --split all` scores every image of a folder
+    the run never saw, labelled by the model's own classes (this one holds two of its three)
+    and normalised with the training images' statistics, which the checkpoint records — not
+    the folder's own (brighter, and without green): its loss is the one `predict` gives the
+    same files."""
+    colour_images(tmp_path / "other", 5, seed=2, colours=("red", "blue"), brighter=15)
+    assert main(["eval", str(trained / "run"), "--data", f"imagefolder:{tmp_path / 'other'}",
+                 "--split", "all", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["split"] == "all" and metrics["images"] == 10
+    predictions = predict_cli(capsys, trained / "run", tmp_path / "other", "--top-k", "3")
+    truth = [f.parent.name for f in sorted((tmp_path / "other").rglob("*.png"))]
+    chance = [next(t["probability"] for t in r["top"] if t["label"] == label)
+              for r, label in zip(predictions, truth)]
+    assert metrics["loss"] == pytest.approx(-np.mean(np.log(chance)), rel=1e-4)
+    assert metrics["top1"] == np.mean([r["top"][0]["label"] == label
+                                       for r, label in zip(predictions, truth)])
+    # a folder with a class the model does not know
+    (tmp_path / "other" / "purple").mkdir()
+    (tmp_path / "other" / "red" / "red0.png").rename(tmp_path / "other" / "purple" / "p.png")
+    assert main(["eval", str(trained / "run"), "--data", f"imagefolder:{tmp_path / 'other'}",
+                 "--split", "all"]) == 2
+    assert "has classes the model was not trained on: purple" in capsys.readouterr().err

@@ -164,6 +164,12 @@ class WindowAttention(LayerKind):
         return 2 * self.macs(a, x, y) + 4 * n * d + 5 * a["heads"] * n * a["window"] ** 2 \
             + cosine
 
+    def onnx_one_size(self, a, x):
+        # whether to pad to whole windows, and whether an axis is long enough to shift, are
+        # decided in Python (as torchvision's): torch.export keeps the traced grid's answers
+        return ("its padding to whole windows and its shifts are decided for the grid's size "
+                "when traced")
+
     def torch(self, a, x, y):
         cls = "WindowAttentionV2" if a["v2"] else "WindowAttention"
         scale = {} if a["scale"] is None else {"scale": a["scale"]}

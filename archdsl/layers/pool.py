@@ -209,5 +209,11 @@ class AdaptiveAvgPool(LayerKind):
     def torch(self, a, x, y):
         return TorchModule(torch_class("AdaptiveAvgPool", x), dict(output_size=a["size"]))
 
+    def onnx_one_size(self, a, x):
+        if any(s != 1 for s in a["size"]):  # to 1x1 it is ONNX's GlobalAveragePool
+            return ("ONNX has no adaptive pooling (PyTorch writes it as a pool with a fixed "
+                    "window)")
+        return None
+
     def describe(self, a):
         return f"adaptive avgpool {kernel_text(a['size'])}"

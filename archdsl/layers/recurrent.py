@@ -41,6 +41,11 @@ class Recurrent(LayerKind):
         return ((x[0] * a["layers"] * self.directions(a) * a["hidden"] * (self.gates + 2),
                  "act"),)
 
+    def onnx_one_size(self, a, x):
+        # torch.onnx writes ONNX's LSTM/GRU with the sequence's length fixed in their shapes
+        # (stacked ones reshape by it: at another length they fail, or mix up the batch)
+        return "PyTorch's ONNX export of recurrent layers fixes the sequence's length"
+
     def directions(self, a) -> int:
         return 2 if a["bidirectional"] else 1
 

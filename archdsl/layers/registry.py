@@ -234,6 +234,11 @@ class LayerKind:
         MLP, which depends on no input): counted once per image, as a batch of one runs it."""
         return 0
 
+    def onnx_one_size(self, a: dict, x) -> str | None:
+        """Why this layer, written to ONNX, would run at its input's size only (None: at any
+        size the network takes). `archdsl compile -o NAME.onnx --dynamic` refuses it."""
+        return None
+
     def torch(self, a: dict, x, y: Shape) -> TorchModule | TorchFunction:
         raise NotImplementedError
 

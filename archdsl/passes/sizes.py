@@ -20,32 +20,36 @@ from __future__ import annotations
 
 from ..graph import LayerGraph
 from ..layers.registry import Params, ShapeError, check_layout
-from ..shapes import GRID, MAPS, SEQ, TOKENS, Shape, as_shape
+from ..shapes import SEQ, TOKENS, Shape, as_shape
 
 
-def size_dependent_layer(graph: LayerGraph) -> str | None:
+def size_dependent_layer(graph: LayerGraph, side_outputs: bool = False) -> str | None:
     """The first layer whose shape or parameters depend on the input's size (the network
-    then takes only its spec's sizes), or None when the network takes other sizes too."""
+    then takes only its spec's sizes), or None when the network takes other sizes too.
+    `side_outputs`: count their heads too (an .onnx computes them), not only the layers the
+    network's results need."""
     shapes = graph.input_shapes()
-    failed = _first_failure(graph, {n: _doubled(s) for n, s in shapes.items()}, same_module=True)
+    failed = _first_failure(graph, {n: _doubled(s) for n, s in shapes.items()}, same_module=True,
+                            side_outputs=side_outputs)
     if failed and any(s.layout in (SEQ, TOKENS) and s[0] > 1 for s in shapes.values()):
         # a sequence model may hold at most so many positions (a GPT's position embedding):
         # it takes other sizes when it takes shorter sequences
-        halved = {n: _halved(s) for n, s in shapes.items()}
-        if not _first_failure(graph, halved, same_module=True):
+        halved = {n: _halved(s) if s.layout in (SEQ, TOKENS) else s for n, s in shapes.items()}
+        if not _first_failure(graph, halved, same_module=True, side_outputs=side_outputs):
             return None
     return failed[0] if failed else None
 
 
-def _first_failure(graph: LayerGraph, inputs: dict[str, Shape],
-                   same_module: bool) -> tuple[str, ShapeError | None] | None:
+def _first_failure(graph: LayerGraph, inputs: dict[str, Shape], same_module: bool,
+                   side_outputs: bool = False) -> tuple[str, ShapeError | None] | None:
     """Infer the shapes again from other input shapes, through the layers the network's
     results need: the first layer that fails (and its error), or, with `same_module`, whose
     parameters or module differ from the ones built; None when all apply."""
     shapes: dict[str, Shape] = {}
     # the layers the network's results need: a side output's head (GoogLeNet's auxiliary
     # classifiers, run in training only) does not stop an inference on other sizes
-    needed = graph.main_ancestors() | {graph.outputs[o] for o in graph.main_outputs}
+    needed = set(graph.records) if side_outputs else (
+        graph.main_ancestors() | {graph.outputs[o] for o in graph.main_outputs})
     input_of = {node: name for name, node in graph.inputs.items()}
     for name, node in graph.items():
         if name not in needed:
@@ -110,16 +114,10 @@ class InputSizes:
 
 
 def _doubled(shape: Shape) -> Shape:
-    if shape.layout in MAPS:
-        return shape.like((shape[0], *(2 * s for s in shape[1:])))
-    if shape.layout in (SEQ, TOKENS):
-        return shape.like((2 * shape[0], *shape[1:]))
-    if shape.layout == GRID:
-        return shape.like((2 * shape[0], 2 * shape[1], shape[2]))
-    return shape  # a vector's features are its size
+    axes = shape.size_axes
+    return shape.like([2 * n if i in axes else n for i, n in enumerate(shape)])
 
 
 def _halved(shape: Shape) -> Shape:
-    if shape.layout in (SEQ, TOKENS):
-        return shape.like((max(1, shape[0] // 2), *shape[1:]))
-    return shape
+    axes = shape.size_axes
+    return shape.like([max(1, n // 2) if i in axes else n for i, n in enumerate(shape)])

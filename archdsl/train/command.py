@@ -504,7 +504,7 @@ def _write_masks(args, files, results) -> int:
 def run_eval(args) -> int:
     import torch
 
-    from .data import BatchPipeline, load_splits
+    from .data import BatchPipeline, load_splits, trained_classes
 
     from ..zoo import PLOT_FORMATS
 
@@ -537,11 +537,11 @@ def run_eval(args) -> int:
         device = pick_device(args.device or "auto")
         if "config" not in state:  # a saved model: the task its network implies
             config.task = tasks.task_of(net)
-        vocabulary = state.get("preprocess", {}).get("classes") if config.task == "lm" else None
         splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
                              val_split=config.val_split, seed=config.seed,
                              fake_size=config.fake_size, download=not args.offline,
-                             vocabulary=vocabulary)
+                             classes=trained_classes(state, config.task, config.data),
+                             whole=args.split == "all")
     except (DataError, SpecError) as error:
         say("eval", error)
         return 2
@@ -551,7 +551,7 @@ def run_eval(args) -> int:
     except RuntimeError:  # names or shapes that do not fit: an altered checkpoint
         say("eval", f"{args.checkpoint}: its weights do not fit the network it describes")
         return 2
-    data = splits.val if args.split == "val" else splits.test
+    data = splits.val if args.split == "val" else splits.test  # "all": one split of it all
     if data is None:
         print("archdsl eval: error: this run has no validation split", file=sys.stderr)
         return 2
@@ -567,7 +567,12 @@ def run_eval(args) -> int:
             .split("; ")[0] + ": it was not made for this data set")
         return 2
     task = tasks.make(config.task, outputs, data.class_names)
-    pipe = BatchPipeline(net.input_shape, splits.mean, splits.std, augment=False)
+    # images normalised as in training (its data set's statistics, which the checkpoint
+    # records), not by the statistics of the images evaluated
+    trained = state.get("preprocess") or {}
+    mean, std = (trained["mean"], trained["std"]) if trained.get("mean") else (splits.mean,
+                                                                              splits.std)
+    pipe = BatchPipeline(net.input_shape, mean, std, augment=False)
     with torch.no_grad():
         metrics = evaluate(model, data, pipe, config, device, task=task)
     if args.confusion:

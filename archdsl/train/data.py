@@ -107,14 +107,26 @@ def generated_count(input_shape) -> int:
     return max(64, min(GENERATED_IMAGES, GENERATED_BYTES // per_image))
 
 
+def trained_classes(state: dict | None, task: str, data: str) -> list | None:
+    """The names a checkpoint's model gives its outputs, for reading `data` as it was read
+    in training: a language model's characters by token id, an image folder's classes (a
+    folder holding fewer or other ones labels by the model's); None for other data sets,
+    whose labels are fixed."""
+    if state is None or not (task == "lm" or data.startswith("imagefolder:")):
+        return None
+    return state.get("preprocess", {}).get("classes")
+
+
 def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.1,
                 seed: int = 0, fake_size: int | None = None, download: bool = True,
-                vocabulary=None) -> Splits:
+                classes=None, whole: bool = False) -> Splits:
     """Train, validation and test splits of a data set. The test split is the data set's own
     (or a fixed 20% for digits); the validation split is taken from the training set.
     `fake_size`: the training images of the generated sets (None: generated_count).
-    `vocabulary`: a text's characters by token id, as a model trained on it (None: the
-    text's own)."""
+    `classes`: the names a trained model gives its outputs, by index — a text's characters
+    by token id, an image folder's class folders — to read the data set's labels as (None:
+    its own). `whole`: all of it, train and test together, as one split (`test`, and
+    `train` for its classes; no validation split): `archdsl eval --split all`."""
     test_from = "its own test set"
     if fake_size is None:
         fake_size = generated_count(input_shape)
@@ -134,7 +146,7 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
         folder = name.split(":", 1)[1]
         if not folder:
             raise DataError("imagefolder: needs a folder: --data imagefolder:PATH")
-        train, test, test_from = _image_folder(Path(folder), input_shape)
+        train, test, test_from = _image_folder(Path(folder), input_shape, classes)
     elif name == "shapes":
         train = _shapes(fake_size, input_shape, seed=0)
         test = _shapes(max(fake_size // 4, 16), input_shape, seed=1)
@@ -148,9 +160,14 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
         file = name.split(":", 1)[1]
         if not file:
             raise DataError("text: needs a file: --data text:PATH")
-        return _text_splits(Path(file), input_shape, val_split, vocabulary)
+        return _text_splits(Path(file), input_shape, val_split, classes, whole)
     else:
         raise DataError(f"unknown data set `{name}`; choose one of: {', '.join(DATASETS)}")
+    if whole:
+        every = ImageData(train.name, torch.cat([train.images, test.images]),
+                          torch.cat([train.labels, test.labels]),
+                          max(train.classes, test.classes), train.class_names)
+        return Splits(every, None, every, *_statistics(every.images), "all of it")
     val = None
     if val_split > 0:
         val_index, train_index = _split_index(len(train), val_split, seed=seed, labels=train.labels)
@@ -183,10 +200,12 @@ class TextData(ImageData):
         return TextData(self.name, self.stream, self.context, self.class_names, offset)
 
 
-def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None) -> Splits:
+def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None,
+                 whole: bool = False) -> Splits:
     """A text file as token ids, split by position as nanoGPT does: the first 90% trains
-    (its last `val_split` held out for validation), the rest tests. The ids are of
-    `vocabulary` if given (a trained model's), else of the text's own characters, sorted."""
+    (its last `val_split` held out for validation), the rest tests; `whole`: all of it as
+    one split. The ids are of `vocabulary` if given (a trained model's), else of the text's
+    own characters, sorted."""
     context = input_shape[0]
     own = vocabulary is None  # a new run's: its context can still change
     try:
@@ -223,6 +242,12 @@ def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None) -> 
         ids = order[where]
     stream = torch.from_numpy(ids.astype(np.int32).reshape(-1))
     name = f"text:{path}"
+    if whole:
+        if len(stream) < 2 * context:
+            raise DataError(f"text: {path} holds {len(text):,} characters, too few for windows "
+                            f"of {context:,}: give a text of at least {2 * context:,}")
+        every = TextData(name, stream, context, vocabulary)
+        return Splits(every, None, every, [], [], "all of it", unit="sequences")
     train_end = int(len(stream) * 0.9)
     val_start = train_end - int(train_end * val_split)
     parts = {"train": stream[:val_start], "validation": stream[val_start:train_end],
@@ -535,7 +560,7 @@ def _cifar100_names(folder: Path) -> list | None:
     return [str(n) for n in names] if isinstance(names, list) and len(names) == 100 else None
 
 
-def _image_folder(path: Path, input_shape):
+def _image_folder(path: Path, input_shape, classes=None):
     """Class-per-folder images, read once and resized to the network's input: (train, test,
     where the test images come from). Layouts, as common data sets ship them:
 
@@ -544,7 +569,8 @@ def _image_folder(path: Path, input_shape):
         PATH/CLASS/*  (or PATH/train/ alone)    20% of each class is held out as the test
                                                 set (stratified, the same every run)
 
-    The validation split (--val-split) is always taken from the training images."""
+    The validation split (--val-split) is always taken from the training images. `classes`:
+    a trained model's class names, by output index, to label the images with."""
     if not path.is_dir():
         raise DataError(f"imagefolder: {path} is not a folder of class folders")
     train_folder = path / "train" if (path / "train").is_dir() else path
@@ -552,18 +578,22 @@ def _image_folder(path: Path, input_shape):
     if train_folder == path and any((path / name).is_dir() for name in ("test", "val")):
         raise DataError(f"imagefolder: {path} has a {held.name}/ folder but no train/ folder "
                         "beside it")
-    train = _read_image_folder(train_folder, input_shape, path)
+    unknown = "the model was not trained on" if classes is not None else \
+        "the training images do not"
+    train = _read_image_folder(train_folder, input_shape, path, classes, unknown)
     if held is None:
         test_index, train_index = _split_index(len(train), 0.2, seed=0, labels=train.labels)
         where = f"20% of {train_folder} held out, stratified, fixed"
         return train.subset(train_index), train.subset(test_index), where
-    test = _read_image_folder(held, input_shape, path, classes=train.class_names)
+    test = _read_image_folder(held, input_shape, path, train.class_names, unknown)
     return train, test, f"{held}"
 
 
-def _read_image_folder(folder: Path, input_shape, path: Path, classes=None) -> ImageData:
+def _read_image_folder(folder: Path, input_shape, path: Path, classes=None,
+                       unknown: str = "the training images do not") -> ImageData:
     """One folder of class folders. A test folder must have the training set's classes
-    (a class it lacks is fine, one it adds is not: its label would mean nothing)."""
+    (a class it lacks is fine, one it adds is not: its label would mean nothing); so must a
+    folder a trained model is evaluated on, its classes."""
     from torchvision import datasets, transforms
 
     channels, height, width = input_shape
@@ -578,7 +608,7 @@ def _read_image_folder(folder: Path, input_shape, path: Path, classes=None) -> I
     if classes is not None:
         extra = sorted(set(data.classes) - set(classes))
         if extra:
-            raise DataError(f"imagefolder: {folder} has classes the training images do not: "
+            raise DataError(f"imagefolder: {folder} has classes {unknown}: "
                             + ", ".join(extra[:5]))
         index = {name: i for i, name in enumerate(classes)}
         targets = [index[data.classes[t]] for t in targets]

@@ -28,7 +28,8 @@ import torch
 from ..files import write_output
 from . import checkpoint
 from .distributed import Processes, device_for
-from .data import BatchPipeline, DataError, Splits, batch_count, batches, load_splits
+from .data import (BatchPipeline, DataError, Splits, batch_count, batches, load_splits,
+                   trained_classes)
 from .options import TrainConfig
 from .mixing import mix
 from .preprocess import Preprocess
@@ -276,6 +277,18 @@ def initialise(model, source: str, option: str = "--init", net=None) -> str:
     return f"initialised from {source} ({len(transfer)} tensors)"
 
 
+def _init_state(config: TrainConfig) -> dict | None:
+    """The checkpoint a language model starts from (--init), for its vocabulary; None for
+    other runs, torchvision's weights, or a checkpoint that cannot be read (`initialise`
+    says why)."""
+    if config.task != "lm" or not config.init or config.init.startswith("torchvision:"):
+        return None
+    try:
+        return checkpoint.load(Path(config.init))
+    except checkpoint.CheckpointError:
+        return None
+
+
 def _same_network(net, state: dict, source: str, option: str) -> None:
     def settings(args: dict) -> str:
         return " ".join(f"--set {k}={v}" for k, v in sorted(args.items())) or "no --set"
@@ -314,13 +327,14 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
         log = _silent
     tasks.check_network(net, config.task)
     tasks.check_data(config.task, config.data)
-    # a resumed language model keeps the ids it trained with, even if its text has changed
-    vocabulary = resume.get("preprocess", {}).get("classes") \
-        if resume is not None and config.task == "lm" else None
+    # a resumed run keeps the ids it trained with (a language model's characters, an image
+    # folder's classes), even if its text or folder has changed; so does a language model
+    # that starts from another's checkpoint (--init): its embedding's rows are characters
     splits: Splits = load_splits(config.data, Path(config.data_dir), net.input_shape,
                                  val_split=config.val_split, seed=config.seed,
                                  fake_size=config.fake_size, download=not config.offline,
-                                 vocabulary=vocabulary)
+                                 classes=trained_classes(resume or _init_state(config),
+                                                         config.task, config.data))
     log(f"data: {config.data}: {splits.describe()}")
     classes = tasks.scores(net)
     if splits.train.classes > classes:
@@ -384,7 +398,9 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                                   world=processes.world)
     if steps_per_epoch == 0:
         raise DataError(f"--batch-size {config.batch_size} is larger than the training set "
-                        f"({len(splits.train)} images)")
+                        f"({len(splits.train):,} {splits.unit}"
+                        + (f" over {processes.world} processes" if processes.world > 1 else "")
+                        + "): give a smaller one")
     augment_rng = torch.Generator()
     start_epoch, skip, best, stale = 0, 0, -1.0, 0  # stale: epochs since the best
 
