@@ -322,6 +322,26 @@ def test_onnx_with_dynamic_sizes_runs_at_other_sizes(tmp_path, file, name, args,
             expected.abs().max()))
 
 
+def test_onnx_with_dynamic_sizes_names_each_inputs_own(tmp_path):
+    """Several inputs: each one's sizes are dynamic under its own names (an image's, not a
+    vector's, which has none but the batch)."""
+    import onnxruntime
+
+    from test_modern import FUSION
+
+    net = archdsl.load(FUSION).network("fusion")
+    model = net.build().eval()
+    session = onnxruntime.InferenceSession(str(net.export(tmp_path / "f.onnx", model,
+                                                          dynamic=True)),
+                                           providers=["CPUExecutionProvider"])
+    assert [(i.name, i.shape) for i in session.get_inputs()] == [
+        ("image", ["batch", 3, "image_height", "image_width"]), ("meta", ["batch", 12])]
+    image, meta = torch.randn(2, 3, 48, 40), torch.randn(2, 12)
+    (got,) = session.run(None, {"image": image.numpy(), "meta": meta.numpy()})
+    with torch.no_grad():
+        assert abs(torch.from_numpy(got) - model(image, meta)).max() <= 1e-5
+
+
 def test_onnx_is_one_self_contained_file(tmp_path):
     """Below 2 GB the .onnx holds its weights: moved alone, it loads (issue 18: a 100 MB
     model referred to a companion file by a temporary name)."""
