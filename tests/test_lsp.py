@@ -373,6 +373,11 @@ def test_completion(client):
     client.change(uri, "network n:\n    input 3x8x8\n    t1: maxpool\n    upsample(like=\n")
     items = client.request("textDocument/completion", client.at(uri, 3, 18))["items"]
     assert [i["label"] for i in items] == ["input", "t1"]
+    # an argument of a few words offers them, quoted (upsample's `mode=`)
+    client.change(uri, "network n:\n    input 3x8x8\n    upsample(2, mode=\n")
+    items = client.request("textDocument/completion", client.at(uri, 2, 21))["items"]
+    assert [i["label"] for i in items] == ['"nearest"', '"linear"', '"bilinear"',
+                                           '"trilinear"']
     client.change(uri, 'use "res')
     items = client.request("textDocument/completion", client.at(uri, 0, 8))["items"]
     assert items == [] or all(i["label"].endswith(".arch") for i in items)

@@ -425,6 +425,11 @@ class ArchServer(LanguageServer):
                 labels.update(dict.fromkeys(analysis.index.labels.get(owner, {})))
             return [lsp.CompletionItem(name, kind=lsp.CompletionItemKind.Field,
                                        detail="label") for name in labels]
+        choices = _choices(kind, ctx.call.named) if kind is not None else []
+        if choices:  # `mode=`, `approximate=`: the values it takes, quoted
+            return [lsp.CompletionItem(f'"{value}"', kind=lsp.CompletionItemKind.EnumMember,
+                                       detail=f"{ctx.call.name}'s {ctx.call.named}")
+                    for value in choices]
         items = []
         if ctx.call is not None and ctx.call.typing_name:
             items += _parameter_items(ctx.call, analysis)
@@ -621,6 +626,18 @@ def _show(p) -> str:
 
 
 # ---- completion helpers ------------------------------------------------------------------
+
+def _choices(kind, name: str | None) -> list[str]:
+    """The values a layer's argument named `name` takes, where it is one of a few words
+    (upsample's `mode`, gelu's `approximate`); [] otherwise."""
+    from ..layers.types import Choice, Optional
+
+    param = next((p for p in kind.params if p.name == name), None)
+    if param is None:
+        return []
+    arg_type = param.type.inner if isinstance(param.type, Optional) else param.type
+    return list(arg_type.choices) if isinstance(arg_type, Choice) else []
+
 
 def _parameter_items(call: editing.CallContext, analysis) -> list[lsp.CompletionItem]:
     """`name=` for each parameter of the callee not given yet."""
