@@ -9,6 +9,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SPECS = ROOT / "specs"
 
 
+def pytest_sessionstart(session):
+    """archdsl's sources byte-compiled once, as pip compiles an installed package's: the
+    suite starts Python processes for commands, runners and servers (about 60), and under
+    PYTHONDONTWRITEBYTECODE (set on the project's machines) each compiled archdsl anew."""
+    import compileall
+
+    compileall.compile_dir(ROOT / "archdsl", quiet=2)
+
+
 @pytest.fixture
 def spec_text():
     """Load spec text (dedented) as an archdsl.Spec."""
