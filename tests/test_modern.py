@@ -374,8 +374,10 @@ def test_gpt_matches_a_plain_pytorch_module_with_tied_weights():
     with torch.no_grad():
         assert (model(ids[:, :7]) - model(ids)[:, :7]).abs().max() <= 1e-10
     # more: archdsl's message, naming the position embedding
-    with pytest.raises(InputError, match=r"cannot take 17: at `wpe.position_embedding`, a "
-                                         r"sequence of 17 positions is longer than the 16"):
+    with pytest.raises(InputError, match=r"cannot take 17 token ids: at `wpe.position_"
+                                         r"embedding`, a sequence of 17 positions is longer "
+                                         r"than the 16 this position embedding holds \(its "
+                                         r"spec's size: 16 token ids\)"):
         model(torch.randint(0, 100, (1, 17)))
     # training moves the shared weight once, by the sum of both uses' gradients
     model.train()

@@ -92,12 +92,16 @@ def _check_inputs(module, inputs) -> None:
         refused = module.input_sizes.refusal(sizes)
         if refused:
             layer, why = refused
-            raise InputError(f"`{module.network_name}` cannot take {_sizes(sizes)}: at "
-                             f"`{layer}`, {why} (its spec's size: {_sizes(expected)})")
+            layouts = module.input_layouts
+            raise InputError(f"`{module.network_name}` cannot take {_sizes(sizes, layouts)}: "
+                             f"at `{layer}`, {why} (its spec's size: "
+                             f"{_sizes(expected, layouts)})")
 
 
-def _sizes(shapes: dict) -> str:
-    return ", ".join("x".join(map(str, shape)) for shape in shapes.values())
+def _sizes(shapes: dict, layouts: dict) -> str:
+    """`3x200x200`; token ids as `17 token ids`."""
+    return ", ".join(f"{shape[0]} token ids" if layouts.get(name) == "tokens" else
+                     "x".join(map(str, shape)) for name, shape in shapes.items())
 
 
 def make_module(op: TorchModule) -> nn.Module:
