@@ -91,8 +91,9 @@ def summary_text(net, params: str = "keras", depth: int | None = None) -> str:
     g = net.graph
     args = ", ".join(f"{k}={value_text(v, SHOWN_ARGUMENT)}" for k, v in g.parameters.items())
     header = [f"Network: {g.name}" + (f"({args})" if args else "") + f"   [{g.file}]",
-              f"Input: {show(g.input_shape)}" if len(g.inputs) == 1 else
-              "Inputs: " + ", ".join(f"{n} {show(s)}" for n, s in g.input_shapes().items())]
+              (f"Input: {show(g.input_shape)}" if len(g.inputs) == 1 else
+               "Inputs: " + ", ".join(f"{n} {show(s)}" for n, s in g.input_shapes().items()))
+              + _sizes_note(g)]
     table = summary_rows(net, depth)
     sources = _from_column(table)
     rows = [("Layer", "Kind", "Output shape", "Param #", "MACs")
@@ -172,6 +173,23 @@ def memory_text(net, batch: int, optimizer: str) -> str:
     return "\n".join(lines)
 
 
+def _fixed_by(g) -> str | None:
+    from .passes.sizes import size_dependent_layer
+
+    return size_dependent_layer(g)
+
+
+def _sizes_note(g) -> str:
+    """Whether the network takes other input sizes than its spec's (passes/sizes.py): a
+    convolutional network with a global pool does, LeNet-5 does not (the layer that ties it
+    is named); a vector's size is its features, so nothing is said of it."""
+    if all(not s.size_axes for s in g.input_shapes().values()):
+        return ""
+    fixed = _fixed_by(g)
+    return (f"   (this size only: `{fixed}` depends on it)" if fixed is not None else
+            "   (other sizes too, where its layers take them)")
+
+
 def summary_json(net) -> dict:
     g = net.graph
     t = net.totals
@@ -194,6 +212,8 @@ def summary_json(net) -> dict:
         "input": list(g.input_shape), "input_layout": g.input_shape.layout,
         **({"input_vocab": g.input_shape.vocab} if g.input_shape.vocab else {}),
         "inputs": {n: list(s) for n, s in g.input_shapes().items()},
+        # the layer that ties the network to its input's size, or null (passes/sizes.py)
+        "input_size_fixed_by": _fixed_by(g),
         "outputs": {o: list(s) for o, s in g.output_shapes().items()},
         "main_outputs": list(g.main_outputs),
         "output_layouts": {o: s.layout for o, s in g.output_shapes().items()},

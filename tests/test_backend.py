@@ -468,6 +468,15 @@ def test_a_network_that_takes_other_sizes_runs_on_them(name, size):
         net.build().eval()(torch.randn(1, *size))
 
 
+def test_the_summary_says_whether_other_sizes_fit():
+    lenet, resnet = archdsl.zoo_network("lenet5"), archdsl.zoo_network("resnet18")
+    assert "\nInput: 1x32x32   (this size only: `linear1` depends on it)\n" in lenet.summary()
+    assert "\nInput: 3x224x224   (other sizes too, where its layers take them)\n" in \
+        resnet.summary()
+    assert lenet.to_json()["input_size_fixed_by"] == "linear1"
+    assert resnet.to_json()["input_size_fixed_by"] is None
+
+
 def test_which_zoo_networks_take_only_their_size():
     fixed = {name for name in archdsl.list_models()
              if size_dependent_layer(archdsl.zoo_network(name).graph) is not None}
