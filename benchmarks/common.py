@@ -1,11 +1,13 @@
 """Shared by the benchmark scripts: timing whole processes, and writing results into
 docs/benchmarks.md between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers."""
 
+import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,3 +83,26 @@ def write_section(name: str, markdown: str) -> None:
     _, after = rest.split(end, 1)
     DOC.write_text(f"{before}{start}\n{markdown.strip()}\n{end}{after}")
     print(f"updated docs/benchmarks.md ({name})")
+
+
+def archdsl_train_speed(arguments: list[str]) -> float:
+    """The last epoch's throughput (`images_per_s` in metrics.json: images, or a language
+    model's sequences) of `archdsl train ARGUMENTS`, quiet, in a scratch run directory, under
+    steady malloc."""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run(ARCHDSL + ["train", *arguments, "--no-progress",
+                                         "--no-tensorboard", "--out", f"{tmp}/run"],
+                              capture_output=True, text=True, cwd=ROOT, env=steady_malloc_env())
+        if done.returncode != 0:
+            raise SystemExit(done.stderr[-3000:])
+        return json.loads(Path(tmp, "run", "metrics.json").read_text())[-1]["images_per_s"]
+
+
+def hand_written_speed(script: str, payload: dict, key: str) -> float:
+    """`key` of the JSON line a hand-written training script prints last, run with `payload`
+    (JSON) as its argument, under steady malloc."""
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(payload)],
+                          capture_output=True, text=True, cwd=ROOT, env=steady_malloc_env())
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])[key]

@@ -14,14 +14,10 @@ Targets: archdsl >= 0.95 of the hand-written loop; on an H100, ResNet-50 with --
 """
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
-from common import ARCHDSL, ROOT, interleaved, machine, steady_malloc_env, write_section
+from common import (archdsl_train_speed, hand_written_speed, interleaved, machine,
+                    write_section)
 
 HAND_WRITTEN = '''
 import json, math, sys, time, torch, torch.nn.functional as F, archdsl
@@ -71,28 +67,17 @@ CASES = [("resnet18 (3x32x32)", "specs/resnet.arch", "resnet18", [3, 32, 32], (6
 
 
 def archdsl_run(spec, network, shape, batch, images, epochs, options):
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = ARCHDSL + ["train", spec, network, "--set", "classes=10", "--input",
-                         "x".join(map(str, shape)), "--data", "fake", "--fake-size", str(images),
-                         "--val-split", "0", "--epochs", str(epochs), "--batch-size", str(batch),
-                         "--no-progress", "--no-tensorboard", "--out", f"{tmp}/run", *options]
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                              env=steady_malloc_env())
-        if done.returncode != 0:
-            raise SystemExit(done.stderr[-3000:])
-        return json.loads(Path(tmp, "run", "metrics.json").read_text())[-1]["images_per_s"]
+    return archdsl_train_speed([
+        spec, network, "--set", "classes=10", "--input", "x".join(map(str, shape)), "--data",
+        "fake", "--fake-size", str(images), "--val-split", "0", "--epochs", str(epochs),
+        "--batch-size", str(batch), *options])
 
 
 def hand_run(spec, network, shape, batch, images, args):
-    payload = json.dumps({"spec": spec, "network": network, "input": shape, "batch": batch,
-                          "images": images, "epochs": args.epochs, "device": args.device,
-                          "amp": args.amp,
-                          "channels_last": args.channels_last, "compile": args.compile})
-    done = subprocess.run([sys.executable, "-c", HAND_WRITTEN, payload], capture_output=True,
-                          text=True, cwd=ROOT, env=steady_malloc_env())
-    if done.returncode != 0:
-        raise SystemExit(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])["images_per_s"]
+    return hand_written_speed(HAND_WRITTEN, {
+        "spec": spec, "network": network, "input": shape, "batch": batch, "images": images,
+        "epochs": args.epochs, "device": args.device, "amp": args.amp,
+        "channels_last": args.channels_last, "compile": args.compile}, "images_per_s")
 
 
 def main():

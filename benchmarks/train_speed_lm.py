@@ -12,15 +12,13 @@ Target: archdsl >= 0.95 of the hand-written loop.
 """
 
 import argparse
-import json
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from common import ARCHDSL, ROOT, interleaved, machine, steady_malloc_env, write_section
+from common import (archdsl_train_speed, hand_written_speed, interleaved, machine,
+                    write_section)
 
 HAND_WRITTEN = '''
 import json, math, sys, time, torch, torch.nn.functional as F, archdsl
@@ -84,28 +82,17 @@ def make_text(path: Path, characters: int) -> None:
 
 
 def archdsl_run(spec, network, sets, text, batch, epochs, options):
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = ARCHDSL + ["train", spec, network, *sum((["--set", f"{k}={v}"]
-                                                       for k, v in sets.items()), []),
-                         "--data", f"text:{text}", "--val-split", "0", "--epochs", str(epochs),
-                         "--batch-size", str(batch), "--no-progress", "--no-tensorboard",
-                         "--out", f"{tmp}/run", *options]
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                              env=steady_malloc_env())
-        if done.returncode != 0:
-            raise SystemExit(done.stderr[-3000:])
-        return json.loads(Path(tmp, "run", "metrics.json").read_text())[-1]["images_per_s"]
+    settings = sum((["--set", f"{k}={v}"] for k, v in sets.items()), [])
+    return archdsl_train_speed([
+        spec, network, *settings, "--data", f"text:{text}", "--val-split", "0", "--epochs",
+        str(epochs), "--batch-size", str(batch), *options])
 
 
 def hand_run(spec, network, sets, text, batch, args):
-    payload = json.dumps({"spec": spec, "network": network, "set": sets, "text": str(text),
-                          "batch": batch, "epochs": args.epochs, "device": args.device,
-                          "amp": args.amp, "compile": args.compile})
-    done = subprocess.run([sys.executable, "-c", HAND_WRITTEN, payload], capture_output=True,
-                          text=True, cwd=ROOT, env=steady_malloc_env())
-    if done.returncode != 0:
-        raise SystemExit(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])["sequences_per_s"]
+    return hand_written_speed(HAND_WRITTEN, {
+        "spec": spec, "network": network, "set": sets, "text": str(text), "batch": batch,
+        "epochs": args.epochs, "device": args.device, "amp": args.amp,
+        "compile": args.compile}, "sequences_per_s")
 
 
 def main():
