@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .layers.registry import show
+from .passes.sizes import size_dependent_layer
 from .layers.types import value_text
 
 # The summary's header shows each argument of the network at most this long.
@@ -173,19 +174,13 @@ def memory_text(net, batch: int, optimizer: str) -> str:
     return "\n".join(lines)
 
 
-def _fixed_by(g) -> str | None:
-    from .passes.sizes import size_dependent_layer
-
-    return size_dependent_layer(g)
-
-
 def _sizes_note(g) -> str:
     """Whether the network takes other input sizes than its spec's (passes/sizes.py): a
     convolutional network with a global pool does, LeNet-5 does not (the layer that ties it
     is named); a vector's size is its features, so nothing is said of it."""
     if all(not s.size_axes for s in g.input_shapes().values()):
         return ""
-    fixed = _fixed_by(g)
+    fixed = size_dependent_layer(g)
     return (f"   (this size only: `{fixed}` depends on it)" if fixed is not None else
             "   (other sizes too, where its layers take them)")
 
@@ -213,7 +208,7 @@ def summary_json(net) -> dict:
         **({"input_vocab": g.input_shape.vocab} if g.input_shape.vocab else {}),
         "inputs": {n: list(s) for n, s in g.input_shapes().items()},
         # the layer that ties the network to its input's size, or null (passes/sizes.py)
-        "input_size_fixed_by": _fixed_by(g),
+        "input_size_fixed_by": size_dependent_layer(g),
         "outputs": {o: list(s) for o, s in g.output_shapes().items()},
         "main_outputs": list(g.main_outputs),
         "output_layouts": {o: s.layout for o, s in g.output_shapes().items()},

@@ -135,16 +135,15 @@ def dynamic_sizes(net) -> dict[str, dict[int, str]]:
     graph = net.graph
     shapes = graph.input_shapes()
     taken = ", ".join("x".join(map(str, s)) for s in shapes.values())
-    fixed = size_dependent_layer(graph)
+    fixed = size_dependent_layer(graph, side_outputs=True)  # the .onnx computes them all
+    if fixed is not None and fixed not in graph.main_ancestors():  # GoogLeNet's auxiliary heads
+        raise ExportError(f"the side outputs of `{net.name}` take only {taken} (`{fixed}` "
+                          "depends on that size), and its .onnx computes them: it can have "
+                          "a dynamic batch only — leave out --dynamic")
     if fixed is not None:
         raise ExportError(f"`{net.name}` takes only {taken} (`{fixed}` depends on that size; "
                           "passes/sizes.py): its .onnx can have a dynamic batch only — leave "
                           "out --dynamic")
-    fixed = size_dependent_layer(graph, side_outputs=True)
-    if fixed is not None:  # GoogLeNet's auxiliary heads, which its .onnx computes too
-        raise ExportError(f"the side outputs of `{net.name}` take only {taken} (`{fixed}` "
-                          "depends on that size), and its .onnx computes them: it can have "
-                          "a dynamic batch only — leave out --dynamic")
     for name, node in graph.layers():
         layer = node["layer"]
         x = graph[node["inputs"][0]]["shape"]
