@@ -149,6 +149,10 @@ CASES = [
     "generate {tmp}/lm-run --prompt 'THE FOX'",
     "predict {tmp}/lm-run x.png",
     "eval {tmp}/lm-run --data text:{tmp}/latin1-utf8.txt",
+    "eval {tmp}/lm-run --data text:{tmp}/short.txt --split all",
+    f"{GPT} --data text:{{tmp}}/upper.txt --init {{tmp}}/lm-run/best.pt",
+    # another image folder than the run's: its classes must be the model's
+    "eval {tmp}/relu-run --data imagefolder:{tmp}/cats --split all",
     # the command line itself
     "layers convv",
     "lsp --port 2087",
@@ -188,6 +192,7 @@ def scratch(tmp):
     checkpoint.save(tmp / "three.pt", {**saved_spec(compiled),
                                        "model": compiled.build().state_dict()})
     _broken_images(tmp / "broken-images")
+    _cats(tmp / "cats")
     # a real run, trained with --set act=relu for 2 epochs, and damaged copies of it
     assert main(["train", "specs/lenet.arch", "lenet5", "--set", "act=relu", "--epochs", "2",
                  "--limit-steps", "2", "--no-progress", "--no-tensorboard",
@@ -221,6 +226,7 @@ def _language_model_files(tmp):
     """Texts, networks that cannot learn from them, and a language model trained briefly."""
     (tmp / "fox.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 40)
     (tmp / "short.txt").write_text("the quick brown fox\n")
+    (tmp / "upper.txt").write_text("THE QUICK BROWN FOX\n" * 40)
     (tmp / "latin1.txt").write_bytes("naïve café\n".encode("latin-1") * 40)
     (tmp / "latin1-utf8.txt").write_text("naïve café\n" * 40)
     lm = "    input 16 tokens of 40\n    embedding(16)\n"
@@ -234,6 +240,15 @@ def _language_model_files(tmp):
                  "--data", f"text:{tmp / 'fox.txt'}", "--epochs", "1", "--limit-steps", "2",
                  "--batch-size", "8", "--no-progress", "--no-tensorboard",
                  "--out", str(tmp / "lm-run")]) == 0
+
+
+def _cats(folder):
+    """An image folder whose one class no run of these cases trained on."""
+    import numpy as np
+    from PIL import Image
+
+    (folder / "cat").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "cat" / "0.png")
 
 
 def _broken_images(folder):
