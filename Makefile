@@ -17,8 +17,9 @@ demo: setup
 	$(VENV)/archdsl draw $(DEMO) -o out/lenet5.svg
 	$(VENV)/archdsl train $(DEMO) --data digits --epochs 50 --out runs/lenet5-digits
 
+# One test process per core (pytest-xdist); tests/conftest.py gives each one thread for torch.
 test: setup
-	$(VENV)/python -m pytest -q
+	$(VENV)/python -m pytest -q -n auto --dist loadgroup
 
 gallery: setup
 	$(VENV)/python scripts/gallery.py

@@ -95,6 +95,7 @@ def exported(tmp_path_factory):
     return folder, json.loads((folder / "keys.json").read_text())
 
 
+@pytest.mark.xdist_group("exported")  # one process runs these, so the zoo is exported once
 @pytest.mark.parametrize("file,name", NETWORKS, ids=[n for _, n in NETWORKS])
 def test_exported_source_gives_the_same_outputs_without_archdsl(exported, file, name):
     folder, keys = exported

@@ -33,6 +33,10 @@ TEXT = ("the quick brown fox jumps over the lazy dog\n" + "신경망은 층을 �
 PERPLEXITY_BELOW = 1.5
 
 
+# One process of `make test` (pytest-xdist) runs this file, so the trained GPT is made once.
+pytestmark = pytest.mark.xdist_group("language_model")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm")

@@ -33,6 +33,10 @@ def colour_images(folder, per_class, seed, colours=COLOURS, brighter=0):
             Image.fromarray(pixels.astype(np.uint8)).save(folder / name / f"{name}{i}.png")
 
 
+# One process of `make test` (pytest-xdist) runs this file, so the trained LeNet-5 is made once.
+pytestmark = pytest.mark.xdist_group("predict")
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A LeNet-5 (3x32x32) trained on a generated image folder, and new images to predict."""

@@ -21,6 +21,10 @@ UNET = [str(SPECS / "unet.arch"), "unet_small"]
 MIOU_AT_LEAST = 0.9
 
 
+# One process of `make test` (pytest-xdist) runs this file, so the trained U-Net is made once.
+pytestmark = pytest.mark.xdist_group("segment")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("segment")
