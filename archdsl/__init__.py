@@ -23,6 +23,7 @@ _EXPORTS = {
     "WeightsError": (".backends.weights", "WeightsError"),
     "copy_state": (".backends.weights", "copy_state"),
     "load_torchvision": (".backends.weights", "load_torchvision"),
+    "load_huggingface": (".backends.weights", "load_huggingface"),
     "Diagnostic": (".diagnostics", "Diagnostic"), "SpecError": (".diagnostics", "SpecError"),
     "register_layer": (".layers", "register"), "unregister_layer": (".layers", "unregister"),
 }

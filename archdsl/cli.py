@@ -271,9 +271,9 @@ def cmd_compile(args) -> int:
 
 
 def _trained_preprocess(weights: str):
-    """The preprocessing a --weights checkpoint records (None for torchvision's weights and
-    saved models no run trained)."""
-    if weights.startswith("torchvision:"):
+    """The preprocessing a --weights checkpoint records (None for torchvision's and Hugging
+    Face's weights and saved models no run trained)."""
+    if weights.startswith(("torchvision:", "huggingface:")):
         return None
     from .train import checkpoint
     from .train.preprocess import Preprocess
@@ -726,7 +726,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="print the resolved options as a --config file, and train nothing")
     g.add_argument("--init", metavar="WEIGHTS",
                    help="start from these weights: torchvision:NAME (pretrained, downloaded), "
-                        "or an archdsl checkpoint")
+                        "huggingface:NAME|FOLDER (a causal language model's), or an archdsl "
+                        "checkpoint")
     g.add_argument("--save-every", type=int, help="also checkpoint every N steps")
     g.add_argument("--save-top", type=int, metavar="K",
                    help="also keep the checkpoints of the K best epochs by validation "
@@ -790,7 +791,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="an .onnx output takes every input size the network takes (height "
                         "and width, a sequence's length), not only the spec's")
     p.add_argument("--weights", metavar="WEIGHTS",
-                   help="the weights to write: torchvision:NAME (pretrained) or a checkpoint")
+                   help="the weights to write: torchvision:NAME (pretrained), "
+                        "huggingface:NAME|FOLDER (a causal language model's) or a checkpoint")
     p.add_argument("--torchvision", metavar="NAME[:KEY=VALUE,...]",
                    help="check weight compatibility with a torchvision model: copy its tensors "
                         "in order and compare outputs (e.g. resnet50, googlenet:aux_logits=false)")

@@ -7,6 +7,8 @@ what some commands use (pyproject.toml, docs/training.md):
             tqdm (progress bars), tensorboard (event files), PyYAML (`train --config x.yaml`)
     onnx    onnx, onnxscript, onnxruntime (`compile -o x.onnx`)
     lsp     pygls (`archdsl lsp`, the language server for editors)
+    hf      transformers (`--weights huggingface:NAME`, `--init huggingface:NAME`: a Hugging
+            Face model's weights)
 
 Without one, a command leaves out what needs it with a note (no progress bar, no curves) or,
 when it cannot do what was asked without it, stops with exit status 2 and the `pip install`
@@ -28,6 +30,7 @@ EXTRAS = {
     "onnxscript": ("onnxscript", "onnx"),
     "onnxruntime": ("onnxruntime", "onnx"),
     "pygls": ("pygls", "lsp"),
+    "transformers": ("transformers", "hf"),
 }
 
 

@@ -175,7 +175,7 @@ def test_ctrl_c_while_loading_is_an_interruption_not_a_traceback(monkeypatch, ca
 # running Python without its site folder and with a copy of it (links) that lacks them.
 EXTRAS = ("sklearn", "scikit_learn", "matplotlib", "mpl_toolkits", "pylab", "tqdm",
           "tensorboard", "onnx", "onnxscript", "onnxruntime", "yaml", "_yaml", "pygls",
-          "lsprotocol")
+          "lsprotocol", "transformers")
 
 
 def _site_without_extras(folder):
@@ -211,6 +211,9 @@ WITHOUT_EXTRAS = [
     (["predict", "{tmp}/run2", "specs/../docs/images"], 0, None),
     (["summary", "specs/lenet.arch", "lenet5", "--batch", "8"], 0, None),
     (["lsp"], 2, "archdsl[lsp]"),
+    (["compile", "specs/gpt.arch", "gpt", "--set", "depth=1", "--set", "d=32", "--set",
+      "heads=2", "--set", "context=8", "--set", "vocab=10", "--weights", "huggingface:{tmp}",
+      "-o", "{tmp}/gpt.pt"], 2, "archdsl[hf]"),
 ]
 
 

@@ -98,7 +98,7 @@ def test_the_api_guide_figures():
     net = archdsl.load(SPECS / "resnet.arch").network("resnet50", classes=10)
     assert (f"{net.params:,} / {net.params_trainable:,} / {net.params_nontrainable:,}") in text
     for name in ("load", "list_models", "zoo_network", "create_model", "copy_state",
-                 "load_torchvision", "register_layer", "unregister_layer"):
+                 "load_torchvision", "load_huggingface", "register_layer", "unregister_layer"):
         assert hasattr(archdsl, name) and f"archdsl.{name}" in text, name
 
 

@@ -33,6 +33,7 @@ class Transfer:
     """What was copied: (archdsl name, source name, shape) for every tensor."""
 
     pairs: list
+    difference: float | None = None  # from the source's outputs, where they were compared
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -228,3 +229,117 @@ def compare_with_torchvision_model(net, name: str, **kwargs) -> tuple[int, float
 def load_torchvision(model, name: str, pretrained: bool = True) -> Transfer:
     """Copy torchvision's `name` weights (pretrained by default) into an archdsl model."""
     return copy_state(model, torchvision_model(name, pretrained=pretrained))
+
+
+# ---- Hugging Face ------------------------------------------------------------------------
+
+HUGGING_FACE = "huggingface:"  # --weights / --init huggingface:NAME_OR_FOLDER
+
+# How far the outputs may be apart, relative to the largest of Hugging Face's, for the
+# spec to compute the same function: float32 rounding in two implementations stays below
+# 1e-6 (tests/test_weights.py); a different activation (GELU's exact form instead of GPT-2's
+# tanh form) or a missing mask is far above.
+SAME_FUNCTION = 1e-4
+
+
+def huggingface_model(source: str):
+    """A Hugging Face causal language model (transformers' AutoModelForCausalLM): from a
+    folder written by `save_pretrained` when `source` is one, else by its name on the Hugging
+    Face Hub (downloaded into transformers' cache, on a machine with internet access)."""
+    from pathlib import Path
+
+    from ..extras import available, install_hint
+
+    if not available("transformers"):
+        raise WeightsError(f"a Hugging Face model's weights need transformers, which is not "
+                           f"installed: {install_hint('transformers')}")
+    path = Path(source).expanduser()
+    if path.exists() or source.startswith((".", "/", "~")):
+        if not path.is_dir():
+            raise WeightsError(f"`{source}` is not a folder: give a folder that Hugging "
+                               f"Face's save_pretrained wrote (config.json and the weights), "
+                               f"or a model's name on the Hub (gpt2)")
+        if not (path / "config.json").is_file():
+            raise WeightsError(f"the folder `{source}` has no config.json: it is not a "
+                               f"Hugging Face model that save_pretrained wrote")
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # its loading reports and progress bars
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        return transformers.AutoModelForCausalLM.from_pretrained(str(path) if path.exists()
+                                                                 else source).float().eval()
+    except Exception as error:  # offline, no such model, not a causal language model
+        where = ("" if path.exists() else "; on a machine with internet access transformers "
+                 "downloads a model named on the Hub into its cache (~/.cache/huggingface)")
+        raise WeightsError(f"could not load the Hugging Face model `{source}` as a causal "
+                           f"language model ({_first_line(error)}){where}") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def huggingface_state(reference) -> dict:
+    """The model's tensors as the spec's layers hold them: GPT-2's Conv1D layers store their
+    weight as (in, out), nn.Linear as (out, in), so those are transposed."""
+    transposed = {f"{name}.weight" for name, module in reference.named_modules()
+                  if type(module).__name__ == "Conv1D"}
+    return {name: value.t() if name in transposed else value
+            for name, value in reference.state_dict().items()}
+
+
+def _config_text(reference) -> str:
+    """The sizes in the model's config that a spec's arguments must match."""
+    config = reference.config.to_dict()
+    sizes = [f"{key}={config[key]}" for key in ("vocab_size", "n_positions", "n_embd",
+             "n_layer", "n_head", "hidden_size", "num_hidden_layers", "num_attention_heads",
+             "max_position_embeddings") if isinstance(config.get(key), int)]
+    return f" (its config.json: {', '.join(sizes)})" if sizes else ""
+
+
+def load_huggingface(model, source: str, input_shape) -> Transfer:
+    """Copy a Hugging Face causal language model's weights (`huggingface_model`) into an
+    archdsl model, in order, and check that both compute the same function: their scores on
+    one random sequence of token ids (of `input_shape`, the network's; 8 of them where it
+    takes fewer positions than its context) must agree to SAME_FUNCTION. The transfer's `difference`
+    says how far apart they are."""
+    import torch
+
+    reference = huggingface_model(source)
+    try:
+        transfer = copy_state(model, huggingface_state(reference))
+    except WeightsError as error:
+        raise WeightsError(f"{error}{_config_text(reference)}") from None
+    vocab = getattr(input_shape, "vocab", None)
+    if not vocab:
+        raise WeightsError("a Hugging Face language model's weights go into a network of "
+                           "token ids (`input N tokens of V`)")
+    training = model.training
+    model.eval()
+    try:
+        generator = torch.Generator().manual_seed(0)
+        # a network that takes fewer positions than its context is compared on a few
+        length = input_shape[0] if getattr(model, "fixed_by", None) else min(input_shape[0], 8)
+        ids = torch.randint(0, vocab, (1, length), generator=generator)
+        with torch.no_grad():
+            ours = model(ids)
+            ours = ours[0] if isinstance(ours, (tuple, list)) else ours
+            theirs = reference(ids).logits
+    finally:
+        model.train(training)
+    if ours.shape != theirs.shape:
+        raise WeightsError(f"the weights fit, but the network gives {tuple(ours.shape[1:])} "
+                           f"where Hugging Face's model gives {tuple(theirs.shape[1:])}")
+    difference = float((ours - theirs).abs().max())
+    scale = max(1.0, float(theirs.abs().max()))
+    if not difference <= SAME_FUNCTION * scale:
+        raise WeightsError(
+            f"the weights fit, but the network's scores differ from Hugging Face's by up to "
+            f"{difference:.3g} (of scores up to {scale:.3g}): the spec computes another "
+            f"function than {type(reference).__name__} (another activation, such as GELU's "
+            f"exact form for GPT-2's tanh form; a norm's epsilon; attention without its "
+            f"causal mask)")
+    transfer.difference = difference
+    return transfer

@@ -257,16 +257,23 @@ class RunLog:
             self.writer.close()
 
 
-def initialise(model, source: str, option: str = "--init", net=None) -> str:
-    """--init (or compile's --weights): torchvision's pretrained weights, or another run's
-    checkpoint, copied in order. With `net`, a checkpoint must hold that same network with
-    the same arguments (compile's --weights: weights trained with `--set act=relu` do not go
-    silently into the spec's default network)."""
-    from ..backends.weights import WeightsError, copy_state, load_torchvision
+def initialise(model, source: str, option: str = "--init", net=None, input_shape=None) -> str:
+    """--init (or compile's --weights): torchvision's pretrained weights, a Hugging Face
+    language model's, or another run's checkpoint, copied in order. With `net`, a checkpoint
+    must hold that same network with the same arguments (compile's --weights: weights trained
+    with `--set act=relu` do not go silently into the spec's default network). `input_shape`
+    (else `net`'s): the network's, on which a Hugging Face model's scores are compared."""
+    from ..backends.weights import (HUGGING_FACE, WeightsError, copy_state, load_huggingface,
+                                    load_torchvision)
 
     try:
         if source.startswith("torchvision:"):
             transfer = load_torchvision(model, source.split(":", 1)[1], pretrained=True)
+        elif source.startswith(HUGGING_FACE):
+            transfer = load_huggingface(model, source[len(HUGGING_FACE):],
+                                        input_shape or net.input_shape)
+            return (f"initialised from {source} ({len(transfer)} tensors; its scores and the "
+                    f"network's agree within {transfer.difference:.2g})")
         else:
             state = checkpoint.load(Path(source))
             if net is not None:
@@ -281,7 +288,8 @@ def _init_state(config: TrainConfig) -> dict | None:
     """The checkpoint a language model starts from (--init), for its vocabulary; None for
     other runs, torchvision's weights, or a checkpoint that cannot be read (`initialise`
     says why)."""
-    if config.task != "lm" or not config.init or config.init.startswith("torchvision:"):
+    if config.task != "lm" or not config.init or config.init.startswith(("torchvision:",
+                                                                         "huggingface:")):
         return None
     try:
         return checkpoint.load(Path(config.init))
@@ -366,7 +374,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                 split.images, split.labels = split.images.to(device), split.labels.to(device)
     model = net.build(logits=True)
     if config.init and resume is None:
-        log(initialise(model, config.init))
+        log(initialise(model, config.init, input_shape=net.input_shape))
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
