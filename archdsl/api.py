@@ -370,27 +370,30 @@ class SavedModel:
     def generate(self, prompt: str, length: int = 500, *, temperature: float = 0.8,
                  top_k: int | None = None, seed: int = 0, device="cpu") -> str:
         """A trained language model's continuation of `prompt`: the prompt and `length`
-        characters drawn after it (train/text.py). Raises archdsl.PredictError for a model
-        that is no language model, or a prompt with characters it never trained on."""
+        tokens drawn after it (characters, or its Hugging Face tokenizer's tokens:
+        train/text.py). Raises archdsl.PredictError for a model that is no language model, or
+        a prompt with characters it never trained on."""
         from .train.data import DataError
         from .train.predict import PredictError
-        from .train.text import decode, encode, generate, reads_whole_context
+        from .train.text import check_token_ids, generate, reads_whole_context, vocabulary_of
 
         if self.preprocess is None or self.preprocess.task != "lm":
             raise PredictError("this saved model is not a language model (a checkpoint of "
-                               "`archdsl train --task lm`)")
-        vocabulary = self.preprocess.classes
+                               "`archdsl train --task lm`, or a Hugging Face model's weights "
+                               "with its tokenizer)")
         try:
-            ids = encode(prompt, vocabulary, "the prompt")
+            vocabulary = vocabulary_of(self.preprocess)
+            ids = vocabulary.encode(prompt, "the prompt")
+            check_token_ids(ids, self.network, "the prompt")
         except DataError as error:
             raise PredictError(str(error)) from None
         if not ids:
             raise PredictError("the prompt is empty: give at least one character to continue")
         model = self.build(logits=True).to(device)
-        return decode(generate(model, ids, length, self.network.input_shape[0],
-                               len(vocabulary), padded=reads_whole_context(self.network),
-                               temperature=temperature, top_k=top_k,
-                               seed=seed, device=device), vocabulary)
+        return vocabulary.decode(generate(
+            model, ids, length, self.network.input_shape[0], len(vocabulary),
+            padded=reads_whole_context(self.network), temperature=temperature, top_k=top_k,
+            seed=seed, device=device))
 
 
 def _torch_device(name):

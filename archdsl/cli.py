@@ -232,7 +232,7 @@ def cmd_compile(args) -> int:
 
         try:
             print(initialise(model, args.weights, "--weights", net), file=sys.stderr)
-            preprocess = _trained_preprocess(args.weights)
+            preprocess = _trained_preprocess(args.weights, net)
         except (DataError, WeightsError) as error:
             print(printable(f"archdsl compile: error: {error}"), file=sys.stderr)
             return EXIT_USAGE
@@ -270,13 +270,26 @@ def cmd_compile(args) -> int:
     return EXIT_OK
 
 
-def _trained_preprocess(weights: str):
-    """The preprocessing a --weights checkpoint records (None for torchvision's and Hugging
-    Face's weights and saved models no run trained)."""
-    if weights.startswith(("torchvision:", "huggingface:")):
-        return None
-    from .train import checkpoint
+def _trained_preprocess(weights: str, net):
+    """The preprocessing a --weights checkpoint records; for a Hugging Face language model,
+    its tokenizer (where it has one the network's vocabulary holds); None for torchvision's
+    weights and saved models no run trained."""
     from .train.preprocess import Preprocess
+
+    if weights.startswith("torchvision:"):
+        return None
+    if weights.startswith("huggingface:"):
+        from .backends.weights import huggingface_tokenizer
+
+        source = weights.split(":", 1)[1]
+        tokenizer = huggingface_tokenizer(source)
+        if tokenizer is None:
+            print(printable(f"note: {source} has no tokenizer that the tokenizers package "
+                            f"reads, so `archdsl generate` cannot read prompts for it"),
+                  file=sys.stderr)
+            return None
+        return Preprocess.of_tokenizer(tokenizer, net.input_shape, weights)
+    from .train import checkpoint
 
     state = checkpoint.load(Path(weights))  # read once already by initialise: it is valid
     return Preprocess.from_dict(state["preprocess"]) if "preprocess" in state else None
@@ -766,17 +779,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.set_defaults(run=cmd_predict)
 
-    p = sub.add_parser("generate", help="continue a text with a trained language model "
-                                        "(a checkpoint of `archdsl train --task lm`)")
+    p = sub.add_parser("generate", help="continue a text with a language model (a checkpoint "
+                                        "of `archdsl train --task lm`, or a .pt compiled "
+                                        "with a Hugging Face model's weights and tokenizer)")
     p.add_argument("checkpoint", help="a checkpoint (.pt), or a run directory (its best.pt)")
     p.add_argument("--prompt", help="the text to continue (default: a new line)")
     p.add_argument("--length", type=int, default=500, metavar="N",
-                   help="how many characters to write (default 500)")
+                   help="how many tokens to write: characters, or a tokenizer's tokens (default 500)")
     p.add_argument("--temperature", type=float, default=0.8, metavar="T",
                    help="divides the scores before drawing: lower is more predictable, 0 "
-                        "always takes the most likely character (default 0.8)")
+                        "always takes the most likely token (default 0.8)")
     p.add_argument("--top-k", type=int, metavar="K",
-                   help="draw only among the K most likely characters (default: all)")
+                   help="draw only among the K most likely tokens (default: all)")
     p.add_argument("--seed", type=int, default=0, help="of the draws (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.set_defaults(run=cmd_generate)

@@ -8,7 +8,7 @@ what some commands use (pyproject.toml, docs/training.md):
     onnx    onnx, onnxscript, onnxruntime (`compile -o x.onnx`)
     lsp     pygls (`archdsl lsp`, the language server for editors)
     hf      transformers (`--weights huggingface:NAME`, `--init huggingface:NAME`: a Hugging
-            Face model's weights)
+            Face model's weights), and with it tokenizers (its tokenizer, for `generate`)
 
 Without one, a command leaves out what needs it with a note (no progress bar, no curves) or,
 when it cannot do what was asked without it, stops with exit status 2 and the `pip install`
@@ -31,6 +31,7 @@ EXTRAS = {
     "onnxruntime": ("onnxruntime", "onnx"),
     "pygls": ("pygls", "lsp"),
     "transformers": ("transformers", "hf"),
+    "tokenizers": ("tokenizers", "hf"),
 }
 
 

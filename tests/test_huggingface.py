@@ -30,6 +30,24 @@ def saved_gpt2(folder, **config):
     return model
 
 
+def saved_tokenizer(folder):
+    """A byte-level BPE tokenizer as GPT-2's (tokenizers, trained here on a line of English
+    and Korean: 298 tokens), written as Hugging Face writes a model's tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(
+        ["the quick brown fox jumps over the lazy dog 신경망"] * 50,
+        trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer,
+                                                eos_token="<|endoftext|>")
+    fast.save_pretrained(folder)
+    return fast
+
+
 def network(**changes):
     args = dict(depth=2, d=64, heads=4, context=16, vocab=100, **changes)
     return archdsl.load(SPECS / "gpt.arch").network("gpt", **args)
@@ -43,6 +61,7 @@ def test_compile_writes_gpt2_with_hugging_face_weights(tmp_path, capsys):
     assert status == 0, err
     assert f"initialised from huggingface:{tmp_path / 'hf'} (29 tensors; its scores and the " \
            "network's agree within" in err
+    assert "has no tokenizer that the tokenizers package reads" in err  # weights alone
     saved = archdsl.load(tmp_path / "gpt.pt")
     model = saved.build().eval()
     with torch.no_grad():
@@ -106,3 +125,70 @@ def test_training_starts_from_hugging_face_weights(tmp_path, capsys):
     assert status == 0, err
     assert "initialised from huggingface:" in out + err
     assert json.loads((tmp_path / "run" / "result.json").read_text())["task"] == "lm"
+
+
+def test_generate_reads_prompts_with_the_models_tokenizer_as_hugging_face_does(tmp_path, capsys):
+    """The tokenizer goes into the saved model with the weights, and `archdsl generate`, the
+    saved model's generate and the exported .py continue a prompt as transformers'
+    greedy `generate` does, to the token."""
+    reference = saved_gpt2(tmp_path / "hf", vocab_size=300)
+    tokenizer = saved_tokenizer(tmp_path / "hf")
+    prompt = "the quick 신경"
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    expected = tokenizer.decode(reference.generate(ids, max_new_tokens=8, do_sample=False,
+                                                   pad_token_id=0)[0])
+    gpt = [a.replace("vocab=100", "vocab=300") for a in GPT]
+    status = main(["compile", *gpt, "--weights", f"huggingface:{tmp_path / 'hf'}",
+                   "-o", str(tmp_path / "gpt.pt")])
+    assert status == 0, capsys.readouterr().err
+    capsys.readouterr()
+    status = main(["generate", str(tmp_path / "gpt.pt"), "--prompt", prompt,
+                   "--temperature", "0", "--length", "8"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert out == expected + "\n"
+    saved = archdsl.load(tmp_path / "gpt.pt")
+    assert saved.preprocess.tokenizer and saved.preprocess.task == "lm"
+    assert saved.generate(prompt, 8, temperature=0) == expected
+    # the exported .py holds the tokenizer too
+    assert main(["compile", str(tmp_path / "gpt.pt"), "-o", str(tmp_path / "gpt.py")]) == 0
+    namespace = {"__name__": "exported"}
+    exec(compile((tmp_path / "gpt.py").read_text(), "gpt.py", "exec"), namespace)
+    model = namespace["Gpt"]()
+    model.load_state_dict(saved.state_dict)
+    assert namespace["generate"](model, prompt, 8, temperature=0) == expected
+
+
+def test_a_tokenizer_record_is_checked_and_kept():
+    from archdsl.train.preprocess import Preprocess
+
+    record = Preprocess.of_tokenizer('{"version": "1.0"}', (16,), "huggingface:gpt2")
+    assert Preprocess.from_dict(record.to_dict()) == record
+    for damaged in (7, "not json", ""):
+        with pytest.raises(ValueError, match="must be a tokenizer's JSON text"):
+            Preprocess.from_dict({**record.to_dict(), "tokenizer": damaged})
+
+
+def test_token_ids_beyond_the_networks_vocabulary_are_an_error():
+    from archdsl.train.data import DataError
+    from archdsl.train.text import check_token_ids
+
+    check_token_ids([0, 99], network(), "--prompt")
+    with pytest.raises(DataError, match=r"--prompt reads as token ids up to 150, beyond the "
+                                        r"network's vocabulary of 100"):
+        check_token_ids([5, 150, 120], network(), "--prompt")
+
+
+def test_a_model_with_a_tokenizer_is_not_evaluated_on_characters(tmp_path, capsys):
+    saved_gpt2(tmp_path / "hf", vocab_size=300)
+    saved_tokenizer(tmp_path / "hf")
+    gpt = [a.replace("vocab=100", "vocab=300") for a in GPT]
+    assert main(["compile", *gpt, "--weights", f"huggingface:{tmp_path / 'hf'}",
+                 "-o", str(tmp_path / "gpt.pt")]) == 0
+    text = tmp_path / "text.txt"
+    text.write_text("the quick brown fox\n" * 50)
+    capsys.readouterr()
+    status = main(["eval", str(tmp_path / "gpt.pt"), "--data", f"text:{text}"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    assert "reads text through its Hugging Face tokenizer" in err

@@ -252,34 +252,51 @@ def preprocess_source(p) -> str:
 
 def text_source(p, padded: bool) -> str:
     """A trained language model's vocabulary and a `generate` function (train/text.py's,
-    written out): characters to token ids, a continuation drawn a character at a time.
-    `padded`: the network takes exactly its context, so a shorter window is padded."""
+    written out): text to token ids, a continuation drawn a token at a time. The vocabulary
+    is the characters of the text it trained on, or a Hugging Face tokenizer (its JSON, read
+    by the `tokenizers` package). `padded`: the network takes exactly its context, so a
+    shorter window is padded."""
     context = p.input_shape[0]
+    if p.tokenizer:
+        vocabulary = ["# The Hugging Face tokenizer this language model reads text with"
+                      + (f" ({p.data})" if p.data else "") + " (pip install tokenizers).",
+                      f"TOKENIZER_JSON = {p.tokenizer!r}"]
+        size, unit = "TOKENIZER.get_vocab_size()", "tokens"
+        read = ["    from tokenizers import Tokenizer",
+                "    TOKENIZER = Tokenizer.from_str(TOKENIZER_JSON)",
+                "    ids = TOKENIZER.encode(prompt, add_special_tokens=False).ids"]
+        text = "    return TOKENIZER.decode(ids, skip_special_tokens=False)"
+    else:
+        vocabulary = ["# The characters of the text `archdsl train` trained this language "
+                      "model on" + (f" ({p.data})" if p.data else "") + ", by token id.",
+                      f"VOCABULARY = {list(p.classes)!r}"]
+        size, unit = "len(VOCABULARY)", "characters"
+        read = ["    index = {c: i for i, c in enumerate(VOCABULARY)}",
+                "    ids = [index[c] for c in prompt]  # a KeyError names a character never "
+                "trained on"]
+        text = '    return "".join(VOCABULARY[i] for i in ids)'
     if padded:
         feed = ["        window = ids[-CONTEXT:]",
                 "        x = torch.zeros(1, CONTEXT, dtype=torch.long)",
                 "        x[0, :len(window)] = torch.tensor(window)",
-                "        scores = model(x)[0, len(window) - 1, :len(VOCABULARY)].float()"]
+                f"        scores = model(x)[0, len(window) - 1, :{size}].float()"]
         how = ["    than the context is padded on the right: the network sees no later position, so",
                '    the padding changes nothing before it."""']
     else:
         feed = ["        x = torch.tensor([ids[-CONTEXT:]])",
-                "        scores = model(x)[0, -1, :len(VOCABULARY)].float()"]
-        how = ["    than the context is read as it is; a longer text, its last CONTEXT characters."
+                f"        scores = model(x)[0, -1, :{size}].float()"]
+        how = [f"    than the context is read as it is; a longer text, its last CONTEXT {unit}."
                '"""']
     return "\n".join([
-        "# The characters of the text `archdsl train` trained this language model on"
-        + (f" ({p.data})" if p.data else "") + ", by token id.",
-        f"VOCABULARY = {list(p.classes)!r}",
+        *vocabulary,
         f"CONTEXT = {context}  # the most positions the network reads" if not padded else
         f"CONTEXT = {context}  # the positions the network reads", "", "",
         "@torch.no_grad()",
         "def generate(model, prompt, length=500, temperature=0.8, top_k=None, seed=0):",
-        '    """The prompt and `length` characters drawn after it, each from the scores at the',
+        f'    """The prompt and `length` {unit} drawn after it, each from the scores at the',
         "    last position (divided by `temperature`; 0: the most likely one). A prompt shorter",
         *how,
-        "    index = {c: i for i, c in enumerate(VOCABULARY)}",
-        "    ids = [index[c] for c in prompt]  # a KeyError names a character never trained on",
+        *read,
         "    generator = torch.Generator().manual_seed(seed)",
         "    model.eval()",
         "    for _ in range(length):",
@@ -292,7 +309,7 @@ def text_source(p, padded: bool) -> str:
         "            scores = scores.masked_fill(scores < scores.topk(top_k).values[-1], "
         "float(\"-inf\"))",
         "        ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))",
-        '    return "".join(VOCABULARY[i] for i in ids)'])
+        text])
 
 
 TEXT_MAIN = "\n".join([

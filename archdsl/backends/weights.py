@@ -276,6 +276,27 @@ def huggingface_model(source: str):
                            f"language model ({_first_line(error)}){where}") from None
 
 
+def huggingface_tokenizer(source: str) -> str | None:
+    """The tokenizer that goes with a Hugging Face model (`huggingface_model`'s source), as
+    its tokenizer.json text; None where it has none that the `tokenizers` package reads (a
+    folder of weights alone, a tokenizer written in Python only)."""
+    from pathlib import Path
+
+    import transformers
+
+    path = Path(source).expanduser()
+    if path.exists() and not any((path / name).is_file() for name in (
+            "tokenizer.json", "vocab.json", "tokenizer.model")):
+        return None  # transformers would make an empty tokenizer of the model's kind
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path) if path.exists()
+                                                               else source)
+        reader = tokenizer.backend_tokenizer
+    except Exception:  # no tokenizer files, or a slow (Python) tokenizer only
+        return None
+    return reader.to_str() if reader.get_vocab_size() > 1 else None
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__

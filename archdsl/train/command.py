@@ -402,7 +402,7 @@ def run_generate(args) -> int:
     import math
 
     from .preprocess import Preprocess
-    from .text import encode, generate, reads_whole_context
+    from .text import Streamed, check_token_ids, generate, reads_whole_context, vocabulary_of
 
     if not 1 <= args.length <= 1_000_000:
         say("generate", f"--length must be a number of characters from 1 to 1,000,000, got "
@@ -428,17 +428,16 @@ def run_generate(args) -> int:
             f"{args.checkpoint} IMAGE...`")
         return 2
     preprocess = Preprocess.from_dict(state["preprocess"])  # checked when it was read
-    vocabulary = preprocess.classes
-    prompt = args.prompt if args.prompt is not None else "\n"
     try:
-        if prompt == "\n" and "\n" not in vocabulary:
-            prompt = vocabulary[0]  # a text of one line: its first character
-        ids = encode(prompt, vocabulary, "--prompt")
+        vocabulary = vocabulary_of(preprocess)
+        prompt = args.prompt if args.prompt is not None else vocabulary.default_prompt()
+        ids = vocabulary.encode(prompt, "--prompt")
         if not ids:
             raise DataError("--prompt is empty: give at least one character to continue")
         net = network_from_files(state["spec_files"], state["spec_name"], state["network"],
                                  state["args"], state["input_shape"], state.get("plugins", []),
                                  args.plugin)
+        check_token_ids(ids, net, "--prompt")
         device = pick_device(args.device or "auto")
     except (DataError, SpecError) as error:
         say("generate", error)
@@ -452,9 +451,10 @@ def run_generate(args) -> int:
     # the prompt, then each character as it is drawn
     sys.stdout.write(prompt)
     sys.stdout.flush()
+    streamed = Streamed(vocabulary, ids)
 
     def show(token: int) -> None:
-        sys.stdout.write(vocabulary[token])
+        sys.stdout.write(streamed.add(token))
         sys.stdout.flush()
 
     generate(model, ids, args.length, net.input_shape[0], len(vocabulary),

@@ -114,6 +114,11 @@ def trained_classes(state: dict | None, task: str, data: str) -> list | None:
     whose labels are fixed."""
     if state is None or not (task == "lm" or data.startswith("imagefolder:")):
         return None
+    if task == "lm" and "tokenizer" in state.get("preprocess", {}):
+        raise DataError(f"this model reads text through its Hugging Face tokenizer, and "
+                        f"archdsl reads {data} one character per token: it cannot be "
+                        f"evaluated or trained on a text yet (archdsl generate continues "
+                        f"a prompt)")
     return state.get("preprocess", {}).get("classes")
 
 

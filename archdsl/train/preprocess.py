@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 KEY = "preprocess"  # in checkpoints, and the ONNX metadata key `archdsl.preprocess`
+# GPT-2's tokenizer.json holds 1.4 million characters; a record far beyond that is damage
+MAX_TOKENIZER_CHARACTERS = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,15 @@ class Preprocess:
     input_shape: tuple[int, ...]  # the network's input
     classes: tuple[str, ...]  # label names, by the network's output index
     data: str = ""  # the data set it comes from
-    task: str = "classify"  # or "segment": a class per pixel
+    task: str = "classify"  # or "segment": a class per pixel; "lm": a language model
+    # a language model's Hugging Face tokenizer (its tokenizer.json), in place of `classes`'
+    # characters: a model whose weights came from Hugging Face (train/text.py Tokenizer)
+    tokenizer: str = ""
+
+    @classmethod
+    def of_tokenizer(cls, tokenizer: str, input_shape, data: str) -> "Preprocess":
+        """A language model's record that reads text through a Hugging Face tokenizer."""
+        return cls(0, (0, 0), (), (), tuple(input_shape), (), data, "lm", tokenizer)
 
     @classmethod
     def of(cls, splits, input_shape, task: str = "classify") -> "Preprocess":
@@ -51,9 +61,12 @@ class Preprocess:
                    tuple(str(n) for n in names), splits.train.name, task)
 
     def to_dict(self) -> dict:
-        return {"channels": self.channels, "size": list(self.size), "mean": list(self.mean),
-                "std": list(self.std), "input_shape": list(self.input_shape),
-                "classes": list(self.classes), "data": self.data, "task": self.task}
+        record = {"channels": self.channels, "size": list(self.size), "mean": list(self.mean),
+                  "std": list(self.std), "input_shape": list(self.input_shape),
+                  "classes": list(self.classes), "data": self.data, "task": self.task}
+        if self.tokenizer:
+            record["tokenizer"] = self.tokenizer
+        return record
 
     @classmethod
     def from_dict(cls, value) -> "Preprocess":
@@ -80,6 +93,13 @@ class Preprocess:
         task = value.get("task", "classify")
         if task not in ("classify", "segment", "lm"):
             raise ValueError("`preprocess.task` must be classify, segment or lm")
+        if task == "lm" and "tokenizer" in value:  # a Hugging Face tokenizer's JSON
+            tokenizer, data = value["tokenizer"], value.get("data", "")
+            if not (isinstance(tokenizer, str) and tokenizer.startswith("{")
+                    and len(tokenizer) <= MAX_TOKENIZER_CHARACTERS):
+                raise ValueError("`preprocess.tokenizer` must be a tokenizer's JSON text")
+            return cls.of_tokenizer(tokenizer, ints("input_shape"),
+                                    data if isinstance(data, str) else "")
         if task == "lm":  # a vocabulary: one character per token id
             vocabulary = value.get("classes")
             if not (isinstance(vocabulary, list) and vocabulary and len(set(vocabulary)) ==

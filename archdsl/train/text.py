@@ -36,6 +36,93 @@ def decode(ids, vocabulary) -> str:
     return "".join(vocabulary[i] for i in ids)
 
 
+class Characters:
+    """The vocabulary of a text archdsl trained on: one token per character."""
+
+    def __init__(self, characters):
+        self.characters = tuple(characters)
+
+    def __len__(self) -> int:
+        return len(self.characters)
+
+    def encode(self, text: str, what: str = "the text") -> list[int]:
+        return encode(text, self.characters, what)
+
+    def decode(self, ids) -> str:
+        return decode(ids, self.characters)
+
+    def default_prompt(self) -> str:
+        """A new line, or for a text of one line its first character."""
+        return "\n" if "\n" in self.characters else self.characters[0]
+
+
+class Tokenizer:
+    """A Hugging Face tokenizer (its tokenizer.json, read by the `tokenizers` package that
+    transformers installs): the vocabulary of a model whose weights came from Hugging Face
+    (`compile --weights huggingface:NAME`)."""
+
+    def __init__(self, json_text: str):
+        from ..extras import available, install_hint
+
+        if not available("tokenizers"):
+            raise DataError("this language model reads text through a Hugging Face "
+                            "tokenizer, which needs tokenizers: " + install_hint("tokenizers"))
+        from tokenizers import Tokenizer as Reader
+
+        try:
+            self.reader = Reader.from_str(json_text)
+        except Exception as error:  # a damaged record: the tokenizers package says why
+            raise DataError(f"the model's tokenizer cannot be read ({error})") from None
+
+    def __len__(self) -> int:
+        return self.reader.get_vocab_size()
+
+    def encode(self, text: str, what: str = "the text") -> list[int]:
+        return self.reader.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids) -> str:
+        return self.reader.decode(list(ids), skip_special_tokens=False)
+
+    def default_prompt(self) -> str:
+        return "\n"
+
+
+def vocabulary_of(preprocess) -> Characters | Tokenizer:
+    """The vocabulary a language model's record (train/preprocess.py) holds. DataError where
+    its tokenizer cannot be read."""
+    return Tokenizer(preprocess.tokenizer) if preprocess.tokenizer else \
+        Characters(preprocess.classes)
+
+
+def check_token_ids(ids, net, what: str) -> None:
+    """DataError where a tokenizer gave ids beyond the network's vocabulary (a tokenizer
+    with more tokens than the network was written for)."""
+    vocab = net.input_shape.vocab
+    beyond = [i for i in ids if i >= vocab]
+    if beyond:
+        raise DataError(f"{what} reads as token ids up to {max(beyond)}, beyond the "
+                        f"network's vocabulary of {vocab}: its tokenizer holds more tokens "
+                        f"than the network was written for (--set vocab=N)")
+
+
+class Streamed:
+    """Token ids to text as they are drawn: what each new id adds to the text so far. A
+    tokenizer may spread a character over several tokens (GPT-2's bytes): the text is held
+    back while it ends in half a character."""
+
+    def __init__(self, vocabulary, ids):
+        self.vocabulary, self.ids = vocabulary, list(ids)
+        self.shown = len(vocabulary.decode(self.ids))
+
+    def add(self, token: int) -> str:
+        self.ids.append(token)
+        text = self.vocabulary.decode(self.ids)
+        if text.endswith("\ufffd"):
+            return ""
+        new, self.shown = text[self.shown:], len(text)
+        return new
+
+
 @torch.no_grad()
 def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
              padded: bool = False, temperature: float = 0.8, top_k: int | None = None,
