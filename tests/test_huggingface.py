@@ -179,16 +179,29 @@ def test_token_ids_beyond_the_networks_vocabulary_are_an_error():
         check_token_ids([5, 150, 120], network(), "--prompt")
 
 
-def test_a_model_with_a_tokenizer_is_not_evaluated_on_characters(tmp_path, capsys):
+def test_a_run_from_hugging_face_weights_reads_its_text_with_their_tokenizer(tmp_path, capsys):
+    """Fine-tuning: the text is read through the model's tokenizer, the checkpoints keep it,
+    and eval and generate read through it too."""
     saved_gpt2(tmp_path / "hf", vocab_size=300)
-    saved_tokenizer(tmp_path / "hf")
-    gpt = [a.replace("vocab=100", "vocab=300") for a in GPT]
-    assert main(["compile", *gpt, "--weights", f"huggingface:{tmp_path / 'hf'}",
-                 "-o", str(tmp_path / "gpt.pt")]) == 0
+    tokenizer = saved_tokenizer(tmp_path / "hf")
     text = tmp_path / "text.txt"
-    text.write_text("the quick brown fox\n" * 50)
-    capsys.readouterr()
-    status = main(["eval", str(tmp_path / "gpt.pt"), "--data", f"text:{text}"])
-    err = capsys.readouterr().err
-    assert status == 2 and "Traceback" not in err
-    assert "reads text through its Hugging Face tokenizer" in err
+    text.write_text("the quick brown fox jumps over the lazy dog 신경망\n" * 40)
+    gpt = [a.replace("vocab=100", "vocab=300") for a in GPT]
+    status = main(["train", *gpt, "--task", "lm", "--data", f"text:{text}", "--epochs", "2",
+                   "--batch-size", "8",
+                   "--init", f"huggingface:{tmp_path / 'hf'}", "--no-progress",
+                   "--no-tensorboard", "--out", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    tokens = len(tokenizer(text.read_text()).input_ids)
+    assert "tokens in its tokenizer" in out + err
+    saved = archdsl.load(tmp_path / "run" / "best.pt")
+    assert saved.preprocess.tokenizer == tokenizer.backend_tokenizer.to_str()
+    assert tokens < len(text.read_text())  # BPE: fewer tokens than characters
+    status = main(["eval", str(tmp_path / "run"), "--data", f"text:{text}", "--split", "all"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "perplexity" in out + err
+    assert main(["generate", str(tmp_path / "run"), "--prompt", "the quick", "--length", "5",
+                 "--temperature", "0"]) == 0
+    assert capsys.readouterr().out.startswith("the quick")

@@ -27,7 +27,9 @@ Text (--task lm, a network that reads token ids and scores the next one at each 
 
     text:PATH         a UTF-8 text file, one token per character (its vocabulary: the
                       characters it holds, sorted), cut into windows of the network's context
-                      length; its last 10% is the test set (as nanoGPT's character models)
+                      length; its last 10% is the test set (as nanoGPT's character models).
+                      A model with a Hugging Face tokenizer (--init huggingface:NAME, or its
+                      checkpoints) reads it through that tokenizer instead
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ class Splits:
         """Which images each split holds: `1,234 train, 137 val (10% of train), 300 test
         (...)`."""
         val = f", {len(self.val):,} validation (held out of train)" if self.val else ""
-        what = "classes" if self.unit == "images" else "characters in its vocabulary"
+        what = ("classes" if self.unit == "images" else "characters in its vocabulary"
+                if isinstance(self.train.class_names, (list, tuple)) else "tokens in its tokenizer")
         return (f"{len(self.train):,} training {self.unit}{val}, {len(self.test):,} test "
                 f"{self.unit} ({self.test_from}), {self.train.classes} {what}")
 
@@ -114,11 +117,10 @@ def trained_classes(state: dict | None, task: str, data: str) -> list | None:
     whose labels are fixed."""
     if state is None or not (task == "lm" or data.startswith("imagefolder:")):
         return None
-    if task == "lm" and "tokenizer" in state.get("preprocess", {}):
-        raise DataError(f"this model reads text through its Hugging Face tokenizer, and "
-                        f"archdsl reads {data} one character per token: it cannot be "
-                        f"evaluated or trained on a text yet (archdsl generate continues "
-                        f"a prompt)")
+    if task == "lm" and "tokenizer" in state.get("preprocess", {}):  # a Hugging Face model's
+        from .text import Tokenizer
+
+        return Tokenizer(state["preprocess"]["tokenizer"])
     return state.get("preprocess", {}).get("classes")
 
 
@@ -209,8 +211,8 @@ def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None,
                  whole: bool = False) -> Splits:
     """A text file as token ids, split by position as nanoGPT does: the first 90% trains
     (its last `val_split` held out for validation), the rest tests; `whole`: all of it as
-    one split. The ids are of `vocabulary` if given (a trained model's), else of the text's
-    own characters, sorted."""
+    one split. The ids are of `vocabulary` if given (a trained model's characters, or its
+    Hugging Face tokenizer: train/text.py), else of the text's own characters, sorted."""
     context = input_shape[0]
     own = vocabulary is None  # a new run's: its context can still change
     try:
@@ -230,7 +232,9 @@ def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None,
         raise DataError(f"text: {path} is not UTF-8 text (byte {error.start:,} is "
                         f"{data[error.start]:#04x})") from None
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    if vocabulary is None:
+    if hasattr(vocabulary, "encode"):  # a tokenizer (train/text.py Tokenizer): its ids
+        ids = np.array(vocabulary.encode(text), dtype=np.int64)
+    elif vocabulary is None:
         alphabet, ids = np.unique(codes, return_inverse=True)
         vocabulary = [chr(c) for c in alphabet.tolist()]
     else:
@@ -246,10 +250,11 @@ def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None,
                             + (" ..." if len(unknown) > 10 else ""))
         ids = order[where]
     stream = torch.from_numpy(ids.astype(np.int32).reshape(-1))
+    unit = "tokens" if hasattr(vocabulary, "encode") else "characters"
     name = f"text:{path}"
     if whole:
         if len(stream) < 2 * context:
-            raise DataError(f"text: {path} holds {len(text):,} characters, too few for windows "
+            raise DataError(f"text: {path} holds {len(stream):,} {unit}, too few for windows "
                             f"of {context:,}: give a text of at least {2 * context:,}")
         every = TextData(name, stream, context, vocabulary)
         return Splits(every, None, every, [], [], "all of it", unit="sequences")
@@ -263,9 +268,9 @@ def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None,
         if len(part) < 2 * context and (what != "validation" or val_split > 0):
             least = max(math.ceil(2 * context / share) for share in shares.values() if share)
             raise DataError(
-                f"text: {path} holds {len(text):,} characters, too few for windows of "
+                f"text: {path} holds {len(stream):,} {unit}, too few for windows of "
                 f"{context:,}: its {what} part ({shares[what]:.0%} of it) needs "
-                f"{2 * context:,}; give a text of at least {least:,} characters"
+                f"{2 * context:,}; give a text of at least {least:,} {unit}"
                 + (", or train a shorter context (--set context=...)" if own else ""))
     val = TextData(name, parts["validation"], context, vocabulary) if val_split > 0 else None
     return Splits(TextData(name, parts["train"], context, vocabulary), val,

@@ -285,12 +285,19 @@ def initialise(model, source: str, option: str = "--init", net=None, input_shape
 
 
 def _init_state(config: TrainConfig) -> dict | None:
-    """The checkpoint a language model starts from (--init), for its vocabulary; None for
-    other runs, torchvision's weights, or a checkpoint that cannot be read (`initialise`
-    says why)."""
-    if config.task != "lm" or not config.init or config.init.startswith(("torchvision:",
-                                                                         "huggingface:")):
+    """The checkpoint a language model starts from (--init), for its vocabulary; for a
+    Hugging Face model, the record of its tokenizer, so that the text is read with it. None
+    for other runs, torchvision's weights, a Hugging Face model without a tokenizer, or a
+    checkpoint that cannot be read (`initialise` says why)."""
+    if config.task != "lm" or not config.init or config.init.startswith("torchvision:"):
         return None
+    if config.init.startswith("huggingface:"):
+        from ..backends.weights import huggingface_tokenizer
+        from ..extras import available
+
+        tokenizer = available("transformers") and huggingface_tokenizer(
+            config.init.split(":", 1)[1])
+        return {"preprocess": {"task": "lm", "tokenizer": tokenizer}} if tokenizer else None
     try:
         return checkpoint.load(Path(config.init))
     except checkpoint.CheckpointError:

@@ -52,7 +52,10 @@ class Preprocess:
         """The preprocessing of a training run's data set (train/data.py Splits). A language
         model's is its vocabulary: `classes` holds the character of each token id."""
         if task == "lm":
-            return cls(0, (0, 0), (), (), tuple(input_shape), tuple(splits.train.class_names),
+            names = splits.train.class_names
+            if hasattr(names, "json_text"):  # a Hugging Face tokenizer (train/text.py)
+                return cls.of_tokenizer(names.json_text, input_shape, splits.train.name)
+            return cls(0, (0, 0), (), (), tuple(input_shape), tuple(names),
                        splits.train.name, task)
         images = splits.train.images
         names = splits.train.class_names or [str(i) for i in range(splits.train.classes)]

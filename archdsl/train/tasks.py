@@ -354,7 +354,8 @@ class LanguageModel:
 
     def __init__(self, classes: int = 0, names=None):
         self.classes = classes
-        self.names = list(names or [])
+        # the text's characters by token id, or a Hugging Face tokenizer (train/text.py)
+        self.names = names if hasattr(names, "decode") else list(names or [])
 
     def loss(self, logits, y, config):
         return F.cross_entropy(logits.flatten(0, 1), y.flatten(),

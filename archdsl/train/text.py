@@ -69,6 +69,7 @@ class Tokenizer:
                             "tokenizer, which needs tokenizers: " + install_hint("tokenizers"))
         from tokenizers import Tokenizer as Reader
 
+        self.json_text = json_text
         try:
             self.reader = Reader.from_str(json_text)
         except Exception as error:  # a damaged record: the tokenizers package says why
@@ -172,8 +173,10 @@ def sample(model, net, data, vocabulary, device, seed: int,
            prompt_length: int = 64, count: int = 400) -> str:
     """A sample for a run's end: the start of the first test window, and what the model
     writes after it."""
+    if not hasattr(vocabulary, "decode"):  # the characters of a text
+        vocabulary = Characters(vocabulary)
     context = net.input_shape[0]
     prompt = data.images[0][:max(1, min(prompt_length, context // 2))].tolist()
     ids = generate(model, prompt, count, context, len(vocabulary),
                    padded=reads_whole_context(net), seed=seed, device=device)
-    return decode(ids, vocabulary)
+    return vocabulary.decode(ids)
