@@ -125,6 +125,11 @@ CASES = [
     f"compile {LENET} --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.pt",
     f"compile {LENET} --set act=relu --weights {{tmp}}/relu-run/best.pt -o {{tmp}}/x.py",
     "compile specs/resnet.arch resnet18 --torchvision resnet81",
+    # a Hugging Face model's weights from a folder that holds none
+    "compile specs/gpt.arch gpt2 --weights huggingface:{tmp}/no-such-folder -o {tmp}/x.pt",
+    "compile specs/gpt.arch gpt2 --weights huggingface:specs -o {tmp}/x.pt",
+    "compile specs/gpt.arch gpt2 --weights huggingface:./specs/gpt.arch -o {tmp}/x.pt",
+    f"{GPT} --data text:{{tmp}}/fox.txt --init huggingface:{{tmp}}/no-such-folder",
     # language models: text data, and the networks that can learn from it
     f"{GPT} --data digits",
     f"{GPT} --data text:",

@@ -597,6 +597,6 @@ def run_eval(args) -> int:
                           "data": config.data, "split": args.split, splits.unit: len(data),
                           "task": config.task, **figures}, indent=2))
         return 0
-    print(f"{state['network']} on {config.data} ({args.split}, {len(data)} {splits.unit}): "
+    print(f"{state['network']} on {config.data} ({args.split}, {len(data):,} {splits.unit}): "
           + task.evaluated(metrics))
     return 0
