@@ -375,7 +375,8 @@ class SavedModel:
         a prompt with characters it never trained on."""
         from .train.data import DataError
         from .train.predict import PredictError
-        from .train.text import check_token_ids, generate, reads_whole_context, vocabulary_of
+        from .train.text import (check_token_ids, decodes_with_cache, generate,
+                                 reads_whole_context, vocabulary_of)
 
         if self.preprocess is None or self.preprocess.task != "lm":
             raise PredictError("this saved model is not a language model (a checkpoint of "
@@ -392,7 +393,8 @@ class SavedModel:
         model = self.build(logits=True).to(device)
         return vocabulary.decode(generate(
             model, ids, length, self.network.input_shape[0], len(vocabulary),
-            padded=reads_whole_context(self.network), temperature=temperature, top_k=top_k,
+            padded=reads_whole_context(self.network), cached=decodes_with_cache(self.network),
+            temperature=temperature, top_k=top_k,
             seed=seed, device=device))
 
 

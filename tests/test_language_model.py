@@ -18,7 +18,8 @@ from archdsl.cli import main
 from archdsl.train.data import load_splits
 from archdsl.train.preprocess import Preprocess
 from archdsl.train.tasks import LanguageModel, task_of
-from archdsl.train.text import decode, encode, generate, reads_whole_context
+from archdsl.train.text import (decode, decodes_with_cache, encode, generate,
+                                reads_whole_context)
 from conftest import SPECS
 
 QUIET = ["--no-progress", "--no-tensorboard"]
@@ -228,6 +229,51 @@ def test_a_right_padded_prompt_reads_as_the_prompt_alone():
         drawn = namespace["generate"](model, "dabe", 30, seed=1)
         assert drawn == decode(generate(model, encode("dabe", vocabulary), 30, 12, 20, seed=1,
                                         padded=reads_whole_context(spec)), vocabulary)
+
+
+def test_a_cache_writes_what_reading_the_whole_window_writes():
+    """A GPT writes a token at a time reading only the new token, its attention layers
+    keeping the earlier keys and values (train/text.py): the same ids as reading the whole
+    window each time, greedy and drawn, from short and long prompts and past the context
+    (where every position moves and the window is read whole again). Which networks can:
+    each layer kind says (`decodes`)."""
+    torch.manual_seed(0)
+    net = archdsl.load(SPECS / "gpt.arch").network("gpt", depth=2, d=32, heads=4, context=16,
+                                                   vocab=50)
+    model = net.build().eval()
+    for temperature in (0, 0.8):
+        for prompt in ([3], list(range(10)), list(range(16)), list(range(20))):
+            assert generate(model, prompt, 30, 16, 50, cached=True, temperature=temperature,
+                            seed=1) == \
+                generate(model, prompt, 30, 16, 50, temperature=temperature, seed=1)
+    # the cached scores themselves, token by token, against the whole sequence's
+    from archdsl.train.text import _Cache
+
+    ids = torch.randint(0, 50, (1, 16))
+    with torch.no_grad():
+        whole = model(ids)[0]
+        with _Cache(model, True):
+            steps = [model(ids[:, :5])[0, -1]] + [model(ids[:, i:i + 1])[0, -1]
+                                                  for i in range(5, 16)]
+    assert (torch.stack(steps) - whole[4:]).abs().max() <= 1e-5
+    # and the model is left as it was: the whole sequence again, not one more position
+    with torch.no_grad():
+        assert torch.equal(model(ids)[0], whole)
+    # which networks decode so: GPTs, not a network of recurrent layers (their state is not
+    # kept), nor one that adds its positions whole, nor attention that sees later positions
+    fixed = archdsl.load(FIXED_GPT).network("gpt_fixed")
+    lstm = archdsl.load(SPECS / "char_rnn.arch").network("char_lstm")
+    both_ways = archdsl.load("""
+network bert_like:
+    input 8 tokens of 20
+    embedding(16)
+    position_embedding(8)
+    attention(2)
+    linear(20)
+""").network("bert_like")
+    assert decodes_with_cache(net) and decodes_with_cache(
+        archdsl.load(SPECS / "gpt.arch").network("gpt2"))
+    assert not any(map(decodes_with_cache, (fixed, lstm, both_ways)))
 
 
 @pytest.mark.parametrize("name,cell", [("char_lstm", torch.nn.LSTM), ("char_gru", torch.nn.GRU)])

@@ -119,9 +119,13 @@ class PositionEmbedding(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(positions, dim))
         nn.init.normal_(self.weight, std=std)
+        self.offset = None  # while decoding with a cache: the positions already read
 
     def forward(self, x):
-        return x + self.weight[:x.shape[1]]
+        if self.offset is None:
+            return x + self.weight[:x.shape[1]]
+        start, self.offset = self.offset, self.offset + x.shape[1]
+        return x + self.weight[start:self.offset]
 
 
 class SelfAttention(nn.Module):
@@ -141,14 +145,24 @@ class SelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         if bias:
             nn.init.zeros_(self.out_proj.bias)
+        # while decoding with a cache (train/text.py): the earlier positions' keys and values
+        self.cache = None
 
     def forward(self, x):
         n, length, width = x.shape
         qkv = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias)
         qkv = qkv.view(n, length, 3, self.num_heads, width // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
+        causal = self.causal
+        if self.cache is not None:
+            if self.cache:  # new positions after the cached ones: one at a time, which sees all
+                if length != 1:
+                    raise ValueError("a cached attention reads one new position at a time")
+                k, v = torch.cat([self.cache[0], k], 2), torch.cat([self.cache[1], v], 2)
+                causal = False
+            self.cache[:] = [k, v]
         y = nn.functional.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal)
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal)
         return self.out_proj(y.transpose(1, 2).reshape(n, length, width))
 
     def extra_repr(self):

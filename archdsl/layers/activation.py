@@ -14,6 +14,7 @@ class Activation(LayerKind):
     family = "activation"
     torch_class = ""
     cost = 1  # FLOPs per element
+    decoding = "position"  # element by element (softmax: over a position's features)
 
     def shape(self, a, x):
         return x

@@ -30,6 +30,9 @@ class Attention(LayerKind):
     output_disposable = True
     autocast = "low"
 
+    def decodes(self, a, x):
+        return "cached" if a["causal"] else None  # a later position changes earlier outputs
+
     def saved_extra(self, a, x, y):
         # the q, k, v projections, the attention's output and its log-sum-exp per query
         # (the flash and memory-efficient kernels keep no LxL matrix), and that output laid
@@ -198,6 +201,7 @@ class Embedding(LayerKind):
               "initialise the vectors from N(0, std²) (GPT-2: 0.02); `none`: PyTorch's N(0, 1)"),
     )
     accepts = (TOKENS,)
+    decoding = "position"
 
     def resolve(self, a, x):
         return dict(a, vocab=a["vocab"] or x.vocab)
@@ -250,6 +254,7 @@ class PositionEmbedding(LayerKind):
     accepts = (SEQ,)
     saves = ()  # a sum's gradient needs neither of its terms
     output_disposable = True
+    decoding = "cached"  # the new tokens' positions follow the earlier ones
 
     def shape(self, a, x):
         if x[0] > a["positions"]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..shapes import FEATURES_LAST, MAPS, VECTOR, Shape
+from ..shapes import FEATURES_LAST, MAPS, SEQ, VECTOR, Shape
 from .registry import LayerKind, Params, Param, TorchModule, numel, register
 from .types import Bool, Int, Optional, TensorLabel
 
@@ -24,6 +24,9 @@ class Linear(LayerKind):
            "linear(4096). `tied=wte` shares the weight of the layer labelled `wte` (GPT's "
            "output layer and its token embedding, Press & Wolf 2017): counted once, there.")
     accepts = (VECTOR, *MAPS, *FEATURES_LAST)
+
+    def decodes(self, a, x):
+        return "position" if x.layout == SEQ else None  # each position's features alone
     params = (
         Param("out", Int(1), doc="output features"),
         Param("bias", Bool(), True, "add a learned bias"),

@@ -36,6 +36,7 @@ def _shapes(xs) -> str:
 
 @register
 class Add(Merge):
+    decoding = "position"  # element by element
     name = "add"
     runs_in_place = True
     saves = ()
@@ -59,6 +60,7 @@ class Add(Merge):
 
 @register
 class Mul(Merge):
+    decoding = "position"
     name = "mul"
     doc = ("Element-wise product of branches, broadcasting sizes of 1 (squeeze-and-excitation: "
            "Cx1x1 gates times a CxHxW map).")

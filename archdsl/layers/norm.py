@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..shapes import FEATURES_LAST, MAPS, VECTOR
+from ..shapes import FEATURES_LAST, MAPS, SEQ, VECTOR
 from .registry import LayerKind, Params, Param, ShapeError, TorchModule, numel, register
 from .types import Bool, Float, Int, Optional
 
@@ -111,6 +111,10 @@ class LocalResponseNorm(LayerKind):
 
 class _Norm(LayerKind):
     family = "norm"
+
+    def decodes(self, a, x):
+        # layer and RMS norms of a sequence normalise each position's features alone
+        return "position" if x.layout == SEQ and self.name in ("layernorm", "rmsnorm") else None
     output_disposable = False  # their backward reads their output or statistics of it
     autocast = "fp32"  # autocast runs layer_norm and group_norm in fp32
 

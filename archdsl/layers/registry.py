@@ -234,6 +234,18 @@ class LayerKind:
         MLP, which depends on no input): counted once per image, as a batch of one runs it."""
         return 0
 
+    # How the layer runs when a language model writes a token at a time with a cache
+    # (train/text.py `generate`): "position" where each position's output depends on that
+    # position alone (a linear layer, a norm over features, an activation, an add: the new
+    # tokens are all it needs), "cached" where it keeps what the earlier positions left
+    # (causal attention's keys and values, a position embedding's offset), None where it
+    # needs the whole sequence (then the whole window is read again for every token).
+    decoding: str | None = None
+
+    def decodes(self, a: dict, x) -> str | None:
+        """`decoding` for these arguments (attention is cached only when causal)."""
+        return self.decoding
+
     def onnx_one_size(self, a: dict, x) -> str | None:
         """Why this layer, written to ONNX, would run at its input's size only (None: at any
         size the network takes). `archdsl compile -o NAME.onnx --dynamic` refuses it."""

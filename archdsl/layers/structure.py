@@ -22,6 +22,7 @@ class Identity(NoCost):
     family = "structure"
     doc = "Passes its input through unchanged (the shortcut branch of a residual block)."
     accepts = LAYOUTS
+    decoding = "position"
 
     def shape(self, a, x):
         return x
@@ -76,6 +77,7 @@ class ZeroPad(NoCost):
 @register
 class Dropout(NoCost):
     name = "dropout"
+    decoding = "position"  # element by element (and nothing while generating: eval mode)
 
     def saved_extra(self, a, x, y):
         return ((numel(y), "bool"),) if a["p"] else ()  # which values were kept

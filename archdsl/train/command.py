@@ -402,7 +402,8 @@ def run_generate(args) -> int:
     import math
 
     from .preprocess import Preprocess
-    from .text import Streamed, check_token_ids, generate, reads_whole_context, vocabulary_of
+    from .text import (Streamed, check_token_ids, decodes_with_cache, generate,
+                       reads_whole_context, vocabulary_of)
 
     if not 1 <= args.length <= 1_000_000:
         say("generate", f"--length must be a number of characters from 1 to 1,000,000, got "
@@ -458,7 +459,8 @@ def run_generate(args) -> int:
         sys.stdout.flush()
 
     generate(model, ids, args.length, net.input_shape[0], len(vocabulary),
-             padded=reads_whole_context(net), temperature=args.temperature, top_k=args.top_k, seed=args.seed, device=device,
+             padded=reads_whole_context(net), cached=decodes_with_cache(net),
+             temperature=args.temperature, top_k=args.top_k, seed=args.seed, device=device,
              on_token=show)
     sys.stdout.write("\n")
     return 0

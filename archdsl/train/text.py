@@ -126,39 +126,104 @@ class Streamed:
 
 @torch.no_grad()
 def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
-             padded: bool = False, temperature: float = 0.8, top_k: int | None = None,
-             seed: int = 0, device="cpu", on_token=None) -> list[int]:
+             padded: bool = False, cached: bool = False, temperature: float = 0.8,
+             top_k: int | None = None, seed: int = 0, device="cpu", on_token=None) -> list[int]:
     """`count` more token ids after `ids` (at least one), each drawn from the model's scores
     at the last position, divided by `temperature` (0: always the top-scored token) and cut
     to the `top_k` best if given. `tokens`: the vocabulary's size; a network that scores
     more (a vocabulary set larger than the text's) never draws the ids beyond it. `padded`:
-    the network takes exactly `context` positions (`reads_whole_context`).
+    the network takes exactly `context` positions (`reads_whole_context`). `cached`: it can
+    read one new token at a time (`decodes_with_cache`): while the text fits its context,
+    only the new token is fed and its attention layers keep the earlier keys and values;
+    beyond the context every position moves, and the window is read whole each time.
     `on_token(id)` is called with each id as it is drawn (`archdsl generate` prints it)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     ids = list(ids)
     x = torch.zeros(1, context, dtype=torch.long, device=device)
-    for _ in range(count):
-        window = ids[-context:]
-        if padded:
-            x.zero_()
-            x[0, :len(window)] = torch.tensor(window, device=device)
-        else:
-            x = torch.tensor([window], device=device)
-        out = model(x)
-        scores = (out[0] if isinstance(out, (tuple, list)) else out)[0, len(window) - 1]
-        scores = scores[:tokens].float().cpu()
-        if temperature == 0:
-            ids.append(int(scores.argmax()))
-        else:
-            scores = scores / temperature
-            if top_k is not None and top_k < len(scores):
-                cut = scores.topk(top_k).values[-1]
-                scores = scores.masked_fill(scores < cut, float("-inf"))
-            ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))
-        if on_token is not None:
-            on_token(ids[-1])
+    with _Cache(model, cached) as cache:
+        for _ in range(count):
+            scores = _next_scores(model, ids, context, padded, cache, x, device)
+            ids.append(_draw(scores[:tokens].float().cpu(), temperature, top_k, generator))
+            if on_token is not None:
+                on_token(ids[-1])
     return ids
+
+
+class _Cache:
+    """The caching state of a model's attention layers and position embeddings while it
+    writes (a context manager that leaves the model as it was, whatever happens): `read` is
+    how many of the ids they hold; `on` turns off past the context."""
+
+    def __init__(self, model, on: bool):
+        from ..backends.torch_modules import PositionEmbedding, SelfAttention
+
+        self.attention = [m for m in model.modules() if isinstance(m, SelfAttention)]
+        self.positions = [m for m in model.modules() if isinstance(m, PositionEmbedding)]
+        self.on, self.read = on, 0
+        for m in self.attention:
+            m.cache = [] if on else None
+        for m in self.positions:
+            m.offset = 0 if on else None
+
+    def stop(self):
+        self.on = False
+        for m in self.attention:
+            m.cache = None
+        for m in self.positions:
+            m.offset = None
+
+    def __enter__(self) -> "_Cache":
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _next_scores(model, ids, context: int, padded: bool, cache: _Cache, x, device):
+    """The model's scores for the token after `ids`."""
+    if cache.on and len(ids) > context:
+        cache.stop()  # every position moves from here on
+    if cache.on:
+        new = ids[cache.read:]
+        cache.read = len(ids)
+        out = model(torch.tensor([new], device=device))
+        return (out[0] if isinstance(out, (tuple, list)) else out)[0, -1]
+    window = ids[-context:]
+    if padded:
+        x.zero_()
+        x[0, :len(window)] = torch.tensor(window, device=device)
+    else:
+        x = torch.tensor([window], device=device)
+    out = model(x)
+    return (out[0] if isinstance(out, (tuple, list)) else out)[0, len(window) - 1]
+
+
+def _draw(scores, temperature: float, top_k: int | None, generator) -> int:
+    """A token id from the scores: the top one at temperature 0, else drawn from the softmax
+    of scores / temperature, among the `top_k` best if given."""
+    if temperature == 0:
+        return int(scores.argmax())
+    scores = scores / temperature
+    if top_k is not None and top_k < len(scores):
+        cut = scores.topk(top_k).values[-1]
+        scores = scores.masked_fill(scores < cut, float("-inf"))
+    return int(torch.multinomial(scores.softmax(-1), 1, generator=generator))
+
+
+def decodes_with_cache(net) -> bool:
+    """Whether `net` can write a token at a time reading only the new token: every layer
+    either acts on each position alone or keeps what earlier positions left (each layer
+    kind's `decodes`: layers/registry.py) — a GPT. Not a recurrent network, nor one that
+    takes exactly its context."""
+    kinds = set()
+    for record in net.graph.records.values():
+        layer = record.get("layer")
+        if layer is None:  # the input and the outputs
+            continue
+        inputs = [net.graph.records[i]["shape"] for i in record["inputs"]]
+        kinds.add(layer.decodes(record["args"], inputs[0] if len(inputs) == 1 else inputs))
+    return None not in kinds and "cached" in kinds
 
 
 def reads_whole_context(net) -> bool:
@@ -178,5 +243,6 @@ def sample(model, net, data, vocabulary, device, seed: int,
     context = net.input_shape[0]
     prompt = data.images[0][:max(1, min(prompt_length, context // 2))].tolist()
     ids = generate(model, prompt, count, context, len(vocabulary),
-                   padded=reads_whole_context(net), seed=seed, device=device)
+                   padded=reads_whole_context(net), cached=decodes_with_cache(net), seed=seed,
+                   device=device)
     return vocabulary.decode(ids)
