@@ -132,24 +132,17 @@ def spec_files(paths: list[str]) -> list[Path]:
 # ---- commands ------------------------------------------------------------------------------
 
 def cmd_check(args) -> int:
-    from .api import load_all
-    from .elaborate.elaborator import WorkBudget
-
     files = spec_files(args.paths)
     if not files:
         raise UsageError("no .arch files found in " + ", ".join(args.paths))
     diagnostics = Diagnostics()
     checked = 0
-    for spec in load_all(files, diagnostics, args.allow_use or ()):
-        budget = WorkBudget()  # one per file: many networks cannot multiply the work allowed
-        for name in spec.concrete_networks():
-            if spec.layer_graph(name, None, None, diagnostics, budget) is not None:
-                checked += 1
-        spec.check_recipes(diagnostics)
-        for name, needs in spec.templates_without_variants().items():
-            print(printable(f"note: {spec.path}: network `{name}` is not checked: it needs "
-                            f"arguments ({', '.join(needs)}) and no variant gives them"),
-                  file=sys.stderr)
+    for counted, count, notes in _check_files(files, tuple(args.allow_use or ())):
+        for diagnostic, times in counted:  # in file order, as one process would report them
+            diagnostics.add(diagnostic, times)
+        checked += count
+        for note in notes:
+            print(printable(note), file=sys.stderr)
     if args.format == "json":
         print_diagnostics(diagnostics, "json")
     else:
@@ -158,6 +151,51 @@ def cmd_check(args) -> int:
             print(f"ok: {checked} network{'s' if checked != 1 else ''} in {len(files)} "
                   f"file{'s' if len(files) != 1 else ''}")
     return EXIT_SPEC if diagnostics else EXIT_OK
+
+
+# Files are checked in parallel, one process per core (up to this many), when there are at
+# least as many files as that: the zoo's 26 files in 0.9 s instead of 1.5 s on two cores. On
+# Linux only, where a forked process starts with archdsl already imported; elsewhere, and
+# for a few files, one process checks them in turn.
+CHECK_PROCESSES = 4
+
+
+def _check_files(files: list[Path], allow_use: tuple) -> list:
+    """(diagnostics with their counts, networks checked, notes) for each file, in order."""
+    import os
+
+    processes = min(CHECK_PROCESSES, os.cpu_count() or 1, len(files))
+    if processes > 1 and sys.platform == "linux" and len(files) >= 2 * processes:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(processes, _ignore_interrupts) as pool:
+            return pool.starmap(_check_file, [(f, allow_use) for f in files], chunksize=1)
+    return [_check_file(f, allow_use) for f in files]
+
+
+def _ignore_interrupts():
+    """In a checking process: Ctrl-C is the parent's to answer (exit status 130, no
+    traceback from each process); the pool's processes end with it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _check_file(path: Path, allow_use: tuple):
+    from .api import load_all
+    from .elaborate.elaborator import WorkBudget
+
+    diagnostics, checked, notes = Diagnostics(), 0, []
+    for spec in load_all([path], diagnostics, allow_use):
+        budget = WorkBudget()  # one per file: many networks cannot multiply the work allowed
+        for name in spec.concrete_networks():
+            if spec.layer_graph(name, None, None, diagnostics, budget) is not None:
+                checked += 1
+        spec.check_recipes(diagnostics)
+        for name, needs in spec.templates_without_variants().items():
+            notes.append(f"note: {spec.path}: network `{name}` is not checked: it needs "
+                         f"arguments ({', '.join(needs)}) and no variant gives them")
+    return diagnostics.counted(), checked, notes
 
 
 def cmd_summary(args) -> int:

@@ -23,6 +23,20 @@ def test_check_a_folder(capsys):
     assert out.startswith("ok: ") and "networks in" in out
 
 
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_check_in_parallel_reports_what_one_process_reports(capsys, monkeypatch, form):
+    """`check` of many files runs one process per core: the same diagnostics, in the same
+    order with the same repeat counts, the same notes and the same status as one process
+    checking them in turn — over the golden error cases, 158 files of mistakes."""
+    import archdsl.cli
+
+    folder = str(ROOT / "tests" / "ui")
+    parallel = run(capsys, "check", folder, "--format", form)
+    monkeypatch.setattr(archdsl.cli, "CHECK_PROCESSES", 1)
+    assert run(capsys, "check", folder, "--format", form) == parallel
+    assert parallel[0] == 1 and (parallel[1] + parallel[2]).count("E0") > 100
+
+
 def test_check_reports_errors_with_status_1(capsys, tmp_path):
     bad = tmp_path / "bad.arch"
     bad.write_text("network n:\n    input 3x8x8\n    conv(4, 3) rleu\n")
