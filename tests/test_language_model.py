@@ -274,6 +274,11 @@ network bert_like:
     assert decodes_with_cache(net) and decodes_with_cache(
         archdsl.load(SPECS / "gpt.arch").network("gpt2"))
     assert not any(map(decodes_with_cache, (fixed, lstm, both_ways)))
+    # the exported .py caches as generate does (its draws: test_a_right_padded_prompt_...)
+    lm = Preprocess(0, (0, 0), (), (), (16,), tuple("abcdefghij"), "", "lm")
+    assert "caching(True)" in to_source(net, lm)
+    assert "caching(True)" not in to_source(lstm, Preprocess(0, (0, 0), (), (), (50,),
+                                                             tuple("abcdefghij"), "", "lm"))
 
 
 @pytest.mark.parametrize("name,cell", [("char_lstm", torch.nn.LSTM), ("char_gru", torch.nn.GRU)])

@@ -26,6 +26,7 @@ import textwrap
 from .. import __version__
 from ..graph import LayerGraph
 from ..layers.registry import TorchModule, show
+from ..passes.decoding import decodes_with_cache
 from ..passes.sizes import size_dependent_layer
 from .codegen import (Op, emit, in_place_layers, input_arguments, input_comments, module_path,
                       torch_op)
@@ -44,8 +45,9 @@ def to_source(net, preprocess=None) -> str:
     main = code.index('\n\nif __name__ == "__main__":')
     if preprocess.task == "lm":
         padded = size_dependent_layer(net.graph) is not None
-        return (code[:main] + "\n\n\n" + text_source(preprocess, padded) + "\n" + code[main:]
-                + TEXT_MAIN)
+        cached = decodes_with_cache(net.graph)
+        return (code[:main] + "\n\n\n" + text_source(preprocess, padded, cached) + "\n"
+                + code[main:] + TEXT_MAIN)
     g = net.graph
     ends_in_softmax = g[g[g.outputs[g.main_outputs[0]]]["inputs"][0]]["kind"] == "softmax"
     probabilities = "out[0]" if ends_in_softmax else "torch.softmax(out, dim=1)[0]"
@@ -250,12 +252,14 @@ def preprocess_source(p) -> str:
         *steps])
 
 
-def text_source(p, padded: bool) -> str:
+def text_source(p, padded: bool, cached: bool = False) -> str:
     """A trained language model's vocabulary and a `generate` function (train/text.py's,
     written out): text to token ids, a continuation drawn a token at a time. The vocabulary
     is the characters of the text it trained on, or a Hugging Face tokenizer (its JSON, read
     by the `tokenizers` package). `padded`: the network takes exactly its context, so a
-    shorter window is padded."""
+    shorter window is padded. `cached`: it reads only the new token while the text fits its
+    context, its attention layers keeping the earlier keys and values (its `cache`, its
+    position embedding's `offset`)."""
     context = p.input_shape[0]
     if p.tokenizer:
         vocabulary = ["# The Hugging Face tokenizer this language model reads text with"
@@ -287,6 +291,36 @@ def text_source(p, padded: bool) -> str:
                 f"        scores = model(x)[0, -1, :{size}].float()"]
         how = [f"    than the context is read as it is; a longer text, its last CONTEXT {unit}."
                '"""']
+    loop = ["    for _ in range(length):", *feed]
+    if cached:
+        loop = [
+            "    attention = [m for m in model.modules() if hasattr(m, \"cache\")]",
+            "    positions = [m for m in model.modules() if hasattr(m, \"offset\")]",
+            "",
+            "    def caching(on):  # keys and values of the positions read so far",
+            "        for m in attention:",
+            "            m.cache = [] if on else None",
+            "        for m in positions:",
+            "            m.offset = 0 if on else None",
+            "",
+            "    caching(True)",
+            "    read = 0  # the ids the cache holds; None once the text outgrows the context",
+            "    try:",
+            "        for _ in range(length):",
+            "            if read is not None and len(ids) > CONTEXT:",
+            "                caching(False)  # every position moves from here on",
+            "                read = None",
+            "            if read is not None:",
+            "                x = torch.tensor([ids[read:]])",
+            "                read = len(ids)",
+            f"                scores = model(x)[0, -1, :{size}].float()",
+            "            else:",
+            *["        " + line for line in feed],
+            *["    " + line for line in _DRAW],
+            "    finally:",
+            "        caching(False)"]
+    else:
+        loop += _DRAW
     return "\n".join([
         *vocabulary,
         f"CONTEXT = {context}  # the most positions the network reads" if not padded else
@@ -299,17 +333,20 @@ def text_source(p, padded: bool) -> str:
         *read,
         "    generator = torch.Generator().manual_seed(seed)",
         "    model.eval()",
-        "    for _ in range(length):",
-        *feed,
-        "        if temperature == 0:",
-        "            ids.append(int(scores.argmax()))",
-        "            continue",
-        "        scores = scores / temperature",
-        "        if top_k is not None and top_k < len(scores):",
-        "            scores = scores.masked_fill(scores < scores.topk(top_k).values[-1], "
-        "float(\"-inf\"))",
-        "        ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))",
+        *loop,
         text])
+
+
+# a token drawn from `scores` (train/text.py `_draw`), as the loop of `generate` writes it
+_DRAW = [
+    "        if temperature == 0:",
+    "            ids.append(int(scores.argmax()))",
+    "            continue",
+    "        scores = scores / temperature",
+    "        if top_k is not None and top_k < len(scores):",
+    "            scores = scores.masked_fill(scores < scores.topk(top_k).values[-1], "
+    "float(\"-inf\"))",
+    "        ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))"]
 
 
 TEXT_MAIN = "\n".join([

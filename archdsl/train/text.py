@@ -214,16 +214,10 @@ def _draw(scores, temperature: float, top_k: int | None, generator) -> int:
 def decodes_with_cache(net) -> bool:
     """Whether `net` can write a token at a time reading only the new token: every layer
     either acts on each position alone or keeps what earlier positions left (each layer
-    kind's `decodes`: layers/registry.py) — a GPT. Not a recurrent network, nor one that
-    takes exactly its context."""
-    kinds = set()
-    for record in net.graph.records.values():
-        layer = record.get("layer")
-        if layer is None:  # the input and the outputs
-            continue
-        inputs = [net.graph.records[i]["shape"] for i in record["inputs"]]
-        kinds.add(layer.decodes(record["args"], inputs[0] if len(inputs) == 1 else inputs))
-    return None not in kinds and "cached" in kinds
+    kind's `decodes`: passes/decoding.py) — a GPT."""
+    from ..passes.decoding import decodes_with_cache as graph_decodes
+
+    return graph_decodes(net.graph)
 
 
 def reads_whole_context(net) -> bool:
