@@ -154,7 +154,7 @@ def cmd_check(args) -> int:
 
 
 # Files are checked in parallel, one process per core (up to this many), when there are at
-# least as many files as that: the zoo's 26 files in 0.9 s instead of 1.5 s on two cores. On
+# least twice as many files as processes: the zoo's 26 files in 0.9 s instead of 1.5 s on two cores. On
 # Linux only, where a forked process starts with archdsl already imported; elsewhere, and
 # for a few files, one process checks them in turn.
 CHECK_PROCESSES = 4
@@ -317,16 +317,14 @@ def _trained_preprocess(weights: str, net):
     if weights.startswith("torchvision:"):
         return None
     if weights.startswith("huggingface:"):
-        from .backends.weights import huggingface_tokenizer
+        from .train.loop import huggingface_record
 
-        source = weights.split(":", 1)[1]
-        tokenizer = huggingface_tokenizer(source)
-        if tokenizer is None:
-            print(printable(f"note: {source} has no tokenizer that the tokenizers package "
-                            f"reads, so `archdsl generate` cannot read prompts for it"),
-                  file=sys.stderr)
-            return None
-        return Preprocess.of_tokenizer(tokenizer, net.input_shape, weights)
+        record = huggingface_record(weights, net.input_shape)
+        if record is None:
+            print(printable(f"note: {weights.split(':', 1)[1]} has no tokenizer that the "
+                            f"tokenizers package reads, so `archdsl generate` cannot read "
+                            f"prompts for it"), file=sys.stderr)
+        return record
     from .train import checkpoint
 
     state = checkpoint.load(Path(weights))  # read once already by initialise: it is valid

@@ -237,7 +237,7 @@ HUGGING_FACE = "huggingface:"  # --weights / --init huggingface:NAME_OR_FOLDER
 
 # How far the outputs may be apart, relative to the largest of Hugging Face's, for the
 # spec to compute the same function: float32 rounding in two implementations stays below
-# 1e-6 (tests/test_weights.py); a different activation (GELU's exact form instead of GPT-2's
+# 1e-6 (tests/test_huggingface.py); a different activation (GELU's exact form instead of GPT-2's
 # tanh form) or a missing mask is far above.
 SAME_FUNCTION = 1e-4
 
@@ -254,7 +254,7 @@ def huggingface_model(source: str):
         raise WeightsError(f"a Hugging Face model's weights need transformers, which is not "
                            f"installed: {install_hint('transformers')}")
     path = Path(source).expanduser()
-    if path.exists() or source.startswith((".", "/", "~")):
+    if _local(source):
         if not path.is_dir():
             raise WeightsError(f"`{source}` is not a folder: give a folder that Hugging "
                                f"Face's save_pretrained wrote (config.json and the weights), "
@@ -262,15 +262,11 @@ def huggingface_model(source: str):
         if not (path / "config.json").is_file():
             raise WeightsError(f"the folder `{source}` has no config.json: it is not a "
                                f"Hugging Face model that save_pretrained wrote")
-    import transformers
-
-    transformers.logging.set_verbosity_error()  # its loading reports and progress bars
-    transformers.utils.logging.disable_progress_bar()
     try:
-        return transformers.AutoModelForCausalLM.from_pretrained(str(path) if path.exists()
-                                                                 else source).float().eval()
+        return _transformers().AutoModelForCausalLM.from_pretrained(
+            str(path) if _local(source) else source).float().eval()
     except Exception as error:  # offline, no such model, not a causal language model
-        where = ("" if path.exists() else "; on a machine with internet access transformers "
+        where = ("" if _local(source) else "; on a machine with internet access transformers "
                  "downloads a model named on the Hub into its cache (~/.cache/huggingface)")
         raise WeightsError(f"could not load the Hugging Face model `{source}` as a causal "
                            f"language model ({_first_line(error)}){where}") from None
@@ -282,19 +278,33 @@ def huggingface_tokenizer(source: str) -> str | None:
     folder of weights alone, a tokenizer written in Python only)."""
     from pathlib import Path
 
-    import transformers
-
     path = Path(source).expanduser()
-    if path.exists() and not any((path / name).is_file() for name in (
+    if _local(source) and not any((path / name).is_file() for name in (
             "tokenizer.json", "vocab.json", "tokenizer.model")):
         return None  # transformers would make an empty tokenizer of the model's kind
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path) if path.exists()
-                                                               else source)
+        tokenizer = _transformers().AutoTokenizer.from_pretrained(
+            str(path) if _local(source) else source)
         reader = tokenizer.backend_tokenizer
     except Exception:  # no tokenizer files, or a slow (Python) tokenizer only
         return None
     return reader.to_str() if reader.get_vocab_size() > 1 else None
+
+
+def _local(source: str) -> bool:
+    """Whether `source` names a folder (or a file) here, not a model on the Hub."""
+    from pathlib import Path
+
+    return Path(source).expanduser().exists() or source.startswith((".", "/", "~"))
+
+
+def _transformers():
+    """transformers, quiet: no loading reports or progress bars among archdsl's output."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
 
 
 def _first_line(error: Exception) -> str:
@@ -324,8 +334,8 @@ def load_huggingface(model, source: str, input_shape) -> Transfer:
     """Copy a Hugging Face causal language model's weights (`huggingface_model`) into an
     archdsl model, in order, and check that both compute the same function: their scores on
     one random sequence of token ids (of `input_shape`, the network's; 8 of them where it
-    takes fewer positions than its context) must agree to SAME_FUNCTION. The transfer's `difference`
-    says how far apart they are."""
+    takes fewer positions than its context) must agree to SAME_FUNCTION. The transfer's
+    `difference` says how far apart they are."""
     import torch
 
     reference = huggingface_model(source)

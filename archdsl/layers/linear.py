@@ -24,14 +24,14 @@ class Linear(LayerKind):
            "linear(4096). `tied=wte` shares the weight of the layer labelled `wte` (GPT's "
            "output layer and its token embedding, Press & Wolf 2017): counted once, there.")
     accepts = (VECTOR, *MAPS, *FEATURES_LAST)
-
-    def decodes(self, a, x):
-        return "position" if x.layout == SEQ else None  # each position's features alone
     params = (
         Param("out", Int(1), doc="output features"),
         Param("bias", Bool(), True, "add a learned bias"),
         TIED,
     )
+
+    def decodes(self, a, x):
+        return "position" if x.layout == SEQ else None  # each position's features alone
 
     def shape(self, a, x):
         if x.features_last:

@@ -111,10 +111,10 @@ class LocalResponseNorm(LayerKind):
 
 class _Norm(LayerKind):
     family = "norm"
+    each_position = False  # normalises each position's features alone (layer and RMS norms)
 
     def decodes(self, a, x):
-        # layer and RMS norms of a sequence normalise each position's features alone
-        return "position" if x.layout == SEQ and self.name in ("layernorm", "rmsnorm") else None
+        return "position" if self.each_position and x.layout == SEQ else None
     output_disposable = False  # their backward reads their output or statistics of it
     autocast = "fp32"  # autocast runs layer_norm and group_norm in fp32
 
@@ -131,6 +131,7 @@ class _Norm(LayerKind):
 @register
 class LayerNorm(_Norm):
     name = "layernorm"
+    each_position = True
     aliases = ("ln",)
     doc = ("Layer normalisation (Ba et al. 2016) over the features at each position: a "
            "sequence's or a grid's D features or a vector's (torch.nn.LayerNorm(D)); on a map, "
@@ -159,6 +160,7 @@ class LayerNorm(_Norm):
 @register
 class RMSNorm(_Norm):
     name = "rmsnorm"
+    each_position = True
     doc = ("Root-mean-square normalisation (Zhang & Sennrich 2019) over the features at each "
            "position of a sequence, a grid or a vector (torch.nn.RMSNorm): x / rms(x) * scale, no "
            "shift. `eps=none` is PyTorch's default (the dtype's machine epsilon).")

@@ -284,6 +284,17 @@ def initialise(model, source: str, option: str = "--init", net=None, input_shape
     return f"initialised from {source} ({len(transfer)} tensors)"
 
 
+def huggingface_record(source: str, input_shape) -> Preprocess | None:
+    """The record of a Hugging Face model's tokenizer (`source`: huggingface:NAME|FOLDER),
+    for reading text with it as the model does; None where transformers is not installed
+    (`initialise` says so) or the model has no tokenizer the `tokenizers` package reads."""
+    from ..backends.weights import HUGGING_FACE, huggingface_tokenizer
+    from ..extras import available
+
+    tokenizer = available("transformers") and huggingface_tokenizer(source[len(HUGGING_FACE):])
+    return Preprocess.of_tokenizer(tokenizer, input_shape, source) if tokenizer else None
+
+
 def _init_state(config: TrainConfig) -> dict | None:
     """The checkpoint a language model starts from (--init), for its vocabulary; for a
     Hugging Face model, the record of its tokenizer, so that the text is read with it. None
@@ -292,12 +303,8 @@ def _init_state(config: TrainConfig) -> dict | None:
     if config.task != "lm" or not config.init or config.init.startswith("torchvision:"):
         return None
     if config.init.startswith("huggingface:"):
-        from ..backends.weights import huggingface_tokenizer
-        from ..extras import available
-
-        tokenizer = available("transformers") and huggingface_tokenizer(
-            config.init.split(":", 1)[1])
-        return {"preprocess": {"task": "lm", "tokenizer": tokenizer}} if tokenizer else None
+        record = huggingface_record(config.init, ())
+        return {"preprocess": record.to_dict()} if record else None
     try:
         return checkpoint.load(Path(config.init))
     except checkpoint.CheckpointError:
