@@ -159,7 +159,8 @@ def test_generate_reads_prompts_with_the_models_tokenizer_as_hugging_face_does(t
     assert namespace["generate"](model, prompt, 8, temperature=0) == expected
 
 
-def test_a_tokenizer_record_is_checked_and_kept():
+def test_a_tokenizer_record_is_checked_and_kept(monkeypatch):
+    import archdsl.train.preprocess
     from archdsl.train.preprocess import Preprocess
 
     record = Preprocess.of_tokenizer('{"version": "1.0"}', (16,), "huggingface:gpt2")
@@ -167,6 +168,10 @@ def test_a_tokenizer_record_is_checked_and_kept():
     for damaged in (7, "not json", ""):
         with pytest.raises(ValueError, match="must be a tokenizer's JSON text"):
             Preprocess.from_dict({**record.to_dict(), "tokenizer": damaged})
+    # a record longer than any tokenizer is damage, refused before it is parsed
+    monkeypatch.setattr(archdsl.train.preprocess, "MAX_TOKENIZER_CHARACTERS", 10)
+    with pytest.raises(ValueError, match="must be a tokenizer's JSON text"):
+        Preprocess.from_dict(record.to_dict())
 
 
 def test_token_ids_beyond_the_networks_vocabulary_are_an_error():
