@@ -130,17 +130,25 @@ class PositionEmbedding(nn.Module):
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention over a sequence (N, L, D), with nn.MultiheadAttention's
-    parameters (in_proj_weight, in_proj_bias, out_proj) so that its weights (torchvision's
-    ViT) load, and scaled_dot_product_attention at run time (flash or memory-efficient
-    kernels where the device has them)."""
+    parameters (in_proj_weight: the q, k and v rows; in_proj_bias; out_proj) so that its
+    weights (torchvision's ViT) load, and scaled_dot_product_attention at run time (flash or
+    memory-efficient kernels where the device has them). With `kv_heads` fewer than
+    `num_heads`, the keys and values have kv_heads heads, each shared by num_heads/kv_heads
+    query heads (grouped-query attention); with `rope`, queries and keys are turned by their
+    positions (rotary position embedding, base `rope`)."""
 
-    def __init__(self, embed_dim, num_heads, dropout=0.0, causal=False, bias=True):
+    def __init__(self, embed_dim, num_heads, dropout=0.0, causal=False, bias=True,
+                 kv_heads=None, rope=None):
         super().__init__()
         self.num_heads = num_heads
+        self.kv_heads = kv_heads or num_heads
         self.dropout = dropout
         self.causal = causal
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim)) if bias else None
+        self.rope = rope
+        kv_dim = embed_dim // num_heads * self.kv_heads
+        self.split = (embed_dim, kv_dim, kv_dim)
+        self.in_proj_weight = nn.Parameter(torch.empty(embed_dim + 2 * kv_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(embed_dim + 2 * kv_dim)) if bias else None
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         nn.init.xavier_uniform_(self.in_proj_weight)
         if bias:
@@ -150,9 +158,15 @@ class SelfAttention(nn.Module):
 
     def forward(self, x):
         n, length, width = x.shape
-        qkv = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias)
-        qkv = qkv.view(n, length, 3, self.num_heads, width // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
+        size = width // self.num_heads
+        q, k, v = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias).split(
+            self.split, -1)
+        q = q.view(n, length, self.num_heads, size).transpose(1, 2)
+        k = k.view(n, length, self.kv_heads, size).transpose(1, 2)
+        v = v.view(n, length, self.kv_heads, size).transpose(1, 2)
+        start = self.cache[0].shape[2] if self.cache else 0  # positions read before
+        if self.rope is not None:
+            q, k = self.rotate(q, start, self.rope), self.rotate(k, start, self.rope)
         causal = self.causal
         if self.cache is not None:
             if self.cache:  # new positions after the cached ones: one at a time, which sees all
@@ -161,12 +175,33 @@ class SelfAttention(nn.Module):
                 k, v = torch.cat([self.cache[0], k], 2), torch.cat([self.cache[1], v], 2)
                 causal = False
             self.cache[:] = [k, v]
+        if self.kv_heads != self.num_heads:  # each key/value head serves a group of queries
+            group = self.num_heads // self.kv_heads
+            k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
         y = nn.functional.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal)
         return self.out_proj(y.transpose(1, 2).reshape(n, length, width))
 
     def extra_repr(self):
-        return f"heads={self.num_heads}, dropout={self.dropout}, causal={self.causal}"
+        return (f"heads={self.num_heads}" + (f", kv_heads={self.kv_heads}"
+                                              if self.kv_heads != self.num_heads else "")
+                + f", dropout={self.dropout}, causal={self.causal}"
+                + (f", rope={self.rope}" if self.rope is not None else ""))
+
+    @staticmethod
+    def rotate(x, start, base):
+        """The rotary position embedding (Su et al. 2021) of queries or keys x (N, heads, L,
+        size) at positions start, start + 1, ...: the i-th number of each head's first half
+        and the i-th of its second half turn together by position / base^(2i/size) — Hugging
+        Face's Llama layout, computed as it computes it (angles in float32) so that its
+        weights give its outputs."""
+        size, length = x.shape[-1], x.shape[-2]
+        rate = 1.0 / base ** (torch.arange(0, size, 2, device=x.device).float() / size)
+        positions = torch.arange(start, start + length, device=x.device).float()
+        angles = torch.outer(positions, rate).repeat(1, 2)
+        first, second = x.chunk(2, -1)
+        turned = torch.cat([-second, first], -1)
+        return x * angles.cos().to(x.dtype) + turned * angles.sin().to(x.dtype)
 
 
 class WindowAttention(nn.Module):

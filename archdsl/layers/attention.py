@@ -15,20 +15,34 @@ class Attention(LayerKind):
     aliases = ("mhsa", "self_attention")
     family = "attention"
     doc = ("Multi-head self-attention over a sequence (Vaswani et al. 2017): LxD to LxD. Its "
-           "parameters are torch.nn.MultiheadAttention's (in_proj_weight 3DxD, in_proj_bias, "
-           "out_proj), so torchvision's ViT weights load; it runs through "
+           "parameters are torch.nn.MultiheadAttention's (in_proj_weight with the q, k and v "
+           "rows, in_proj_bias, out_proj), so torchvision's ViT weights load; it runs through "
            "scaled_dot_product_attention. `causal=true` lets each position attend only to "
-           "itself and earlier ones (GPT). MACs: the q, k, v and output projections (4·L·D²) "
-           "and the QKᵀ and AV products (2·L²·D), as fvcore counts them.")
+           "itself and earlier ones (GPT). `kv_heads` fewer than `heads` shares each key and "
+           "value head among heads/kv_heads query heads (grouped-query attention, Ainslie et "
+           "al. 2023; one: multi-query, Shazeer 2019), so k and v are kv_heads·D/heads wide. "
+           "`rope=θ` turns the queries and keys by their position (rotary position "
+           "embedding, Su et al. 2021, in Hugging Face's Llama layout: the two halves of each "
+           "head; Llama: θ = 10000). MACs: the q, k, v and output projections (2·L·D² + "
+           "2·L·D·Dkv) and the QKᵀ and AV products (2·L²·D), as fvcore counts them.")
     params = (
         Param("heads", Int(1), doc="attention heads; must divide the width D"),
         Param("dropout", Float(0.0, 1.0), 0.0, "dropout on the attention weights while training"),
         Param("causal", Bool(), False, "mask out later positions"),
         Param("bias", Bool(), True, "biases in the projections"),
+        Param("kv_heads", Optional(Int(1)), None,
+              "key and value heads, dividing `heads` (grouped-query); `none`: as many as heads"),
+        Param("rope", Optional(Float(0.0, low_inclusive=False)), None,
+              "rotary position embedding with this base θ (Llama: 10000); `none`: no rotation"),
     )
     accepts = (SEQ,)
     output_disposable = True
     autocast = "low"
+
+    @staticmethod
+    def kv_width(a, d: int) -> int:
+        """The width of the keys and of the values: D, or less with fewer key/value heads."""
+        return d // a["heads"] * (a["kv_heads"] or a["heads"])
 
     def decodes(self, a, x):
         return "cached" if a["causal"] else None  # a later position changes earlier outputs
@@ -36,37 +50,70 @@ class Attention(LayerKind):
     def saved_extra(self, a, x, y):
         # the q, k, v projections, the attention's output and its log-sum-exp per query
         # (the flash and memory-efficient kernels keep no LxL matrix), and that output laid
-        # out again for the output projection
+        # out again for the output projection; the rotated queries and keys (the rotation's
+        # input is the projection, kept already) and keys and values repeated for the
+        # query heads that share them (the attention keeps those, not the rotated keys)
         length, d = x
-        return ((3 * length * d, "act"), (length * d, "act"), (a["heads"] * length, "fp32"),
-                (length * d, "act"))
+        kv = self.kv_width(a, d)
+        grouped = kv != d
+        saved = [(length * (d + 2 * kv), "act"), (length * d, "act"),
+                 (a["heads"] * length, "fp32"), (length * d, "act")]
+        if a["rope"] is not None:
+            saved.append((length * (d if grouped else d + kv), "act"))
+        if grouped:
+            saved.append((2 * length * d, "act"))
+        return tuple(saved)
 
     def shape(self, a, x):
         _heads_divide(a["heads"], x[1])
+        kv = a["kv_heads"]
+        if kv is not None and a["heads"] % kv:
+            raise ShapeError(f"{kv} key/value heads do not divide the {a['heads']} heads: each "
+                             f"key/value head serves the same number of query heads",
+                             arg="kv_heads", code="E0405",
+                             help=f"key/value heads that divide {a['heads']}: " + ", ".join(
+                                 str(n) for n in range(1, a["heads"] + 1) if a["heads"] % n == 0))
+        if a["rope"] is not None and (x[1] // a["heads"]) % 2:
+            raise ShapeError(f"a rotary position embedding turns pairs of numbers, and each "
+                             f"head is {x[1] // a['heads']} wide (D {x[1]} / {a['heads']} "
+                             f"heads), an odd number", arg="rope", code="E0304",
+                             help="give the heads an even width, or leave `rope` out")
         return x
 
     def params_count(self, a, x):
         d = x[1]
-        return Params(4 * d * d + (4 * d if a["bias"] else 0))
+        kv = self.kv_width(a, d)
+        return Params(2 * d * d + 2 * d * kv + (2 * d + 2 * kv if a["bias"] else 0))
 
     def macs(self, a, x, y):
         length, d = x
-        return 4 * length * d * d + 2 * length * length * d
+        return 2 * length * d * (d + self.kv_width(a, d)) + 2 * length * length * d
 
     def flops(self, a, x, y):
         length, d = x
-        # the products' multiply-adds, the biases, and per attention score a scale, an exp,
-        # a sum and a divide (softmax)
-        return 2 * self.macs(a, x, y) + (4 * length * d if a["bias"] else 0) \
-            + 4 * a["heads"] * length * length
+        kv = self.kv_width(a, d)
+        # the products' multiply-adds, the biases, per attention score a scale, an exp, a
+        # sum and a divide (softmax), and the rotation (two products and a sum per number of
+        # q and k)
+        return 2 * self.macs(a, x, y) + (2 * length * (d + kv) if a["bias"] else 0) \
+            + 4 * a["heads"] * length * length \
+            + (3 * length * (d + kv) if a["rope"] is not None else 0)
 
     def torch(self, a, x, y):
+        extra = {}
+        if a["kv_heads"] not in (None, a["heads"]):
+            extra["kv_heads"] = a["kv_heads"]
+        if a["rope"] is not None:
+            extra["rope"] = a["rope"]
         return TorchModule("archdsl.backends.torch_modules.SelfAttention", dict(
             embed_dim=x[1], num_heads=a["heads"], dropout=a["dropout"], causal=a["causal"],
-            bias=a["bias"]))
+            bias=a["bias"], **extra))
 
     def describe(self, a):
-        return f"attention x{a['heads']}" + (", causal" if a["causal"] else "")
+        kv = a["kv_heads"]
+        return f"attention x{a['heads']}" + (f", {kv} kv" if kv not in (None, a["heads"])
+                                             else "") \
+            + (", rotary" if a["rope"] is not None else "") + (", causal" if a["causal"] else "")
 
 
 def _heads_divide(heads: int, width: int) -> None:
