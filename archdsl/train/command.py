@@ -462,7 +462,7 @@ def run_generate(args) -> int:
              padded=reads_whole_context(net), cached=decodes_with_cache(net),
              temperature=args.temperature, top_k=args.top_k, seed=args.seed, device=device,
              on_token=show)
-    sys.stdout.write("\n")
+    sys.stdout.write(streamed.rest() + "\n")
     return 0
 
 

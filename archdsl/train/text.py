@@ -123,6 +123,13 @@ class Streamed:
         new, self.shown = text[self.shown:], len(text)
         return new
 
+    def rest(self) -> str:
+        """What is still held back when the last id is drawn (half a character, shown as
+        the tokenizer decodes it: U+FFFD), so that the whole equals decode(ids)."""
+        text = self.vocabulary.decode(self.ids)
+        rest, self.shown = text[self.shown:], len(text)
+        return rest
+
 
 @torch.no_grad()
 def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
