@@ -4,6 +4,8 @@ depth — as a table, as JSON, or as the bubble chart of Canziani, Paszke & Culu
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 from .diagnostics import Diagnostics
@@ -93,7 +95,10 @@ def plot(rows: list[dict], path: Path) -> Path:
     markers = {f: "osD^v"[i // 20 % 5] for i, f in enumerate(files)}
     fig, ax = plt.subplots(figsize=(16, 10))
     for r in points:
-        ax.scatter(r["macs"] / 1e9, r["params_total"] / 1e6, s=max(r["params_total"] / 1e6 * 4, 10),
+        # the area grows with the logarithm of the size (which the y axis shows already):
+        # in proportion to it, Llama 2 70B's disc would cover a third of the chart
+        area = 10 + 45 * math.log10(max(r["params_total"], 50_000) / 50_000)
+        ax.scatter(r["macs"] / 1e9, r["params_total"] / 1e6, s=area,
                    color=colours[r["file"]], marker=markers[r["file"]], alpha=0.45,
                    edgecolors="black", linewidths=0.5, zorder=2)
     ax.set_xscale("log")
