@@ -37,3 +37,37 @@ def spec_text():
         return archdsl.load(textwrap.dedent(text).strip() + "\n")
 
     return load
+
+
+def saved_tokenizer(folder):
+    """A byte-level BPE tokenizer as GPT-2's (tokenizers, trained here on a line of English
+    and Korean: 298 tokens), written as Hugging Face writes a model's tokenizer."""
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(
+        ["the quick brown fox jumps over the lazy dog 신경망"] * 50,
+        trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer,
+                                                eos_token="<|endoftext|>")
+    fast.save_pretrained(folder)
+    return fast
+
+
+def exported_generate(checkpoint, class_name: str, prompt: str, count: int) -> str:
+    """Greedy text from the .py that `archdsl compile CHECKPOINT -o X.py` writes, run without
+    archdsl: its own network class and `generate`, with the checkpoint's weights."""
+    import archdsl
+    from archdsl.cli import main
+
+    source = checkpoint.with_suffix(".py")
+    assert main(["compile", str(checkpoint), "-o", str(source)]) == 0
+    namespace = {"__name__": "exported"}
+    exec(compile(source.read_text(), source.name, "exec"), namespace)
+    model = namespace[class_name]()
+    model.load_state_dict(archdsl.load(checkpoint).state_dict)
+    return namespace["generate"](model, prompt, count, temperature=0)

@@ -256,6 +256,9 @@ network tagger(vocab=50, d=16):
 # upsampling and transposed convolutions, channel shuffles, recurrent layers
 MODERN_ONNX = [("fpn.arch", "resnet18_fpn", dict(res=64)),
                ("gpt.arch", "gpt", dict(depth=2, d=64, heads=4, context=16, vocab=100)),
+               # rotary embeddings, grouped keys and values, SwiGLU
+               ("llama.arch", "llama", dict(depth=2, d=64, heads=4, kv_heads=2, context=16,
+                                            vocab=100)),
                ("vit.arch", "vit", dict(patch=8, d=64, depth=2, heads=4, mlp=128, classes=10,
                                         res=32)),
                ("unet.arch", "unet", dict(c=8, res=64)),
@@ -294,6 +297,8 @@ def test_onnx_export_of_modern_networks(tmp_path, file, name, args):
 # sizes to run the .onnx at (the spec's first)
 DYNAMIC_ONNX = [("gpt.arch", "gpt", dict(depth=2, d=64, heads=4, context=16, vocab=100),
                  ["batch", "positions"], [(16,), (7,), (1,)]),
+                ("llama.arch", "llama", dict(depth=2, d=64, heads=4, kv_heads=2, context=16,
+                                             vocab=100), ["batch", "positions"], [(16,), (7,)]),
                 ("resnet.arch", "resnet18", {}, ["batch", 3, "height", "width"],
                  [(3, 224, 224), (3, 96, 128)]),
                 ("unet.arch", "unet", dict(c=8, depth=2, res=32), ["batch", 1, "height", "width"],

@@ -11,7 +11,7 @@ import torch
 import archdsl
 from archdsl.backends.weights import SAME_FUNCTION, WeightsError, load_huggingface
 from archdsl.cli import main
-from conftest import SPECS
+from conftest import SPECS, exported_generate, saved_tokenizer
 
 transformers = pytest.importorskip("transformers")
 
@@ -28,24 +28,6 @@ def saved_gpt2(folder, **config):
     model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**config)).eval()
     model.save_pretrained(folder)
     return model
-
-
-def saved_tokenizer(folder):
-    """A byte-level BPE tokenizer as GPT-2's (tokenizers, trained here on a line of English
-    and Korean: 298 tokens), written as Hugging Face writes a model's tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.train_from_iterator(
-        ["the quick brown fox jumps over the lazy dog 신경망"] * 50,
-        trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer,
-                                                eos_token="<|endoftext|>")
-    fast.save_pretrained(folder)
-    return fast
 
 
 def network(**changes):
@@ -151,12 +133,7 @@ def test_generate_reads_prompts_with_the_models_tokenizer_as_hugging_face_does(t
     assert saved.preprocess.tokenizer and saved.preprocess.task == "lm"
     assert saved.generate(prompt, 8, temperature=0) == expected
     # the exported .py holds the tokenizer too
-    assert main(["compile", str(tmp_path / "gpt.pt"), "-o", str(tmp_path / "gpt.py")]) == 0
-    namespace = {"__name__": "exported"}
-    exec(compile((tmp_path / "gpt.py").read_text(), "gpt.py", "exec"), namespace)
-    model = namespace["Gpt"]()
-    model.load_state_dict(saved.state_dict)
-    assert namespace["generate"](model, prompt, 8, temperature=0) == expected
+    assert exported_generate(tmp_path / "gpt.pt", "Gpt", prompt, 8) == expected
 
 
 def test_a_tokenizer_record_is_checked_and_kept(monkeypatch):

@@ -19,7 +19,9 @@ MEASURED = [("lenet.arch", "lenet5", None, (32, 256)),
             ("resnet.arch", "resnet18", [3, 112, 112], (4, 16)),
             ("vit.arch", "vit_ti_16", None, (2, 4)),
             # a small Swin: shifted and padded windows, a learned bias (attention's math path)
-            ("swin.arch", "swin", None, (2, 8))]
+            ("swin.arch", "swin", None, (2, 8)),
+            # rotary embeddings, keys and values repeated for their query heads, SwiGLU
+            ("llama.arch", "llama_char", None, (2, 8))]
 ARGUMENTS = {"swin": dict(c=48, depths=[2, 2, 2], heads=[3, 6, 12], sd=0.1, classes=10,
                           res=128)}
 

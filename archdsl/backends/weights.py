@@ -313,12 +313,31 @@ def _first_line(error: Exception) -> str:
 
 
 def huggingface_state(reference) -> dict:
-    """The model's tensors as the spec's layers hold them: GPT-2's Conv1D layers store their
-    weight as (in, out), nn.Linear as (out, in), so those are transposed."""
+    """The model's tensors as the spec's layers hold them, in the order its forward pass uses
+    them (Llama registers each layer's MLP before its two norms and runs it after them).
+    GPT-2's Conv1D layers store their weight as (in, out), nn.Linear as (out, in), so those
+    are transposed; Llama's separate q, k and v projections are one matrix in the spec's
+    attention (nn.MultiheadAttention's in_proj_weight: the q rows, then k's, then v's)."""
+    import torch
+
     transposed = {f"{name}.weight" for name, module in reference.named_modules()
                   if type(module).__name__ == "Conv1D"}
-    return {name: value.t() if name in transposed else value
-            for name, value in reference.state_dict().items()}
+    projections = ("q_proj", "k_proj", "v_proj")
+    attention = {name for name, module in reference.named_modules()
+                 if all(hasattr(module, p) for p in projections)}
+    state = reference.state_dict()
+    rank = {key: i for i, key in enumerate(
+        keys_in_call_order(reference, torch.zeros(1, 2, dtype=torch.long)))}
+    merged = {}
+    for name in sorted(state, key=lambda key: rank.get(key, len(rank))):
+        holder, projection, leaf = (["", ""] + name.rsplit(".", 2))[-3:]
+        if projection in projections and holder in attention:
+            if projection == "q_proj":  # all three where the first is
+                merged[f"{holder}.in_proj_{leaf}"] = torch.cat(
+                    [state[f"{holder}.{p}.{leaf}"] for p in projections])
+            continue
+        merged[name] = state[name].t() if name in transposed else state[name]
+    return merged
 
 
 def _config_text(reference) -> str:
@@ -326,7 +345,8 @@ def _config_text(reference) -> str:
     config = reference.config.to_dict()
     sizes = [f"{key}={config[key]}" for key in ("vocab_size", "n_positions", "n_embd",
              "n_layer", "n_head", "hidden_size", "num_hidden_layers", "num_attention_heads",
-             "max_position_embeddings") if isinstance(config.get(key), int)]
+             "max_position_embeddings", "intermediate_size", "num_key_value_heads")
+             if isinstance(config.get(key), int)]
     return f" (its config.json: {', '.join(sizes)})" if sizes else ""
 
 
@@ -370,7 +390,7 @@ def load_huggingface(model, source: str, input_shape) -> Transfer:
             f"the weights fit, but the network's scores differ from Hugging Face's by up to "
             f"{difference:.3g} (of scores up to {scale:.3g}): the spec computes another "
             f"function than {type(reference).__name__} (another activation, such as GELU's "
-            f"exact form for GPT-2's tanh form; a norm's epsilon; attention without its "
-            f"causal mask)")
+            f"exact form for GPT-2's tanh form; a norm's epsilon; a rotary embedding's base; "
+            f"attention without its causal mask)")
     transfer.difference = difference
     return transfer
