@@ -135,10 +135,11 @@ class SelfAttention(nn.Module):
     memory-efficient kernels where the device has them). With `kv_heads` fewer than
     `num_heads`, the keys and values have kv_heads heads, each shared by num_heads/kv_heads
     query heads (grouped-query attention); with `rope`, queries and keys are turned by their
-    positions (rotary position embedding, base `rope`)."""
+    positions (rotary position embedding, base `rope`). `out_bias`: whether the output
+    projection has a bias, where it differs from the others' (`bias`)."""
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, causal=False, bias=True,
-                 kv_heads=None, rope=None):
+                 kv_heads=None, rope=None, out_bias=None):
         super().__init__()
         self.num_heads = num_heads
         self.kv_heads = kv_heads or num_heads
@@ -149,9 +150,10 @@ class SelfAttention(nn.Module):
         self.split = (embed_dim, kv_dim, kv_dim)
         self.in_proj_weight = nn.Parameter(torch.empty(embed_dim + 2 * kv_dim, embed_dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(embed_dim + 2 * kv_dim)) if bias else None
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias if out_bias is None
+                                  else out_bias)
         nn.init.xavier_uniform_(self.in_proj_weight)
-        if bias:
+        if self.out_proj.bias is not None:
             nn.init.zeros_(self.out_proj.bias)
         # while decoding with a cache (train/text.py): the earlier positions' keys and values
         self.cache = None

@@ -30,6 +30,9 @@ class Attention(LayerKind):
         Param("dropout", Float(0.0, 1.0), 0.0, "dropout on the attention weights while training"),
         Param("causal", Bool(), False, "mask out later positions"),
         Param("bias", Bool(), True, "biases in the projections"),
+        Param("out_bias", Optional(Bool()), None,
+              "a bias in the output projection; `none`: as `bias` (Qwen: biases on q, k and v "
+              "only)"),
         Param("kv_heads", Optional(Int(1)), None,
               "key and value heads, dividing `heads` (grouped-query); `none`: as many as heads"),
         Param("rope", Optional(Float(0.0, low_inclusive=False)), None,
@@ -38,6 +41,12 @@ class Attention(LayerKind):
     accepts = (SEQ,)
     output_disposable = True
     autocast = "low"
+
+    @staticmethod
+    def biases(a, d: int, kv: int) -> int:
+        """The numbers in the projections' biases: q, k and v's, and the output's."""
+        out = a["bias"] if a["out_bias"] is None else a["out_bias"]
+        return (d + 2 * kv if a["bias"] else 0) + (d if out else 0)
 
     @staticmethod
     def kv_width(a, d: int) -> int:
@@ -83,7 +92,7 @@ class Attention(LayerKind):
     def params_count(self, a, x):
         d = x[1]
         kv = self.kv_width(a, d)
-        return Params(2 * d * d + 2 * d * kv + (2 * d + 2 * kv if a["bias"] else 0))
+        return Params(2 * d * d + 2 * d * kv + self.biases(a, d, kv))
 
     def macs(self, a, x, y):
         length, d = x
@@ -95,7 +104,7 @@ class Attention(LayerKind):
         # the products' multiply-adds, the biases, per attention score a scale, an exp, a
         # sum and a divide (softmax), and the rotation (two products and a sum per number of
         # q and k)
-        return 2 * self.macs(a, x, y) + (2 * length * (d + kv) if a["bias"] else 0) \
+        return 2 * self.macs(a, x, y) + length * self.biases(a, d, kv) \
             + 4 * a["heads"] * length * length \
             + (3 * length * (d + kv) if a["rope"] is not None else 0)
 
@@ -105,6 +114,8 @@ class Attention(LayerKind):
             extra["kv_heads"] = a["kv_heads"]
         if a["rope"] is not None:
             extra["rope"] = a["rope"]
+        if a["out_bias"] not in (None, a["bias"]):
+            extra["out_bias"] = a["out_bias"]
         return TorchModule("archdsl.backends.torch_modules.SelfAttention", dict(
             embed_dim=x[1], num_heads=a["heads"], dropout=a["dropout"], causal=a["causal"],
             bias=a["bias"], **extra))
