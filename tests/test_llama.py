@@ -15,37 +15,57 @@ from oracle import check_against_torch
 transformers = pytest.importorskip("transformers")
 
 # The sizes of the models' config.json files on the Hugging Face Hub (meta-llama/Llama-2-7b-hf,
-# -13b-hf, -70b-hf; TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T;
-# HuggingFaceTB/SmolLM-135M). transformers' LlamaConfig holds the rest of them by default
-# (RMS norm, SiLU, no biases, θ = 10000). The spec computes the MLP's width from Meta's rule:
-# these intermediate_size values are the check of that rule.
+# -13b-hf, -70b-hf; meta-llama/Meta-Llama-3-8B; mistralai/Mistral-7B-v0.3; Qwen/Qwen2.5-0.5B;
+# TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T; HuggingFaceTB/SmolLM-135M), each with
+# the transformers class that builds it; the configs' defaults hold the rest (RMS norm, SiLU,
+# no biases but Qwen's on q, k and v). The spec computes the MLP's width from Meta's rule
+# where the model does: those intermediate_size values are the check of that rule.
 CONFIGS = {
-    "llama2_7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                      num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
-                      max_position_embeddings=4096),
-    "llama2_13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40,
-                       num_attention_heads=40, num_key_value_heads=40, vocab_size=32000,
-                       max_position_embeddings=4096),
-    "llama2_70b": dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
-                       num_attention_heads=64, num_key_value_heads=8, vocab_size=32000,
-                       max_position_embeddings=4096),
-    "tinyllama": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                      num_attention_heads=32, num_key_value_heads=4, vocab_size=32000,
-                      max_position_embeddings=2048),
-    "smollm_135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                        num_attention_heads=9, num_key_value_heads=3, vocab_size=49152,
-                        max_position_embeddings=2048, tie_word_embeddings=True),
+    "llama2_7b": ("Llama", dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                                num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
+                                max_position_embeddings=4096)),
+    "llama2_13b": ("Llama", dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40,
+                                 num_attention_heads=40, num_key_value_heads=40,
+                                 vocab_size=32000, max_position_embeddings=4096)),
+    "llama2_70b": ("Llama", dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+                                 num_attention_heads=64, num_key_value_heads=8, vocab_size=32000,
+                                 max_position_embeddings=4096)),
+    "llama3_8b": ("Llama", dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                                max_position_embeddings=8192)),
+    "mistral_7b": ("Mistral", dict(hidden_size=4096, intermediate_size=14336,
+                                   num_hidden_layers=32, num_attention_heads=32,
+                                   num_key_value_heads=8, vocab_size=32768,
+                                   max_position_embeddings=32768)),
+    "qwen2_5_0_5b": ("Qwen2", dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                                   num_attention_heads=14, num_key_value_heads=2,
+                                   vocab_size=151936, max_position_embeddings=32768,
+                                   tie_word_embeddings=True)),
+    "tinyllama": ("Llama", dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+                                num_attention_heads=32, num_key_value_heads=4, vocab_size=32000,
+                                max_position_embeddings=2048)),
+    "smollm_135m": ("Llama", dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                                  num_attention_heads=9, num_key_value_heads=3,
+                                  vocab_size=49152, max_position_embeddings=2048,
+                                  tie_word_embeddings=True)),
 }
 
 
+def hugging_face(kind: str, **config):
+    """transformers' KIND ForCausalLM built from its KIND Config."""
+    return getattr(transformers, f"{kind}ForCausalLM")(
+        getattr(transformers, f"{kind}Config")(**config))
+
+
 @pytest.mark.parametrize("name", CONFIGS)
-def test_counts_equal_transformers_llama(name):
-    config = {"tie_word_embeddings": False, **CONFIGS[name]}
+def test_counts_equal_transformers(name):
+    kind, config = CONFIGS[name]
+    config = {"tie_word_embeddings": False, **config}
     with torch.device("meta"):
-        reference = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config))
+        reference = hugging_face(kind, **config)
     net = archdsl.load(SPECS / "llama.arch").network(name)
     assert net.params_total == sum(p.numel() for p in reference.parameters())
-    # the MLP's width from Meta's rule, the context from the config
+    # the MLP's width, from Meta's rule or given, and the context
     assert net.input_shape[0] == config["max_position_embeddings"]
     assert any(r["args"].get("out") == config["intermediate_size"]
                for r in net.graph.records.values() if r.get("kind") == "linear")
@@ -56,11 +76,12 @@ SMALL = dict(vocab_size=300, hidden_size=64, intermediate_size=192, num_hidden_l
              bos_token_id=0, eos_token_id=0)
 
 
-def saved_llama(folder, **config):
-    """A small LlamaForCausalLM with random weights (its norms' scales too, so that a norm
-    matched to the wrong one shows), written as Hugging Face writes models."""
+def saved_llama(folder, kind="Llama", **config):
+    """A small LlamaForCausalLM (or Mistral's, Qwen2's) with random weights (its norms'
+    scales too, so that a norm matched to the wrong one shows), written as Hugging Face
+    writes models."""
     torch.manual_seed(0)
-    reference = transformers.LlamaForCausalLM(transformers.LlamaConfig(**{**SMALL, **config}))
+    reference = hugging_face(kind, **{**SMALL, **config})
     with torch.no_grad():
         for name, tensor in reference.named_parameters():
             if name.endswith("norm.weight"):
@@ -71,23 +92,34 @@ def saved_llama(folder, **config):
 
 def small(kv_heads=None, tied=False, **changes):
     """specs/llama.arch at SMALL's sizes (multiple=32: the rule gives 192)."""
-    args = dict(depth=2, d=64, heads=4, kv_heads=kv_heads, context=16, vocab=300, multiple=32,
-                tied=tied, **changes)
+    args = dict(dict(depth=2, d=64, heads=4, kv_heads=kv_heads, context=16, vocab=300,
+                     multiple=32, tied=tied), **changes)
     return archdsl.load(SPECS / "llama.arch").network("llama", **args)
 
 
-@pytest.mark.parametrize("kv_heads,tied", [(4, False), (2, False), (1, True)],
-                         ids=["multi-head", "grouped", "multi-query-tied"])
-def test_llama_equals_hugging_face_llama(tmp_path, kv_heads, tied):
-    """Multi-head, grouped-query and multi-query attention, separate and tied output layers:
-    the same scores as LlamaForCausalLM at its context and shorter, within 1e-6 (the zoo holds
-    torchvision's models to 1e-5; here they agree to the bit on this machine). Not in
-    float64: Hugging Face's RMS norm computes in float32 whatever the model's dtype."""
-    reference = saved_llama(tmp_path, num_key_value_heads=kv_heads, tie_word_embeddings=tied)
-    net = small(kv_heads, tied)
+# (kind, key/value heads, tied, the spec's other arguments, and the config's)
+FAMILY = [("Llama", 4, False, {}, {}), ("Llama", 2, False, {}, {}), ("Llama", 1, True, {}, {}),
+          ("Mistral", 2, False, {}, {}),
+          ("Qwen2", 2, True, dict(qkv_bias=True, eps=1e-6, theta=1e6),
+           dict(rms_norm_eps=1e-6, rope_theta=1e6))]
+
+
+@pytest.mark.parametrize("kind,kv_heads,tied,args,config", FAMILY,
+                         ids=["multi-head", "grouped", "multi-query-tied", "mistral", "qwen2"])
+def test_the_spec_equals_hugging_face(tmp_path, kind, kv_heads, tied, args, config):
+    """Multi-head, grouped-query and multi-query attention, separate and tied output layers,
+    Mistral's model and Qwen2's (biases on q, k and v): the same scores as transformers' at
+    the context and shorter, within 1e-6 (the zoo holds torchvision's models to 1e-5; here
+    they agree to the bit on this machine). Not in float64: Hugging Face's RMS norm computes
+    in float32 whatever the model's dtype."""
+    reference = saved_llama(tmp_path, kind, num_key_value_heads=kv_heads,
+                            tie_word_embeddings=tied, **config)
+    net = small(kv_heads, tied, **args)
     model = net.build().eval()
     transfer = load_huggingface(model, str(tmp_path), net.input_shape)
-    assert len(transfer) == 17  # q, k and v one matrix: 7 a layer, the embedding, norm, head
+    # q, k and v one matrix: 7 tensors a layer (8 with q, k and v's biases), the embedding,
+    # the norm, the output layer
+    assert len(transfer) == 17 + (2 if args.get("qkv_bias") else 0)
     with torch.no_grad():
         for length in (16, 5, 1):
             ids = torch.randint(0, 300, (2, length))
@@ -162,3 +194,30 @@ def test_a_small_llama_trains_on_text(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert status == 0, err
     assert "perplexity" in out + err
+
+
+@pytest.mark.parametrize("kind,config,message", [
+    ("Llama", dict(rope_parameters=dict(rope_type="llama3", rope_theta=10000.0, factor=8.0,
+                                        low_freq_factor=1.0, high_freq_factor=4.0,
+                                        original_max_position_embeddings=8)),
+     "LlamaForCausalLM scales its rotary embedding (`llama3`, in its config.json), which "
+     "archdsl's `attention(rope=θ)` does not express: only the plain rotary embedding is"),
+    ("Mistral", dict(sliding_window=8),
+     "MistralForCausalLM attends within a sliding window of 8 positions, which archdsl's "
+     "attention does not express; over at most 8 positions it computes what full attention "
+     "does: --set context=8"),
+])
+def test_what_a_spec_cannot_express_is_refused_before_the_weights_load(tmp_path, kind, config,
+                                                                       message):
+    """Llama 3.1's scaled rotary embedding and Mistral v0.1's sliding window change only the
+    slow pairs and the long sequences, which a short comparison might miss: the config says."""
+    from archdsl.backends.weights import WeightsError
+
+    saved_llama(tmp_path, kind, num_key_value_heads=2, **config)
+    with pytest.raises(WeightsError) as error:
+        load_huggingface(small(2).build(), str(tmp_path), small(2).input_shape)
+    assert str(error.value) == message
+    # within the window, the same function: the weights load
+    if kind == "Mistral":
+        net = small(2, context=8)
+        assert load_huggingface(net.build(), str(tmp_path), net.input_shape).difference <= 1e-6

@@ -350,6 +350,25 @@ def _config_text(reference) -> str:
     return f" (its config.json: {', '.join(sizes)})" if sizes else ""
 
 
+def _unexpressed(config, context: int) -> str | None:
+    """What the model's config asks for that a spec cannot express, though the weights would
+    fit and a short comparison might not show it: a rotary embedding scaled for long
+    contexts (Llama 3.1's `rope_scaling`) changes only the slowest-turning pairs, and a
+    sliding window (Mistral 7B v0.1's) only sequences longer than it."""
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
+    kind = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) \
+        else "default"
+    if kind != "default":
+        return (f"scales its rotary embedding (`{kind}`, in its config.json), which archdsl's "
+                f"`attention(rope=θ)` does not express: only the plain rotary embedding is")
+    window = getattr(config, "sliding_window", None)
+    if window and getattr(config, "use_sliding_window", True) and window < context:
+        return (f"attends within a sliding window of {window:,} positions, which archdsl's "
+                f"attention does not express; over at most {window:,} positions it computes "
+                f"what full attention does: --set context={window}")
+    return None
+
+
 def load_huggingface(model, source: str, input_shape) -> Transfer:
     """Copy a Hugging Face causal language model's weights (`huggingface_model`) into an
     archdsl model, in order, and check that both compute the same function: their scores on
@@ -359,6 +378,9 @@ def load_huggingface(model, source: str, input_shape) -> Transfer:
     import torch
 
     reference = huggingface_model(source)
+    unexpressed = _unexpressed(reference.config, input_shape[0])
+    if unexpressed:
+        raise WeightsError(f"{type(reference).__name__} {unexpressed}")
     try:
         transfer = copy_state(model, huggingface_state(reference))
     except WeightsError as error:
