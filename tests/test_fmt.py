@@ -67,6 +67,20 @@ def test_the_new_constructs_format():
         "    repeat 2 as i:\n        output p{ i+3 }: from meta linear(8, tied=wte)\n")
 
 
+def test_variants_continued_over_lines_stay_together():
+    """A variant whose arguments go on over lines (inside brackets) is not a body: the next
+    variant follows it without a blank line; and a blank line that formatting adds before a
+    definition after a body moves what follows, the layout word of an input included, without
+    changing what the spec means (both were bugs: an internal error on specs/llama.arch)."""
+    text = ("network n(c, d=2):\n    input 16x4 seq\n    linear(c)\n"
+            "network a = n(8,\n              d=3)\nnetwork b = n(4)\n"
+            "network m:\n    input 8x8 seq\n    identity\n")
+    assert format_text(text) == (
+        "network n(c, d=2):\n    input 16x4 seq\n    linear(c)\n\n"
+        "network a = n(8,\n              d=3)\nnetwork b = n(4)\n"
+        "network m:\n    input 8x8 seq\n    identity\n")
+
+
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_idempotent_and_comment_preserving_over_the_zoo(path):
     text = path.read_text()

@@ -124,6 +124,7 @@ def format_text(text: str, path: str = "<string>") -> str:
     depth = 0
     out: list[str] = []
     pending_comments: list[tuple[int, str]] = []
+    in_body = False  # whether the last statement written was indented (the end of a body)
     for raw in lines:
         stripped = raw.strip()
         if depth > 0:  # continued inside brackets: keep its indentation
@@ -146,8 +147,9 @@ def format_text(text: str, path: str = "<string>") -> str:
         level = len(widths) - 1
         _flush(out, pending_comments, widths, level)
         body, depth = format_line(stripped, 0)
-        if level == 0 and _ends_body(out):
+        if level == 0 and in_body:
             _blank_before(out)  # what follows a body starts after one blank line
+        in_body = level > 0  # lines continued inside brackets (above) leave it as it is
         out.append("    " * level + body)
     _flush(out, pending_comments, widths, 0)
     result = "\n".join(_squeeze_blank(out)).strip("\n") + "\n"
@@ -169,13 +171,6 @@ def _comment(comment: str) -> str:
     if len(comment) > 1 and comment[1] not in " #!:":
         return "# " + comment[1:]
     return comment
-
-
-def _ends_body(out: list[str]) -> bool:
-    for line in reversed(out):
-        if line.strip():
-            return line.startswith(" ")
-    return False
 
 
 def _blank_before(out: list[str]) -> None:
@@ -215,7 +210,7 @@ def _shape(node):
     if is_dataclass(node):
         return (type(node).__name__,) + tuple(
             _shape(getattr(node, f.name)) for f in fields(node)
-            if f.name not in ("span", "name_span", "layer_span", "base_span"))
+            if f.name != "span" and not f.name.endswith("_span"))
     if isinstance(node, Source):
         return None
     return node
