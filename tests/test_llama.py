@@ -15,7 +15,8 @@ from oracle import check_against_torch
 transformers = pytest.importorskip("transformers")
 
 # The sizes of the models' config.json files on the Hugging Face Hub (meta-llama/Llama-2-7b-hf,
-# -13b-hf, -70b-hf; meta-llama/Meta-Llama-3-8B; mistralai/Mistral-7B-v0.3; Qwen/Qwen2.5-0.5B;
+# -13b-hf, -70b-hf; meta-llama/Meta-Llama-3-8B, Llama-3.1-8B, Llama-3.2-1B, Llama-3.2-3B;
+# mistralai/Mistral-7B-v0.3; Qwen/Qwen2.5-0.5B;
 # TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T; HuggingFaceTB/SmolLM-135M), each with
 # the transformers class that builds it; the configs' defaults hold the rest (RMS norm, SiLU,
 # no biases but Qwen's on q, k and v). The spec computes the MLP's width from Meta's rule
@@ -33,6 +34,18 @@ CONFIGS = {
     "llama3_8b": ("Llama", dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                                 num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
                                 max_position_embeddings=8192)),
+    "llama3_1_8b": ("Llama", dict(hidden_size=4096, intermediate_size=14336,
+                                  num_hidden_layers=32, num_attention_heads=32,
+                                  num_key_value_heads=8, vocab_size=128256,
+                                  max_position_embeddings=131072)),
+    "llama3_2_1b": ("Llama", dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                                  num_attention_heads=32, num_key_value_heads=8,
+                                  vocab_size=128256, max_position_embeddings=131072,
+                                  tie_word_embeddings=True)),
+    "llama3_2_3b": ("Llama", dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28,
+                                  num_attention_heads=24, num_key_value_heads=8,
+                                  vocab_size=128256, max_position_embeddings=131072,
+                                  tie_word_embeddings=True)),
     "mistral_7b": ("Mistral", dict(hidden_size=4096, intermediate_size=14336,
                                    num_hidden_layers=32, num_attention_heads=32,
                                    num_key_value_heads=8, vocab_size=32768,
@@ -100,15 +113,23 @@ def small(kv_heads=None, tied=False, **changes):
 # (kind, key/value heads, tied, the spec's other arguments, and the config's)
 FAMILY = [("Llama", 4, False, {}, {}), ("Llama", 2, False, {}, {}), ("Llama", 1, True, {}, {}),
           ("Mistral", 2, False, {}, {}),
+          # Llama 3.1's scaled rotary embedding, its original context 4 positions: at 16 the
+          # slow pairs turn differently
+          ("Llama", 2, True, dict(theta=500000.0, rope_scaling=[8, 1, 4, 4]),
+           dict(rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0,
+                                     low_freq_factor=1.0, high_freq_factor=4.0,
+                                     original_max_position_embeddings=4))),
           ("Qwen2", 2, True, dict(qkv_bias=True, eps=1e-6, theta=1e6),
            dict(rms_norm_eps=1e-6, rope_theta=1e6))]
 
 
 @pytest.mark.parametrize("kind,kv_heads,tied,args,config", FAMILY,
-                         ids=["multi-head", "grouped", "multi-query-tied", "mistral", "qwen2"])
+                         ids=["multi-head", "grouped", "multi-query-tied", "mistral",
+                              "llama3.1-scaled", "qwen2"])
 def test_the_spec_equals_hugging_face(tmp_path, kind, kv_heads, tied, args, config):
     """Multi-head, grouped-query and multi-query attention, separate and tied output layers,
-    Mistral's model and Qwen2's (biases on q, k and v): the same scores as transformers' at
+    Mistral's model, Llama 3.1's scaled rotary embedding and Qwen2's (biases on q, k and v):
+    the same scores as transformers' at
     the context and shorter, within 1e-6 (the zoo holds torchvision's models to 1e-5; here
     they agree to the bit on this machine). Not in float64: Hugging Face's RMS norm computes
     in float32 whatever the model's dtype."""
@@ -126,18 +147,31 @@ def test_the_spec_equals_hugging_face(tmp_path, kind, kv_heads, tied, args, conf
             assert (model(ids) - reference(ids).logits).abs().max() <= 1e-6
 
 
-def test_another_rotary_base_is_refused_with_the_difference(tmp_path):
+def test_another_rotary_embedding_or_size_is_refused_with_what_differs(tmp_path):
+    """Another base or scaling is refused from the config (over a few positions the slow
+    pairs barely turn, so the scores alone might not show it); another activation by the
+    scores; other sizes by the first tensor that differs, with the config's sizes."""
     from archdsl.backends.weights import WeightsError
 
     saved_llama(tmp_path, num_key_value_heads=2)
-    with pytest.raises(WeightsError, match=r"scores differ from Hugging Face's by up to .*"
-                                           r"LlamaForCausalLM .*a rotary embedding's base"):
+    with pytest.raises(WeightsError, match=r"^LlamaForCausalLM turns its queries and keys with "
+                                           r"θ = 10000 \(its config.json\), the spec's "
+                                           r"attention with θ = 500$"):
         load_huggingface(small(2, theta=500.0).build(), str(tmp_path), small(2).input_shape)
+    with pytest.raises(WeightsError, match=r"with θ = 10000 \(its config.json\), the spec's "
+                                           r"attention with θ = 10000 and Llama 3.1's scaling "
+                                           r"\[8, 1, 4, 8192\]$"):
+        net = small(2, rope_scaling=[8, 1, 4, 8192])
+        load_huggingface(net.build(), str(tmp_path), net.input_shape)
     with pytest.raises(WeightsError, match=r"archdsl `layers.0.add1.1.self_attn.attention."
                                            r"in_proj_weight` is 192x64, the source's `model."
                                            r"layers.0.self_attn.in_proj_weight` is 128x64 .*"
                                            r"num_key_value_heads=2"):
         load_huggingface(small(4).build(), str(tmp_path), small(4).input_shape)
+    saved_llama(tmp_path / "gelu", num_key_value_heads=2, hidden_act="gelu")
+    with pytest.raises(WeightsError, match=r"scores differ from Hugging Face's by up to .*"
+                                           r"LlamaForCausalLM"):
+        load_huggingface(small(2).build(), str(tmp_path / "gelu"), small(2).input_shape)
 
 
 def test_small_llamas_against_torch():
@@ -197,11 +231,11 @@ def test_a_small_llama_trains_on_text(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind,config,message", [
-    ("Llama", dict(rope_parameters=dict(rope_type="llama3", rope_theta=10000.0, factor=8.0,
-                                        low_freq_factor=1.0, high_freq_factor=4.0,
+    ("Llama", dict(rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
                                         original_max_position_embeddings=8)),
-     "LlamaForCausalLM scales its rotary embedding (`llama3`, in its config.json), which "
-     "archdsl's `attention(rope=θ)` does not express: only the plain rotary embedding is"),
+     "LlamaForCausalLM scales its rotary embedding (`yarn`, in its config.json), which "
+     "archdsl's `attention` does not express: only the plain rotary embedding and Llama "
+     "3.1's scaling (`rope_scaling`) are"),
     ("Mistral", dict(sliding_window=8),
      "MistralForCausalLM attends within a sliding window of 8 positions, which archdsl's "
      "attention does not express; over at most 8 positions it computes what full attention "
@@ -209,8 +243,8 @@ def test_a_small_llama_trains_on_text(tmp_path, capsys):
 ])
 def test_what_a_spec_cannot_express_is_refused_before_the_weights_load(tmp_path, kind, config,
                                                                        message):
-    """Llama 3.1's scaled rotary embedding and Mistral v0.1's sliding window change only the
-    slow pairs and the long sequences, which a short comparison might miss: the config says."""
+    """YaRN's scaled rotary embedding and Mistral v0.1's sliding window change only the slow
+    pairs and the long sequences, which a short comparison might miss: the config says."""
     from archdsl.backends.weights import WeightsError
 
     saved_llama(tmp_path, kind, num_key_value_heads=2, **config)
@@ -221,3 +255,26 @@ def test_what_a_spec_cannot_express_is_refused_before_the_weights_load(tmp_path,
     if kind == "Mistral":
         net = small(2, context=8)
         assert load_huggingface(net.build(), str(tmp_path), net.input_shape).difference <= 1e-6
+
+
+def test_llama3_scaling_turns_each_pair_at_hugging_faces_rate():
+    """At Llama 3.1's sizes (θ = 500,000, heads of 128, [8, 1, 4, 8192]) every pair turns at
+    the rate transformers computes: the 35 slowest 8 times slower, the 6 between blended, the
+    fast ones as before — read back from the angle of one step."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from archdsl.backends.torch_modules import SelfAttention
+
+    config = transformers.LlamaConfig(
+        hidden_size=4096, num_attention_heads=32, max_position_embeddings=131072,
+        rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0,
+                             low_freq_factor=1.0, high_freq_factor=4.0,
+                             original_max_position_embeddings=8192))
+    expected, _ = ROPE_INIT_FUNCTIONS["llama3"](config, "cpu")
+    x = torch.zeros(1, 1, 2, 128)
+    x[..., :64] = 1.0  # each pair at angle 0, turned by one position
+    turned = SelfAttention.rotate(x, 0, 500000.0, (8.0, 1.0, 4.0, 8192.0))[0, 0, 1]
+    assert (torch.atan2(turned[64:], turned[:64]) - expected).abs().max() <= 1e-6
+    plain = 1.0 / 500000.0 ** (torch.arange(0, 128, 2).float() / 128)
+    assert int((expected < plain / 7.99).sum()) == 29
+    assert int(((expected < plain * 0.999) & (expected > plain / 7.99)).sum()) == 6

@@ -139,13 +139,14 @@ class SelfAttention(nn.Module):
     projection has a bias, where it differs from the others' (`bias`)."""
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, causal=False, bias=True,
-                 kv_heads=None, rope=None, out_bias=None):
+                 kv_heads=None, rope=None, out_bias=None, rope_scaling=None):
         super().__init__()
         self.num_heads = num_heads
         self.kv_heads = kv_heads or num_heads
         self.dropout = dropout
         self.causal = causal
         self.rope = rope
+        self.rope_scaling = rope_scaling  # Llama 3.1's [factor, low, high, original context]
         kv_dim = embed_dim // num_heads * self.kv_heads
         self.split = (embed_dim, kv_dim, kv_dim)
         self.in_proj_weight = nn.Parameter(torch.empty(embed_dim + 2 * kv_dim, embed_dim))
@@ -168,7 +169,8 @@ class SelfAttention(nn.Module):
         v = v.view(n, length, self.kv_heads, size).transpose(1, 2)
         start = self.cache[0].shape[2] if self.cache else 0  # positions read before
         if self.rope is not None:
-            q, k = self.rotate(q, start, self.rope), self.rotate(k, start, self.rope)
+            q = self.rotate(q, start, self.rope, self.rope_scaling)
+            k = self.rotate(k, start, self.rope, self.rope_scaling)
         causal = self.causal
         if self.cache is not None:
             if self.cache:  # new positions after the cached ones: one at a time, which sees all
@@ -191,14 +193,24 @@ class SelfAttention(nn.Module):
                 + (f", rope={self.rope}" if self.rope is not None else ""))
 
     @staticmethod
-    def rotate(x, start, base):
+    def rotate(x, start, base, scaling=None):
         """The rotary position embedding (Su et al. 2021) of queries or keys x (N, heads, L,
         size) at positions start, start + 1, ...: the i-th number of each head's first half
         and the i-th of its second half turn together by position / base^(2i/size) — Hugging
         Face's Llama layout, computed as it computes it (angles in float32) so that its
-        weights give its outputs."""
+        weights give its outputs. `scaling`: Llama 3.1's [factor, low_freq_factor,
+        high_freq_factor, original context] — pairs whose wavelength is beyond the original
+        context / low turn `factor` times slower, those below context / high as before, and
+        those between by a blend."""
         size, length = x.shape[-1], x.shape[-2]
         rate = 1.0 / base ** (torch.arange(0, size, 2, device=x.device).float() / size)
+        if scaling is not None:
+            factor, low, high, context = scaling
+            wavelength = 2 * torch.pi / rate
+            slow = torch.where(wavelength > context / low, rate / factor, rate)
+            blend = (context / wavelength - low) / (high - low)
+            between = (wavelength >= context / high) & (wavelength <= context / low)
+            rate = torch.where(between, (1 - blend) * slow / factor + blend * slow, slow)
         positions = torch.arange(start, start + length, device=x.device).float()
         angles = torch.outer(positions, rate).repeat(1, 2)
         first, second = x.chunk(2, -1)

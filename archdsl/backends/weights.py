@@ -350,23 +350,45 @@ def _config_text(reference) -> str:
     return f" (its config.json: {', '.join(sizes)})" if sizes else ""
 
 
-def _unexpressed(config, context: int) -> str | None:
-    """What the model's config asks for that a spec cannot express, though the weights would
-    fit and a short comparison might not show it: a rotary embedding scaled for long
-    contexts (Llama 3.1's `rope_scaling`) changes only the slowest-turning pairs, and a
-    sliding window (Mistral 7B v0.1's) only sequences longer than it."""
+def _unexpressed(model, config, context: int) -> str | None:
+    """What the model's config asks for that the spec does not compute, though the weights
+    would fit and a short comparison might not show it: another rotary embedding (a base or
+    a scaling for long contexts changes mostly the slowest-turning pairs, which barely turn
+    over a few positions), a scaling archdsl does not express, and a sliding window (Mistral
+    7B v0.1's), which changes only sequences longer than it."""
+    from .torch_modules import SelfAttention
+
     rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
-    kind = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) \
-        else "default"
-    if kind != "default":
+    rope = rope if isinstance(rope, dict) else {}
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    if kind not in ("default", "llama3"):
         return (f"scales its rotary embedding (`{kind}`, in its config.json), which archdsl's "
-                f"`attention(rope=θ)` does not express: only the plain rotary embedding is")
+                f"`attention` does not express: only the plain rotary embedding and Llama "
+                f"3.1's scaling (`rope_scaling`) are")
+    theirs = (rope.get("rope_theta", getattr(config, "rope_theta", None)), None)
+    if kind == "llama3":
+        theirs = (theirs[0], tuple(float(rope[key]) for key in (
+            "factor", "low_freq_factor", "high_freq_factor",
+            "original_max_position_embeddings")))
+    for module in model.modules():
+        if isinstance(module, SelfAttention) and module.rope is not None:
+            ours = (module.rope, tuple(module.rope_scaling) if module.rope_scaling else None)
+            if theirs[0] is not None and ours != (float(theirs[0]), theirs[1]):
+                return (f"turns its queries and keys with {_rotary_text(*theirs)} (its "
+                        f"config.json), the spec's attention with {_rotary_text(*ours)}")
     window = getattr(config, "sliding_window", None)
     if window and getattr(config, "use_sliding_window", True) and window < context:
         return (f"attends within a sliding window of {window:,} positions, which archdsl's "
                 f"attention does not express; over at most {window:,} positions it computes "
                 f"what full attention does: --set context={window}")
     return None
+
+
+def _rotary_text(theta: float, scaling) -> str:
+    text = f"θ = {float(theta):g}"
+    if scaling:
+        text += f" and Llama 3.1's scaling [{', '.join(f'{v:g}' for v in scaling)}]"
+    return text
 
 
 def load_huggingface(model, source: str, input_shape) -> Transfer:
@@ -378,7 +400,7 @@ def load_huggingface(model, source: str, input_shape) -> Transfer:
     import torch
 
     reference = huggingface_model(source)
-    unexpressed = _unexpressed(reference.config, input_shape[0])
+    unexpressed = _unexpressed(model, reference.config, input_shape[0])
     if unexpressed:
         raise WeightsError(f"{type(reference).__name__} {unexpressed}")
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..shapes import GRID, SEQ, TOKENS, Shape
 from .registry import LayerKind, Params, Param, ShapeError, TorchModule, register
 from .linear import TIED
-from .types import Bool, Float, Int, Optional
+from .types import Bool, Float, Int, Numbers, Optional
 
 
 @register
@@ -23,7 +23,8 @@ class Attention(LayerKind):
            "al. 2023; one: multi-query, Shazeer 2019), so k and v are kv_heads·D/heads wide. "
            "`rope=θ` turns the queries and keys by their position (rotary position "
            "embedding, Su et al. 2021, in Hugging Face's Llama layout: the two halves of each "
-           "head; Llama: θ = 10000). MACs: the q, k, v and output projections (2·L·D² + "
+           "head; Llama: θ = 10000), and `rope_scaling` turns the slowest pairs slower for "
+           "long contexts as Llama 3.1 does. MACs: the q, k, v and output projections (2·L·D² + "
            "2·L·D·Dkv) and the QKᵀ and AV products (2·L²·D), as fvcore counts them.")
     params = (
         Param("heads", Int(1), doc="attention heads; must divide the width D"),
@@ -37,6 +38,10 @@ class Attention(LayerKind):
               "key and value heads, dividing `heads` (grouped-query); `none`: as many as heads"),
         Param("rope", Optional(Float(0.0, low_inclusive=False)), None,
               "rotary position embedding with this base θ (Llama: 10000); `none`: no rotation"),
+        Param("rope_scaling", Optional(Numbers("factor", "low", "high", "context")), None,
+              "Llama 3.1's slower turning of the slow pairs for long contexts: [factor, "
+              "low_freq_factor, high_freq_factor, original context] (Llama 3.1: [8, 1, 4, "
+              "8192]); `none`: none"),
     )
     accepts = (SEQ,)
     output_disposable = True
@@ -87,6 +92,16 @@ class Attention(LayerKind):
                              f"head is {x[1] // a['heads']} wide (D {x[1]} / {a['heads']} "
                              f"heads), an odd number", arg="rope", code="E0304",
                              help="give the heads an even width, or leave `rope` out")
+        scaling = a["rope_scaling"]
+        if scaling is not None and a["rope"] is None:
+            raise ShapeError("`rope_scaling` scales a rotary position embedding, and this "
+                             "attention has none", arg="rope_scaling", code="E0304",
+                             help="give it one with `rope=θ` (Llama 3.1: rope=500000)")
+        if scaling is not None and scaling[2] <= scaling[1]:
+            raise ShapeError(f"the high frequency factor ({scaling[2]:g}) must be above the "
+                             f"low one ({scaling[1]:g}): the pairs between them are scaled "
+                             f"gradually", arg="rope_scaling", code="E0304",
+                             help="Llama 3.1's: [8, 1, 4, 8192]")
         return x
 
     def params_count(self, a, x):
@@ -114,6 +129,8 @@ class Attention(LayerKind):
             extra["kv_heads"] = a["kv_heads"]
         if a["rope"] is not None:
             extra["rope"] = a["rope"]
+        if a["rope_scaling"] is not None:
+            extra["rope_scaling"] = list(a["rope_scaling"])
         if a["out_bias"] not in (None, a["bias"]):
             extra["out_bias"] = a["out_bias"]
         return TorchModule("archdsl.backends.torch_modules.SelfAttention", dict(

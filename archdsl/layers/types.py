@@ -243,6 +243,24 @@ class Pads4(ArgType):
         return _paddings(value, sides, 4, self.description)
 
 
+class Numbers(ArgType):
+    """A list of a fixed count of positive numbers, each with its meaning (`names`): Llama
+    3.1's rotary scaling `[8, 1, 4, 8192]`."""
+
+    def __init__(self, *names: str):
+        self.names = names
+        self.description = f"a list of {len(names)} positive numbers [{', '.join(names)}]"
+
+    def accept(self, value):
+        if not (isinstance(value, (list, tuple)) and len(value) == len(self.names)
+                and all(_is_int(v) or isinstance(v, float) for v in value)):
+            raise ArgumentError(f"expected {self.description}, got {describe_value(value)}")
+        if not all(math.isfinite(v) and v > 0 for v in value):
+            raise ArgumentError(f"expected {self.description}, got {describe_value(value)}",
+                                code="E0304")
+        return tuple(float(v) for v in value)
+
+
 class Choice(ArgType):
     def __init__(self, *choices: str):
         self.choices = choices
