@@ -297,8 +297,10 @@ def test_onnx_export_of_modern_networks(tmp_path, file, name, args):
 # sizes to run the .onnx at (the spec's first)
 DYNAMIC_ONNX = [("gpt.arch", "gpt", dict(depth=2, d=64, heads=4, context=16, vocab=100),
                  ["batch", "positions"], [(16,), (7,), (1,)]),
+                # and a sliding window (a mask made from the positions)
                 ("llama.arch", "llama", dict(depth=2, d=64, heads=4, kv_heads=2, context=16,
-                                             vocab=100), ["batch", "positions"], [(16,), (7,)]),
+                                             vocab=100, sliding_window=5),
+                 ["batch", "positions"], [(16,), (7,)]),
                 ("resnet.arch", "resnet18", {}, ["batch", 3, "height", "width"],
                  [(3, 224, 224), (3, 96, 128)]),
                 ("unet.arch", "unet", dict(c=8, depth=2, res=32), ["batch", 1, "height", "width"],

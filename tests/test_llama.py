@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 
 # The sizes of the models' config.json files on the Hugging Face Hub (meta-llama/Llama-2-7b-hf,
 # -13b-hf, -70b-hf; meta-llama/Meta-Llama-3-8B, Llama-3.1-8B, Llama-3.2-1B, Llama-3.2-3B;
-# mistralai/Mistral-7B-v0.3; Qwen/Qwen2.5-0.5B;
+# mistralai/Mistral-7B-v0.1, -v0.3; Qwen/Qwen2.5-0.5B;
 # TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T; HuggingFaceTB/SmolLM-135M), each with
 # the transformers class that builds it; the configs' defaults hold the rest (RMS norm, SiLU,
 # no biases but Qwen's on q, k and v). The spec computes the MLP's width from Meta's rule
@@ -46,6 +46,10 @@ CONFIGS = {
                                   num_attention_heads=24, num_key_value_heads=8,
                                   vocab_size=128256, max_position_embeddings=131072,
                                   tie_word_embeddings=True)),
+    "mistral_7b_v0_1": ("Mistral", dict(hidden_size=4096, intermediate_size=14336,
+                                        num_hidden_layers=32, num_attention_heads=32,
+                                        num_key_value_heads=8, vocab_size=32000,
+                                        max_position_embeddings=32768, sliding_window=4096)),
     "mistral_7b": ("Mistral", dict(hidden_size=4096, intermediate_size=14336,
                                    num_hidden_layers=32, num_attention_heads=32,
                                    num_key_value_heads=8, vocab_size=32768,
@@ -237,14 +241,14 @@ def test_a_small_llama_trains_on_text(tmp_path, capsys):
      "archdsl's `attention` does not express: only the plain rotary embedding and Llama "
      "3.1's scaling (`rope_scaling`) are"),
     ("Mistral", dict(sliding_window=8),
-     "MistralForCausalLM attends within a sliding window of 8 positions, which archdsl's "
-     "attention does not express; over at most 8 positions it computes what full attention "
-     "does: --set context=8"),
+     "MistralForCausalLM attends within a sliding window of 8 positions (its config.json), "
+     "the spec's attention to every earlier position over its 16 positions"),
 ])
 def test_what_a_spec_cannot_express_is_refused_before_the_weights_load(tmp_path, kind, config,
                                                                        message):
-    """YaRN's scaled rotary embedding and Mistral v0.1's sliding window change only the slow
-    pairs and the long sequences, which a short comparison might miss: the config says."""
+    """YaRN's scaled rotary embedding, and a sliding window the spec does not have, change
+    only the slow pairs and the long sequences, which a short comparison might miss: the
+    config says."""
     from archdsl.backends.weights import WeightsError
 
     saved_llama(tmp_path, kind, num_key_value_heads=2, **config)
@@ -255,6 +259,28 @@ def test_what_a_spec_cannot_express_is_refused_before_the_weights_load(tmp_path,
     if kind == "Mistral":
         net = small(2, context=8)
         assert load_huggingface(net.build(), str(tmp_path), net.input_shape).difference <= 1e-6
+
+
+def test_a_sliding_window_computes_and_writes_as_mistral(tmp_path):
+    """Mistral 7B v0.1's sliding window (here 4 positions over a context of 16): the same
+    scores as MistralForCausalLM at every length, and the same greedy continuation as its
+    generate with the cache and without."""
+    from archdsl.train.text import generate
+
+    reference = saved_llama(tmp_path, "Mistral", num_key_value_heads=2, sliding_window=4)
+    net = small(2, sliding_window=4)
+    model = net.build().eval()
+    assert load_huggingface(model, str(tmp_path), net.input_shape).difference <= 1e-6
+    with torch.no_grad():
+        for length in (16, 9, 3):
+            ids = torch.randint(0, 300, (2, length))
+            assert (model(ids) - reference(ids).logits).abs().max() <= 1e-6
+    prompt = torch.tensor([[5, 17, 42]])
+    expected = reference.generate(prompt, max_new_tokens=12, do_sample=False,
+                                  pad_token_id=0)[0].tolist()
+    for cached in (True, False):
+        assert generate(model, prompt[0].tolist(), 12, 16, 300, cached=cached,
+                        temperature=0) == expected
 
 
 def test_llama3_scaling_turns_each_pair_at_hugging_faces_rate():

@@ -136,10 +136,12 @@ class SelfAttention(nn.Module):
     `num_heads`, the keys and values have kv_heads heads, each shared by num_heads/kv_heads
     query heads (grouped-query attention); with `rope`, queries and keys are turned by their
     positions (rotary position embedding, base `rope`). `out_bias`: whether the output
-    projection has a bias, where it differs from the others' (`bias`)."""
+    projection has a bias, where it differs from the others' (`bias`). `sliding_window`:
+    each position attends to itself and the sliding_window - 1 before it (a mask)."""
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, causal=False, bias=True,
-                 kv_heads=None, rope=None, out_bias=None, rope_scaling=None):
+                 kv_heads=None, rope=None, out_bias=None, rope_scaling=None,
+                 sliding_window=None):
         super().__init__()
         self.num_heads = num_heads
         self.kv_heads = kv_heads or num_heads
@@ -147,6 +149,7 @@ class SelfAttention(nn.Module):
         self.causal = causal
         self.rope = rope
         self.rope_scaling = rope_scaling  # Llama 3.1's [factor, low, high, original context]
+        self.sliding_window = sliding_window  # causal: each position sees the latest ones
         kv_dim = embed_dim // num_heads * self.kv_heads
         self.split = (embed_dim, kv_dim, kv_dim)
         self.in_proj_weight = nn.Parameter(torch.empty(embed_dim + 2 * kv_dim, embed_dim))
@@ -182,15 +185,23 @@ class SelfAttention(nn.Module):
         if self.kv_heads != self.num_heads:  # each key/value head serves a group of queries
             group = self.num_heads // self.kv_heads
             k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+        mask = None
+        if self.sliding_window is not None:  # query i sees keys j with i - window < j <= i
+            queries = torch.arange(start, start + length, device=x.device)[:, None]
+            keys = torch.arange(k.shape[2], device=x.device)[None, :]
+            mask = (keys <= queries) & (keys > queries - self.sliding_window)
+            causal = False
         y = nn.functional.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal)
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=causal)
         return self.out_proj(y.transpose(1, 2).reshape(n, length, width))
 
     def extra_repr(self):
         return (f"heads={self.num_heads}" + (f", kv_heads={self.kv_heads}"
                                               if self.kv_heads != self.num_heads else "")
                 + f", dropout={self.dropout}, causal={self.causal}"
-                + (f", rope={self.rope}" if self.rope is not None else ""))
+                + (f", rope={self.rope}" if self.rope is not None else "")
+                + (f", sliding_window={self.sliding_window}" if self.sliding_window else ""))
 
     @staticmethod
     def rotate(x, start, base, scaling=None):

@@ -354,8 +354,9 @@ def _unexpressed(model, config, context: int) -> str | None:
     """What the model's config asks for that the spec does not compute, though the weights
     would fit and a short comparison might not show it: another rotary embedding (a base or
     a scaling for long contexts changes mostly the slowest-turning pairs, which barely turn
-    over a few positions), a scaling archdsl does not express, and a sliding window (Mistral
-    7B v0.1's), which changes only sequences longer than it."""
+    over a few positions), a scaling archdsl does not express, and another sliding window
+    (Mistral 7B v0.1's), which changes only sequences longer than it; a window that spans
+    the network's context is the same as none."""
     from .torch_modules import SelfAttention
 
     rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
@@ -370,18 +371,27 @@ def _unexpressed(model, config, context: int) -> str | None:
         theirs = (theirs[0], tuple(float(rope[key]) for key in (
             "factor", "low_freq_factor", "high_freq_factor",
             "original_max_position_embeddings")))
+    window = getattr(config, "sliding_window", None)
+    if not getattr(config, "use_sliding_window", True) or (window or context) >= context:
+        window = None  # none, or one that spans the network's whole context
     for module in model.modules():
-        if isinstance(module, SelfAttention) and module.rope is not None:
+        if not isinstance(module, SelfAttention):
+            continue
+        if module.rope is not None:
             ours = (module.rope, tuple(module.rope_scaling) if module.rope_scaling else None)
             if theirs[0] is not None and ours != (float(theirs[0]), theirs[1]):
                 return (f"turns its queries and keys with {_rotary_text(*theirs)} (its "
                         f"config.json), the spec's attention with {_rotary_text(*ours)}")
-    window = getattr(config, "sliding_window", None)
-    if window and getattr(config, "use_sliding_window", True) and window < context:
-        return (f"attends within a sliding window of {window:,} positions, which archdsl's "
-                f"attention does not express; over at most {window:,} positions it computes "
-                f"what full attention does: --set context={window}")
+        ours = module.sliding_window if (module.sliding_window or context) < context else None
+        if ours != window:
+            return (f"attends {_window_text(window)} (its config.json), the spec's attention "
+                    f"{_window_text(ours)} over its {context:,} positions")
     return None
+
+
+def _window_text(window: int | None) -> str:
+    return f"within a sliding window of {window:,} positions" if window else \
+        "to every earlier position"
 
 
 def _rotary_text(theta: float, scaling) -> str:

@@ -24,7 +24,9 @@ class Attention(LayerKind):
            "`rope=θ` turns the queries and keys by their position (rotary position "
            "embedding, Su et al. 2021, in Hugging Face's Llama layout: the two halves of each "
            "head; Llama: θ = 10000), and `rope_scaling` turns the slowest pairs slower for "
-           "long contexts as Llama 3.1 does. MACs: the q, k, v and output projections (2·L·D² + "
+           "long contexts as Llama 3.1 does. `sliding_window=N` (causal) lets each position "
+           "see only the N latest (Mistral 7B v0.1), through a mask: all L² scores are "
+           "computed and counted. MACs: the q, k, v and output projections (2·L·D² + "
            "2·L·D·Dkv) and the QKᵀ and AV products (2·L²·D), as fvcore counts them.")
     params = (
         Param("heads", Int(1), doc="attention heads; must divide the width D"),
@@ -38,6 +40,9 @@ class Attention(LayerKind):
               "key and value heads, dividing `heads` (grouped-query); `none`: as many as heads"),
         Param("rope", Optional(Float(0.0, low_inclusive=False)), None,
               "rotary position embedding with this base θ (Llama: 10000); `none`: no rotation"),
+        Param("sliding_window", Optional(Int(1)), None,
+              "with `causal`, each position attends only to itself and the window - 1 before "
+              "it (Mistral 7B v0.1: 4096); `none`: to all before it"),
         Param("rope_scaling", Optional(Numbers("factor", "low", "high", "context")), None,
               "Llama 3.1's slower turning of the slow pairs for long contexts: [factor, "
               "low_freq_factor, high_freq_factor, original context] (Llama 3.1: [8, 1, 4, "
@@ -92,6 +97,10 @@ class Attention(LayerKind):
                              f"head is {x[1] // a['heads']} wide (D {x[1]} / {a['heads']} "
                              f"heads), an odd number", arg="rope", code="E0304",
                              help="give the heads an even width, or leave `rope` out")
+        if a["sliding_window"] is not None and not a["causal"]:
+            raise ShapeError("a sliding window looks back from each position: it needs "
+                             "`causal=true`", arg="sliding_window", code="E0304",
+                             help="add causal=true, or leave `sliding_window` out")
         scaling = a["rope_scaling"]
         if scaling is not None and a["rope"] is None:
             raise ShapeError("`rope_scaling` scales a rotary position embedding, and this "
@@ -131,6 +140,8 @@ class Attention(LayerKind):
             extra["rope"] = a["rope"]
         if a["rope_scaling"] is not None:
             extra["rope_scaling"] = list(a["rope_scaling"])
+        if a["sliding_window"] is not None:
+            extra["sliding_window"] = a["sliding_window"]
         if a["out_bias"] not in (None, a["bias"]):
             extra["out_bias"] = a["out_bias"]
         return TorchModule("archdsl.backends.torch_modules.SelfAttention", dict(
@@ -139,9 +150,11 @@ class Attention(LayerKind):
 
     def describe(self, a):
         kv = a["kv_heads"]
+        window = f", window {a['sliding_window']}" if a["sliding_window"] is not None else ""
         return f"attention x{a['heads']}" + (f", {kv} kv" if kv not in (None, a["heads"])
                                              else "") \
-            + (", rotary" if a["rope"] is not None else "") + (", causal" if a["causal"] else "")
+            + (", rotary" if a["rope"] is not None else "") + (", causal" if a["causal"] else "") \
+            + window
 
 
 def _heads_divide(heads: int, width: int) -> None:
