@@ -37,3 +37,12 @@ def test_zoo_plot(capsys, tmp_path):
 ])
 def test_depth_is_the_papers_count_of_weight_layers(file, name, expected):
     assert depth(archdsl.load(SPECS / file).network(name).graph) == expected
+
+
+def test_counts_read_in_thousands_up_to_peta():
+    """Llama 3.1's 131,072 positions cost 5.5 peta multiply-adds: not `5487.25 T`."""
+    from archdsl.report import human
+
+    assert [human(n) for n in (999, 1_500, 2_720_000_000, 31_460_000_000_000,
+                               5_487_250_217_369_600)] == \
+        ["999", "1.50 K", "2.72 G", "31.46 T", "5.49 P"]
