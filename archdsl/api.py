@@ -371,7 +371,7 @@ class SavedModel:
                  top_k: int | None = None, seed: int = 0, device="cpu") -> str:
         """A trained language model's continuation of `prompt`: the prompt and `length`
         tokens drawn after it (characters, or its Hugging Face tokenizer's tokens:
-        train/text.py). Raises archdsl.PredictError for a model that is no language model, or
+        train/text.py), fewer where the model ends its text (its end-of-text token). Raises archdsl.PredictError for a model that is no language model, or
         a prompt with characters it never trained on."""
         from .train.data import DataError
         from .train.predict import PredictError
@@ -395,7 +395,7 @@ class SavedModel:
             model, ids, length, self.network.input_shape[0], len(vocabulary),
             padded=reads_whole_context(self.network), cached=decodes_with_cache(self.network),
             temperature=temperature, top_k=top_k,
-            seed=seed, device=device))
+            seed=seed, device=device, stop=self.preprocess.stop))
 
 
 def _torch_device(name):

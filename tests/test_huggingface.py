@@ -145,6 +145,12 @@ def test_a_tokenizer_record_is_checked_and_kept(monkeypatch):
     for damaged in (7, "not json", ""):
         with pytest.raises(ValueError, match="must be a tokenizer's JSON text"):
             Preprocess.from_dict({**record.to_dict(), "tokenizer": damaged})
+    # the ids that end a text (Llama 3's are three)
+    ending = Preprocess.of_tokenizer('{"version": "1.0"}', (16,), "x", (128001, 128009))
+    assert Preprocess.from_dict(ending.to_dict()).stop == (128001, 128009)
+    for damaged in (7, [-1], ["2"], [2.0], list(range(65))):
+        with pytest.raises(ValueError, match="must be a list of at most 64 token ids"):
+            Preprocess.from_dict({**ending.to_dict(), "stop": damaged})
     # a record longer than any tokenizer is damage, refused before it is parsed
     monkeypatch.setattr(archdsl.train.preprocess, "MAX_TOKENIZER_CHARACTERS", 10)
     with pytest.raises(ValueError, match="must be a tokenizer's JSON text"):

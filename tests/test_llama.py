@@ -304,3 +304,63 @@ def test_llama3_scaling_turns_each_pair_at_hugging_faces_rate():
     plain = 1.0 / 500000.0 ** (torch.arange(0, 128, 2).float() / 128)
     assert int((expected < plain / 7.99).sum()) == 29
     assert int(((expected < plain * 0.999) & (expected > plain / 7.99)).sum()) == 6
+
+
+def saved_llama_tokenizer(folder):
+    """A tokenizer laid out as Llama's tokenizer.json is (tokenizers): spaces as ▁ before
+    BPE, <s> put before every text, the ▁ read back as spaces; trained here on a line of
+    English and Korean."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
+                                                 normalizers.Replace(" ", "▁")])
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.Fuse(),
+                                           decoders.Strip(" ", 1, 0)])
+    tokenizer.train_from_iterator(
+        ["the quick brown fox jumps over the lazy dog 신경망"] * 50,
+        trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"]))
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tokenizer.token_to_id("<s>"))])
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>",
+                                                eos_token="</s>", unk_token="<unk>")
+    fast.save_pretrained(folder)
+    return fast
+
+
+def test_generate_reads_as_llamas_tokenizer_and_stops_at_the_end_of_text(tmp_path, capsys):
+    """A Llama-style tokenizer puts <s> before the prompt (the model was trained so), and
+    the text ends at the model's end-of-text token (its eos_token_id), as transformers'
+    generate does: from `archdsl generate`, the saved model and the exported .py."""
+    folder = tmp_path / "hf"
+    tokenizer = saved_llama_tokenizer(folder)
+    reference = saved_llama(folder, num_key_value_heads=2, vocab_size=len(tokenizer),
+                            bos_token_id=1, eos_token_id=2)
+    prompt = "the quick"
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    assert ids[0, 0] == 1  # <s>
+    # the end of text: a token the model writes third or later, for the first time, as it
+    # writes without one
+    written = reference.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0,
+                                 eos_token_id=None)[0, ids.shape[1]:].tolist()
+    end = next(t for i, t in enumerate(written[:-1]) if i >= 2 and t not in written[:i])
+    reference.config.eos_token_id = reference.generation_config.eos_token_id = end
+    reference.save_pretrained(folder)
+    expected = tokenizer.decode(reference.generate(ids, max_new_tokens=8, do_sample=False,
+                                                   pad_token_id=0)[0], skip_special_tokens=True)
+    assert expected.startswith(prompt) and len(reference.generate(
+        ids, max_new_tokens=8, do_sample=False, pad_token_id=0)[0]) < ids.shape[1] + 8
+    command = ["compile", str(SPECS / "llama.arch"), "llama"]
+    for key, value in dict(depth=2, d=64, heads=4, kv_heads=2, context=16,
+                           vocab=len(tokenizer), multiple=32).items():
+        command += ["--set", f"{key}={value}"]
+    assert main([*command, "--weights", f"huggingface:{folder}",
+                 "-o", str(tmp_path / "llama.pt")]) == 0
+    capsys.readouterr()
+    saved = archdsl.load(tmp_path / "llama.pt")
+    assert saved.preprocess.stop == (end,)
+    assert main(["generate", str(tmp_path / "llama.pt"), "--prompt", prompt,
+                 "--temperature", "0", "--length", "8"]) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    assert saved.generate(prompt, 8, temperature=0) == expected
+    assert exported_generate(tmp_path / "llama.pt", "Llama", prompt, 8) == expected

@@ -264,16 +264,18 @@ def text_source(p, padded: bool, cached: bool = False) -> str:
     if p.tokenizer:
         vocabulary = ["# The Hugging Face tokenizer this language model reads text with"
                       + (f" ({p.data})" if p.data else "") + " (pip install tokenizers).",
-                      f"TOKENIZER_JSON = {p.tokenizer!r}"]
+                      f"TOKENIZER_JSON = {p.tokenizer!r}",
+                      f"STOP = {tuple(p.stop)!r}  # the token ids that end a text"]
         size, unit = "TOKENIZER.get_vocab_size()", "tokens"
         read = ["    from tokenizers import Tokenizer",
                 "    TOKENIZER = Tokenizer.from_str(TOKENIZER_JSON)",
-                "    ids = TOKENIZER.encode(prompt, add_special_tokens=False).ids"]
-        text = "    return TOKENIZER.decode(ids, skip_special_tokens=False)"
+                "    ids = TOKENIZER.encode(prompt).ids"]
+        text = "    return TOKENIZER.decode(ids)"
     else:
         vocabulary = ["# The characters of the text `archdsl train` trained this language "
                       "model on" + (f" ({p.data})" if p.data else "") + ", by token id.",
-                      f"VOCABULARY = {list(p.classes)!r}"]
+                      f"VOCABULARY = {list(p.classes)!r}",
+                      "STOP = ()  # no character ends a text"]
         size, unit = "len(VOCABULARY)", "characters"
         read = ["    index = {c: i for i, c in enumerate(VOCABULARY)}",
                 "    ids = [index[c] for c in prompt]  # a KeyError names a character never "
@@ -327,8 +329,9 @@ def text_source(p, padded: bool, cached: bool = False) -> str:
         f"CONTEXT = {context}  # the positions the network reads", "", "",
         "@torch.no_grad()",
         "def generate(model, prompt, length=500, temperature=0.8, top_k=None, seed=0):",
-        f'    """The prompt and `length` {unit} drawn after it, each from the scores at the',
-        "    last position (divided by `temperature`; 0: the most likely one). A prompt shorter",
+        f'    """The prompt and up to `length` {unit} drawn after it (a token of STOP ends it),',
+        "    each from the scores at the last position (divided by `temperature`; 0: the most",
+        "    likely one). A prompt shorter",
         *how,
         *read,
         "    generator = torch.Generator().manual_seed(seed)",
@@ -341,12 +344,14 @@ def text_source(p, padded: bool, cached: bool = False) -> str:
 _DRAW = [
     "        if temperature == 0:",
     "            ids.append(int(scores.argmax()))",
-    "            continue",
-    "        scores = scores / temperature",
-    "        if top_k is not None and top_k < len(scores):",
-    "            scores = scores.masked_fill(scores < scores.topk(top_k).values[-1], "
+    "        else:",
+    "            scores = scores / temperature",
+    "            if top_k is not None and top_k < len(scores):",
+    "                scores = scores.masked_fill(scores < scores.topk(top_k).values[-1], "
     "float(\"-inf\"))",
-    "        ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))"]
+    "            ids.append(int(torch.multinomial(scores.softmax(-1), 1, generator=generator)))",
+    "        if ids[-1] in STOP:  # the model ended its text",
+    "            break"]
 
 
 TEXT_MAIN = "\n".join([

@@ -291,6 +291,30 @@ def huggingface_tokenizer(source: str) -> str | None:
     return reader.to_str() if reader.get_vocab_size() > 1 else None
 
 
+def huggingface_stop(source: str) -> tuple[int, ...]:
+    """The token ids that end a text for a Hugging Face model (`huggingface_model`'s source):
+    its generation_config.json's eos_token_id, else its config.json's (one id, or several:
+    Llama 3's); () where it states none."""
+    from pathlib import Path
+
+    where = str(Path(source).expanduser()) if _local(source) else source
+    transformers = _transformers()
+    # a Hub model's files are in transformers' cache by now (its weights or tokenizer were
+    # read): look there first, so that an offline machine does not wait on the network
+    for cached_only in (True, False):
+        for config in (transformers.GenerationConfig, transformers.AutoConfig):
+            try:
+                eos = config.from_pretrained(where, local_files_only=cached_only).eos_token_id
+            except Exception:  # no such file: the next one
+                continue
+            if eos is not None:
+                return tuple(int(i) for i in (eos if isinstance(eos, (list, tuple))
+                                              else [eos]))
+        if _local(source):
+            break
+    return ()
+
+
 def _local(source: str) -> bool:
     """Whether `source` names a folder (or a file) here, not a model on the Hub."""
     from pathlib import Path

@@ -461,7 +461,7 @@ def run_generate(args) -> int:
     generate(model, ids, args.length, net.input_shape[0], len(vocabulary),
              padded=reads_whole_context(net), cached=decodes_with_cache(net),
              temperature=args.temperature, top_k=args.top_k, seed=args.seed, device=device,
-             on_token=show)
+             on_token=show, stop=preprocess.stop)
     sys.stdout.write(streamed.rest() + "\n")
     return 0
 

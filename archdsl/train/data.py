@@ -120,7 +120,7 @@ def trained_classes(state: dict | None, task: str, data: str) -> list | None:
     if task == "lm" and "tokenizer" in state.get("preprocess", {}):  # a Hugging Face model's
         from .text import Tokenizer
 
-        return Tokenizer(state["preprocess"]["tokenizer"])
+        return Tokenizer(state["preprocess"]["tokenizer"], state["preprocess"].get("stop", ()))
     return state.get("preprocess", {}).get("classes")
 
 

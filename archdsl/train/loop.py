@@ -286,13 +286,15 @@ def initialise(model, source: str, option: str = "--init", net=None, input_shape
 
 def huggingface_record(source: str, input_shape) -> Preprocess | None:
     """The record of a Hugging Face model's tokenizer (`source`: huggingface:NAME|FOLDER),
-    for reading text with it as the model does; None where transformers is not installed
+    for reading text with it as the model does, and of the ids that end its texts; None where transformers is not installed
     (`initialise` says so) or the model has no tokenizer the `tokenizers` package reads."""
-    from ..backends.weights import HUGGING_FACE, huggingface_tokenizer
+    from ..backends.weights import HUGGING_FACE, huggingface_stop, huggingface_tokenizer
     from ..extras import available
 
-    tokenizer = available("transformers") and huggingface_tokenizer(source[len(HUGGING_FACE):])
-    return Preprocess.of_tokenizer(tokenizer, input_shape, source) if tokenizer else None
+    name = source[len(HUGGING_FACE):]
+    tokenizer = available("transformers") and huggingface_tokenizer(name)
+    return Preprocess.of_tokenizer(tokenizer, input_shape, source, huggingface_stop(name)) \
+        if tokenizer else None
 
 
 def _init_state(config: TrainConfig) -> dict | None:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 KEY = "preprocess"  # in checkpoints, and the ONNX metadata key `archdsl.preprocess`
 # GPT-2's tokenizer.json holds 1.4 million characters; a record far beyond that is damage
 MAX_TOKENIZER_CHARACTERS = 64 * 2**20
+MAX_STOP_IDS = 64  # Llama 3's end-of-text tokens are three
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,15 @@ class Preprocess:
     # a language model's Hugging Face tokenizer (its tokenizer.json), in place of `classes`'
     # characters: a model whose weights came from Hugging Face (train/text.py Tokenizer)
     tokenizer: str = ""
+    # the token ids that end a text (a Hugging Face model's eos_token_id): writing stops there
+    stop: tuple[int, ...] = ()
 
     @classmethod
-    def of_tokenizer(cls, tokenizer: str, input_shape, data: str) -> "Preprocess":
+    def of_tokenizer(cls, tokenizer: str, input_shape, data: str,
+                     stop=()) -> "Preprocess":
         """A language model's record that reads text through a Hugging Face tokenizer."""
-        return cls(0, (0, 0), (), (), tuple(input_shape), (), data, "lm", tokenizer)
+        return cls(0, (0, 0), (), (), tuple(input_shape), (), data, "lm", tokenizer,
+                   tuple(stop))
 
     @classmethod
     def of(cls, splits, input_shape, task: str = "classify") -> "Preprocess":
@@ -54,7 +59,8 @@ class Preprocess:
         if task == "lm":
             names = splits.train.class_names
             if hasattr(names, "json_text"):  # a Hugging Face tokenizer (train/text.py)
-                return cls.of_tokenizer(names.json_text, input_shape, splits.train.name)
+                return cls.of_tokenizer(names.json_text, input_shape, splits.train.name,
+                                        names.stop)
             return cls(0, (0, 0), (), (), tuple(input_shape), tuple(names),
                        splits.train.name, task)
         images = splits.train.images
@@ -69,6 +75,8 @@ class Preprocess:
                   "classes": list(self.classes), "data": self.data, "task": self.task}
         if self.tokenizer:
             record["tokenizer"] = self.tokenizer
+        if self.stop:
+            record["stop"] = list(self.stop)
         return record
 
     @classmethod
@@ -101,8 +109,13 @@ class Preprocess:
             if not (isinstance(tokenizer, str) and tokenizer.startswith("{")
                     and len(tokenizer) <= MAX_TOKENIZER_CHARACTERS):
                 raise ValueError("`preprocess.tokenizer` must be a tokenizer's JSON text")
+            stop = value.get("stop", [])
+            if not (isinstance(stop, list) and len(stop) <= MAX_STOP_IDS
+                    and all(type(i) is int and i >= 0 for i in stop)):
+                raise ValueError(f"`preprocess.stop` must be a list of at most {MAX_STOP_IDS} "
+                                 f"token ids")
             return cls.of_tokenizer(tokenizer, ints("input_shape"),
-                                    data if isinstance(data, str) else "")
+                                    data if isinstance(data, str) else "", stop)
         if task == "lm":  # a vocabulary: one character per token id
             vocabulary = value.get("classes")
             if not (isinstance(vocabulary, list) and vocabulary and len(set(vocabulary)) ==

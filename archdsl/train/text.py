@@ -61,7 +61,7 @@ class Tokenizer:
     transformers installs): the vocabulary of a model whose weights came from Hugging Face
     (`compile --weights huggingface:NAME`)."""
 
-    def __init__(self, json_text: str):
+    def __init__(self, json_text: str, stop=()):
         from ..extras import available, install_hint
 
         if not available("tokenizers"):
@@ -69,7 +69,7 @@ class Tokenizer:
                             "tokenizer, which needs tokenizers: " + install_hint("tokenizers"))
         from tokenizers import Tokenizer as Reader
 
-        self.json_text = json_text
+        self.json_text, self.stop = json_text, tuple(stop)
         try:
             self.reader = Reader.from_str(json_text)
         except Exception as error:  # a damaged record: the tokenizers package says why
@@ -79,10 +79,12 @@ class Tokenizer:
         return self.reader.get_vocab_size()
 
     def encode(self, text: str, what: str = "the text") -> list[int]:
-        return self.reader.encode(text, add_special_tokens=False).ids
+        # with the tokens the model expects around a text, as transformers' tokenizer(text)
+        # gives them (Llama's <s> before it; GPT-2's none)
+        return self.reader.encode(text).ids
 
     def decode(self, ids) -> str:
-        return self.reader.decode(list(ids), skip_special_tokens=False)
+        return self.reader.decode(list(ids))  # without special tokens (<s>, </s>)
 
     def default_prompt(self) -> str:
         return "\n"
@@ -91,7 +93,7 @@ class Tokenizer:
 def vocabulary_of(preprocess) -> Characters | Tokenizer:
     """The vocabulary a language model's record (train/preprocess.py) holds. DataError where
     its tokenizer cannot be read."""
-    return Tokenizer(preprocess.tokenizer) if preprocess.tokenizer else \
+    return Tokenizer(preprocess.tokenizer, preprocess.stop) if preprocess.tokenizer else \
         Characters(preprocess.classes)
 
 
@@ -134,7 +136,8 @@ class Streamed:
 @torch.no_grad()
 def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
              padded: bool = False, cached: bool = False, temperature: float = 0.8,
-             top_k: int | None = None, seed: int = 0, device="cpu", on_token=None) -> list[int]:
+             top_k: int | None = None, seed: int = 0, device="cpu", on_token=None,
+             stop=()) -> list[int]:
     """`count` more token ids after `ids` (at least one), each drawn from the model's scores
     at the last position, divided by `temperature` (0: always the top-scored token) and cut
     to the `top_k` best if given. `tokens`: the vocabulary's size; a network that scores
@@ -143,7 +146,8 @@ def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
     read one new token at a time (`decodes_with_cache`): while the text fits its context,
     only the new token is fed and its attention layers keep the earlier keys and values;
     beyond the context every position moves, and the window is read whole each time.
-    `on_token(id)` is called with each id as it is drawn (`archdsl generate` prints it)."""
+    `on_token(id)` is called with each id as it is drawn (`archdsl generate` prints it).
+    Writing ends early at an id of `stop` (the model's end of text), which is kept."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     ids = list(ids)
@@ -154,6 +158,8 @@ def generate(model, ids: list[int], count: int, context: int, tokens: int, *,
             ids.append(_draw(scores[:tokens].float().cpu(), temperature, top_k, generator))
             if on_token is not None:
                 on_token(ids[-1])
+            if ids[-1] in stop:
+                break
     return ids
 
 
