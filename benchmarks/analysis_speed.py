@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/analysis_speed.py [--write]
 
-For each network: the whole process (start-up, import, analysis; median of several runs) and
-its peak memory (maximum resident set, from /usr/bin/time), and the analysis alone inside a
-warm process. archdsl reads the spec and counts without torch; torchinfo and fvcore build
-torchvision's model (allocating its weights) and run it. Also `archdsl check` over the zoo.
+For each network (classics, families after 2019, and a Llama, SmolLM-135M, against
+transformers' own model): the whole process (start-up, import, analysis; median of several
+runs) and its peak memory (maximum resident set, from /usr/bin/time), and the analysis alone
+inside a warm process. archdsl reads the spec and counts without torch; torchinfo and fvcore
+build the reference model (allocating its weights) and run it. Also `archdsl check` over the zoo.
 Targets: summary <= 0.3 s and >= 15x faster than torchinfo as whole processes; archdsl's
 peak memory independent of the network's size; check of the whole zoo <= 1.5 s.
 """
@@ -21,16 +22,28 @@ from common import ARCHDSL, ROOT, machine, write_section
 TV = "torchvision.models."
 GOOGLENET = TV + "googlenet(weights=None, aux_logits=False, init_weights=True)"
 YOLO = "__import__('ultralytics.nn.tasks').nn.tasks.DetectionModel('yolov8n.yaml', verbose=False)"
-NETWORKS = [  # spec file, network, the reference model (a Python expression), input size
-    ("vgg.arch", "vgg19", TV + "vgg19(weights=None)", 224),
-    ("resnet.arch", "resnet152", TV + "resnet152(weights=None)", 224),
-    ("densenet.arch", "densenet201", TV + "densenet201(weights=None)", 224),
-    ("efficientnet.arch", "efficientnet_b7", TV + "efficientnet_b7(weights=None)", 600),
-    ("googlenet.arch", "googlenet_torchvision_noaux", GOOGLENET, 224),
-    ("vit.arch", "vit_b_16", TV + "vit_b_16(weights=None)", 224),
-    ("convnext.arch", "convnext_tiny", TV + "convnext_tiny(weights=None)", 224),
+# transformers' own SmolLM-135M (HuggingFaceTB/SmolLM-135M's config.json sizes)
+SMOLLM = ("__import__('transformers').LlamaForCausalLM(__import__('transformers').LlamaConfig("
+          "hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, "
+          "num_key_value_heads=3, vocab_size=49152, max_position_embeddings=2048, "
+          "tie_word_embeddings=True))")
+
+
+def image(size):
+    return f"torch.randn(1, 3, {size}, {size})"
+
+
+NETWORKS = [  # spec file, network, the reference model and its input (Python expressions)
+    ("vgg.arch", "vgg19", TV + "vgg19(weights=None)", image(224)),
+    ("resnet.arch", "resnet152", TV + "resnet152(weights=None)", image(224)),
+    ("densenet.arch", "densenet201", TV + "densenet201(weights=None)", image(224)),
+    ("efficientnet.arch", "efficientnet_b7", TV + "efficientnet_b7(weights=None)", image(600)),
+    ("googlenet.arch", "googlenet_torchvision_noaux", GOOGLENET, image(224)),
+    ("vit.arch", "vit_b_16", TV + "vit_b_16(weights=None)", image(224)),
+    ("convnext.arch", "convnext_tiny", TV + "convnext_tiny(weights=None)", image(224)),
     # Ultralytics' own model (importing Ultralytics is part of its process, as for its users)
-    ("yolo.arch", "yolov8n", YOLO, 640),
+    ("yolo.arch", "yolov8n", YOLO, image(640)),
+    ("llama.arch", "smollm_135m", SMOLLM, "torch.randint(0, 49152, (1, 2048))"),
 ]
 PY = sys.executable
 
@@ -52,17 +65,17 @@ def process(cmd, repeat, may_fail=False):
     return statistics.median(times), max(peaks)
 
 
-def torchinfo_code(model, size, timed):
+def torchinfo_code(model, x, timed):
     build = (f"import torch, torchvision, torchinfo, time; t = time.perf_counter(); "
              f"m = {model}.eval(); "
-             f"torchinfo.summary(m, input_size=(1, 3, {size}, {size}), verbose=0)")
+             f"torchinfo.summary(m, input_data={x}, verbose=0)")
     return build + ("; print(time.perf_counter() - t)" if timed else "")
 
 
-def fvcore_code(model, size, timed):
+def fvcore_code(model, x, timed):
     build = (f"import torch, torchvision, time; from fvcore.nn import FlopCountAnalysis; "
              f"t = time.perf_counter(); m = {model}.eval(); "
-             f"f = FlopCountAnalysis(m, torch.randn(1, 3, {size}, {size})); "
+             f"f = FlopCountAnalysis(m, {x}); "
              f"f.unsupported_ops_warnings(False); f.uncalled_modules_warnings(False); f.total()")
     return build + ("; print(time.perf_counter() - t)" if timed else "")
 
@@ -90,14 +103,15 @@ def main():
     # every process would then compile its sources again (about 45 ms)
     subprocess.run([PY, "-m", "compileall", "-q", "archdsl"], cwd=ROOT, check=True)
     rows = []
-    for file, name, model, size in NETWORKS:
+    for file, name, model, x in NETWORKS:
         a_time, a_mem = process(ARCHDSL + ["summary", f"specs/{file}", name, "--json"], 7)
-        t_time, t_mem = process([PY, "-c", torchinfo_code(model, size, False)], 3)
-        # fvcore traces the model: a detector's dict of outputs defeats it
-        f_time, f_mem = process([PY, "-c", fvcore_code(model, size, False)], 3, may_fail=True)
+        t_time, t_mem = process([PY, "-c", torchinfo_code(model, x, False)], 3)
+        # fvcore traces the model: a detector's dict of outputs, or transformers' cache,
+        # defeats it
+        f_time, f_mem = process([PY, "-c", fvcore_code(model, x, False)], 3, may_fail=True)
         a_in = statistics.median(in_process(archdsl_code(file, name)) for _ in range(3))
-        t_in = in_process(torchinfo_code(model, size, True))
-        f_in = in_process(fvcore_code(model, size, True), may_fail=True)
+        t_in = in_process(torchinfo_code(model, x, True))
+        f_in = in_process(fvcore_code(model, x, True), may_fail=True)
         rows.append((name, a_time, a_mem, t_time, t_mem, f_time, f_mem, a_in, t_in, f_in))
         print(rows[-1], flush=True)
     check, _ = process(ARCHDSL + ["check", "specs"], 5)
@@ -108,7 +122,7 @@ def main():
              "speed-up vs torchinfo | archdsl / torchinfo / fvcore, analysis only |",
              "|---|---|---|---|---|---|"]
     for name, a, am, t, tm, f, fm, ai, ti, fi in rows:
-        fv = f"{f:.2f} s, {fm:.0f} MB" if f is not None else "fails (traces a dict output)"
+        fv = f"{f:.2f} s, {fm:.0f} MB" if f is not None else "fails (cannot trace its outputs)"
         fvi = f"{fi * 1000:.0f} ms" if fi is not None else "—"
         table.append(f"| {name} | {a * 1000:.0f} ms, {am:.0f} MB | {t:.2f} s, {tm:.0f} MB | "
                      f"{fv} | {t / a:.1f}x | {ai * 1000:.0f} ms / {ti * 1000:.0f} ms / {fvi} |")
