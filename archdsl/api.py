@@ -371,8 +371,9 @@ class SavedModel:
                  top_k: int | None = None, seed: int = 0, device="cpu") -> str:
         """A trained language model's continuation of `prompt`: the prompt and `length`
         tokens drawn after it (characters, or its Hugging Face tokenizer's tokens:
-        train/text.py), fewer where the model ends its text (its end-of-text token). Raises archdsl.PredictError for a model that is no language model, or
-        a prompt with characters it never trained on."""
+        train/text.py), fewer where the model ends its text (its end-of-text token). Raises
+        archdsl.PredictError for a model that is no language model, or a prompt with
+        characters it never trained on."""
         from .train.data import DataError
         from .train.predict import PredictError
         from .train.text import (check_token_ids, decodes_with_cache, generate,

@@ -468,7 +468,7 @@ def load_huggingface(model, source: str, input_shape) -> Transfer:
             f"the weights fit, but the network's scores differ from Hugging Face's by up to "
             f"{difference:.3g} (of scores up to {scale:.3g}): the spec computes another "
             f"function than {type(reference).__name__} (another activation, such as GELU's "
-            f"exact form for GPT-2's tanh form; a norm's epsilon; a rotary embedding's base; "
-            f"attention without its causal mask)")
+            f"exact form for GPT-2's tanh form; a norm's epsilon; attention without its "
+            f"causal mask)")
     transfer.difference = difference
     return transfer

@@ -286,8 +286,9 @@ def initialise(model, source: str, option: str = "--init", net=None, input_shape
 
 def huggingface_record(source: str, input_shape) -> Preprocess | None:
     """The record of a Hugging Face model's tokenizer (`source`: huggingface:NAME|FOLDER),
-    for reading text with it as the model does, and of the ids that end its texts; None where transformers is not installed
-    (`initialise` says so) or the model has no tokenizer the `tokenizers` package reads."""
+    for reading text with it as the model does, and of the ids that end its texts; None
+    where transformers is not installed (`initialise` says so) or the model has no tokenizer
+    the `tokenizers` package reads."""
     from ..backends.weights import HUGGING_FACE, huggingface_stop, huggingface_tokenizer
     from ..extras import available
 
