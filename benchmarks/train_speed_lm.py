@@ -3,7 +3,8 @@ hand-written PyTorch loop training the same model on the same text with the same
 
     .venv/bin/python benchmarks/train_speed_lm.py [--write] [--device cuda --amp bf16 --compile]
 
-A small GPT (specs/gpt.arch) and char-rnn's LSTM (specs/char_rnn.arch) on a seeded text of
+A small GPT (specs/gpt.arch), a Llama of the same size (specs/llama.arch: rotary embeddings,
+grouped keys and values, SwiGLU) and char-rnn's LSTM (specs/char_rnn.arch) on a seeded text of
 random words over 65 characters, cut into windows of the context's length as `text:` data
 sets are; SGD with momentum and a cosine schedule, no validation split. Both sides run as
 fresh processes for --epochs epochs; sequences/s is that of the last epoch. Each side runs
@@ -64,6 +65,8 @@ print(json.dumps({"sequences_per_s": steps * batch / (time.perf_counter() - star
 # (label, spec, network, its parameters, batch on a CPU, on a GPU)
 CASES = [("gpt (4 layers, width 128, context 128)", "specs/gpt.arch", "gpt",
           dict(depth=4, d=128, heads=4, context=128, vocab=65), 32, 256),
+         ("llama (4 layers, width 128, 2 kv heads, context 128)", "specs/llama.arch", "llama",
+          dict(depth=4, d=128, heads=4, kv_heads=2, context=128, vocab=65), 32, 256),
          ("char_lstm (2 layers of 256, context 100)", "specs/char_rnn.arch", "char_lstm",
           dict(hidden=256, context=100, vocab=65), 32, 256)]
 
