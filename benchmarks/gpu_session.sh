@@ -23,6 +23,10 @@ step memory python3 benchmarks/memory_estimate.py --device cuda --write
 step train python3 -m archdsl train specs/lenet.arch lenet5 --device cuda --amp bf16 \
     --compile --epochs 3 --out "$out/run" --no-progress
 rm -rf "$out/run"
+# issue 17's last target first: ViT-B/16 bf16 compiled training against torchvision
+step vit python3 benchmarks/model_speed.py --device cuda --batch 64 --size 224 \
+    --channels-last --amp bf16 --only vit_b_16 --passes train --compiled vit_b_16 \
+    --write --section model-speed-cuda-vit
 # a character-level GPT (nanoGPT's configuration) on CUDA with AMP and torch.compile, on a text
 # made of Python's own sources (the machine reaches no network); --set vocab: its characters
 vocab=$(python3 - "$out/text.txt" <<'PY'
@@ -35,8 +39,9 @@ PY
 step lm python3 -m archdsl train specs/gpt.arch gpt_char --set vocab="$vocab" \
     --data text:"$out/text.txt" --device cuda --amp bf16 --compile --epochs 3 \
     --out "$out/lm" --no-progress --no-tensorboard
-rm -rf "$out/lm" "$out/text.txt"
+# the same text with Llama's layer (rotary embeddings, grouped keys and values, SwiGLU)
+step llama python3 -m archdsl train specs/llama.arch llama_char --set vocab="$vocab" \
+    --data text:"$out/text.txt" --device cuda --amp bf16 --compile --epochs 3 \
+    --out "$out/llama" --no-progress --no-tensorboard
+rm -rf "$out/lm" "$out/llama" "$out/text.txt"
 step lmspeed python3 benchmarks/train_speed_lm.py --device cuda --amp bf16 --compile --write
-step vit python3 benchmarks/model_speed.py --device cuda --batch 64 --size 224 \
-    --channels-last --amp bf16 --only vit_b_16 --passes train --compiled vit_b_16 \
-    --write --section model-speed-cuda-vit
