@@ -259,6 +259,9 @@ MODERN_ONNX = [("fpn.arch", "resnet18_fpn", dict(res=64)),
                # rotary embeddings, grouped keys and values, SwiGLU
                ("llama.arch", "llama", dict(depth=2, d=64, heads=4, kv_heads=2, context=16,
                                             vocab=100)),
+               # Qwen3's: heads wider than D / heads, their queries and keys normalised
+               ("llama.arch", "llama", dict(depth=2, d=64, heads=4, kv_heads=2, context=16,
+                                            vocab=100, head_dim=32, qk_norm=True)),
                ("vit.arch", "vit", dict(patch=8, d=64, depth=2, heads=4, mlp=128, classes=10,
                                         res=32)),
                ("unet.arch", "unet", dict(c=8, res=64)),

@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 
 # The sizes of the models' config.json files on the Hugging Face Hub (meta-llama/Llama-2-7b-hf,
 # -13b-hf, -70b-hf; meta-llama/Meta-Llama-3-8B, Llama-3.1-8B, Llama-3.2-1B, Llama-3.2-3B;
-# mistralai/Mistral-7B-v0.1, -v0.3; Qwen/Qwen2.5-0.5B;
+# mistralai/Mistral-7B-v0.1, -v0.3; Qwen/Qwen2.5-0.5B, Qwen/Qwen3-0.6B;
 # TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T; HuggingFaceTB/SmolLM-135M), each with
 # the transformers class that builds it; the configs' defaults hold the rest (RMS norm, SiLU,
 # no biases but Qwen's on q, k and v). The spec computes the MLP's width from Meta's rule
@@ -58,6 +58,10 @@ CONFIGS = {
                                    num_attention_heads=14, num_key_value_heads=2,
                                    vocab_size=151936, max_position_embeddings=32768,
                                    tie_word_embeddings=True)),
+    "qwen3_0_6b": ("Qwen3", dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+                                 num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+                                 vocab_size=151936, max_position_embeddings=40960,
+                                 tie_word_embeddings=True)),
     "tinyllama": ("Llama", dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
                                 num_attention_heads=32, num_key_value_heads=4, vocab_size=32000,
                                 max_position_embeddings=2048)),
@@ -124,15 +128,19 @@ FAMILY = [("Llama", 4, False, {}, {}), ("Llama", 2, False, {}, {}), ("Llama", 1,
                                      low_freq_factor=1.0, high_freq_factor=4.0,
                                      original_max_position_embeddings=4))),
           ("Qwen2", 2, True, dict(qkv_bias=True, eps=1e-6, theta=1e6),
-           dict(rms_norm_eps=1e-6, rope_theta=1e6))]
+           dict(rms_norm_eps=1e-6, rope_theta=1e6)),
+          # heads wider than D / heads (4 of 32 over a width of 64), their q and k normalised
+          ("Qwen3", 2, True, dict(head_dim=32, qk_norm=True, eps=1e-6, theta=1e6),
+           dict(head_dim=32, rms_norm_eps=1e-6, rope_theta=1e6))]
 
 
 @pytest.mark.parametrize("kind,kv_heads,tied,args,config", FAMILY,
                          ids=["multi-head", "grouped", "multi-query-tied", "mistral",
-                              "llama3.1-scaled", "qwen2"])
+                              "llama3.1-scaled", "qwen2", "qwen3"])
 def test_the_spec_equals_hugging_face(tmp_path, kind, kv_heads, tied, args, config):
     """Multi-head, grouped-query and multi-query attention, separate and tied output layers,
-    Mistral's model, Llama 3.1's scaled rotary embedding and Qwen2's (biases on q, k and v):
+    Mistral's model, Llama 3.1's scaled rotary embedding, Qwen2's (biases on q, k and v) and
+    Qwen3's (wider heads, their queries and keys normalised):
     the same scores as transformers' at
     the context and shorter, within 1e-6 (the zoo holds torchvision's models to 1e-5; here
     they agree to the bit on this machine). Not in float64: Hugging Face's RMS norm computes
@@ -142,9 +150,10 @@ def test_the_spec_equals_hugging_face(tmp_path, kind, kv_heads, tied, args, conf
     net = small(kv_heads, tied, **args)
     model = net.build().eval()
     transfer = load_huggingface(model, str(tmp_path), net.input_shape)
-    # q, k and v one matrix: 7 tensors a layer (8 with q, k and v's biases), the embedding,
-    # the norm, the output layer
-    assert len(transfer) == 17 + (2 if args.get("qkv_bias") else 0)
+    # q, k and v one matrix: 7 tensors a layer (and q, k and v's biases, the norms of q and
+    # k), the embedding, the norm, the output layer
+    assert len(transfer) == 17 + (2 if args.get("qkv_bias") else 0) \
+        + (4 if args.get("qk_norm") else 0)
     with torch.no_grad():
         for length in (16, 5, 1):
             ids = torch.randint(0, 300, (2, length))
@@ -183,6 +192,7 @@ def test_small_llamas_against_torch():
     grouped keys and values are repeated for their query heads, the rotation is no
     multiply-add."""
     check_against_torch(small(2))
+    check_against_torch(small(2, head_dim=32, qk_norm=True))  # Qwen3's wider heads
     check_against_torch(archdsl.load(SPECS / "llama.arch").network("smollm_135m"), batch=1,
                         device="meta")
 

@@ -137,11 +137,13 @@ class SelfAttention(nn.Module):
     query heads (grouped-query attention); with `rope`, queries and keys are turned by their
     positions (rotary position embedding, base `rope`). `out_bias`: whether the output
     projection has a bias, where it differs from the others' (`bias`). `sliding_window`:
-    each position attends to itself and the sliding_window - 1 before it (a mask)."""
+    each position attends to itself and the sliding_window - 1 before it (a mask).
+    `head_dim`: each head's width, where it is not embed_dim / num_heads; `qk_norm`: the
+    epsilon of RMS norms over each head's queries and keys."""
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, causal=False, bias=True,
                  kv_heads=None, rope=None, out_bias=None, rope_scaling=None,
-                 sliding_window=None):
+                 sliding_window=None, head_dim=None, qk_norm=None):
         super().__init__()
         self.num_heads = num_heads
         self.kv_heads = kv_heads or num_heads
@@ -150,11 +152,16 @@ class SelfAttention(nn.Module):
         self.rope = rope
         self.rope_scaling = rope_scaling  # Llama 3.1's [factor, low, high, original context]
         self.sliding_window = sliding_window  # causal: each position sees the latest ones
-        kv_dim = embed_dim // num_heads * self.kv_heads
-        self.split = (embed_dim, kv_dim, kv_dim)
-        self.in_proj_weight = nn.Parameter(torch.empty(embed_dim + 2 * kv_dim, embed_dim))
-        self.in_proj_bias = nn.Parameter(torch.zeros(embed_dim + 2 * kv_dim)) if bias else None
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias if out_bias is None
+        self.head_dim = head_dim or embed_dim // num_heads
+        inner, kv_dim = num_heads * self.head_dim, self.kv_heads * self.head_dim
+        self.split = (inner, kv_dim, kv_dim)
+        self.in_proj_weight = nn.Parameter(torch.empty(inner + 2 * kv_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(inner + 2 * kv_dim)) if bias else None
+        if qk_norm is not None:  # Qwen3's: each head's queries and keys, before they turn
+            self.q_norm = nn.RMSNorm(self.head_dim, eps=qk_norm)
+            self.k_norm = nn.RMSNorm(self.head_dim, eps=qk_norm)
+        self.qk_norm = qk_norm
+        self.out_proj = nn.Linear(inner, embed_dim, bias=bias if out_bias is None
                                   else out_bias)
         nn.init.xavier_uniform_(self.in_proj_weight)
         if self.out_proj.bias is not None:
@@ -163,12 +170,15 @@ class SelfAttention(nn.Module):
         self.cache = None
 
     def forward(self, x):
-        n, length, width = x.shape
-        size = width // self.num_heads
+        n, length, _ = x.shape
+        size = self.head_dim
         q, k, v = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias).split(
             self.split, -1)
-        q = q.view(n, length, self.num_heads, size).transpose(1, 2)
-        k = k.view(n, length, self.kv_heads, size).transpose(1, 2)
+        q = q.view(n, length, self.num_heads, size)
+        k = k.view(n, length, self.kv_heads, size)
+        if self.qk_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = v.view(n, length, self.kv_heads, size).transpose(1, 2)
         start = self.cache[0].shape[2] if self.cache else 0  # positions read before
         if self.rope is not None:
@@ -194,7 +204,7 @@ class SelfAttention(nn.Module):
         y = nn.functional.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
             is_causal=causal)
-        return self.out_proj(y.transpose(1, 2).reshape(n, length, width))
+        return self.out_proj(y.transpose(1, 2).reshape(n, length, self.split[0]))
 
     def extra_repr(self):
         return (f"heads={self.num_heads}" + (f", kv_heads={self.kv_heads}"

@@ -26,8 +26,10 @@ class Attention(LayerKind):
            "head; Llama: θ = 10000), and `rope_scaling` turns the slowest pairs slower for "
            "long contexts as Llama 3.1 does. `sliding_window=N` (causal) lets each position "
            "see only the N latest (Mistral 7B v0.1), through a mask: all L² scores are "
-           "computed and counted. MACs: the q, k, v and output projections (2·L·D² + "
-           "2·L·D·Dkv) and the QKᵀ and AV products (2·L²·D), as fvcore counts them.")
+           "computed and counted. `head_dim` sets each head's width where it is not D/heads, "
+           "and `qk_norm` RMS-normalises each head's queries and keys (Qwen3). MACs: the q, "
+           "k, v and output projections (2·L·D·Dq + 2·L·D·Dkv; Dq = D unless `head_dim`) and "
+           "the QKᵀ and AV products (2·L²·Dq), as fvcore counts them.")
     params = (
         Param("heads", Int(1), doc="attention heads; must divide the width D"),
         Param("dropout", Float(0.0, 1.0), 0.0, "dropout on the attention weights while training"),
@@ -43,6 +45,12 @@ class Attention(LayerKind):
         Param("sliding_window", Optional(Int(1)), None,
               "with `causal`, each position attends only to itself and the window - 1 before "
               "it (Mistral 7B v0.1: 4096); `none`: to all before it"),
+        Param("head_dim", Optional(Int(1)), None,
+              "the width of each head, when not D/heads (Qwen3, Gemma): q is heads·head_dim "
+              "wide, k and v kv_heads·head_dim"),
+        Param("qk_norm", Optional(Float(0.0, low_inclusive=False)), None,
+              "RMS-normalise each head's queries and keys, with this epsilon, before they "
+              "turn (Qwen3: 1e-6); `none`: not"),
         Param("rope_scaling", Optional(Numbers("factor", "low", "high", "context")), None,
               "Llama 3.1's slower turning of the slow pairs for long contexts: [factor, "
               "low_freq_factor, high_freq_factor, original context] (Llama 3.1: [8, 1, 4, "
@@ -53,15 +61,21 @@ class Attention(LayerKind):
     autocast = "low"
 
     @staticmethod
-    def biases(a, d: int, kv: int) -> int:
-        """The numbers in the projections' biases: q, k and v's, and the output's."""
-        out = a["bias"] if a["out_bias"] is None else a["out_bias"]
-        return (d + 2 * kv if a["bias"] else 0) + (d if out else 0)
+    def head_width(a, d: int) -> int:
+        return a["head_dim"] or d // a["heads"]
+
+    @classmethod
+    def widths(cls, a, d: int) -> tuple[int, int]:
+        """The width of the queries (D, unless `head_dim` says otherwise) and that of the
+        keys and of the values (less with fewer key/value heads)."""
+        size = cls.head_width(a, d)
+        return a["heads"] * size, (a["kv_heads"] or a["heads"]) * size
 
     @staticmethod
-    def kv_width(a, d: int) -> int:
-        """The width of the keys and of the values: D, or less with fewer key/value heads."""
-        return d // a["heads"] * (a["kv_heads"] or a["heads"])
+    def biases(a, d: int, q: int, kv: int) -> int:
+        """The numbers in the projections' biases: q, k and v's, and the output's."""
+        out = a["bias"] if a["out_bias"] is None else a["out_bias"]
+        return (q + 2 * kv if a["bias"] else 0) + (d if out else 0)
 
     def decodes(self, a, x):
         return "cached" if a["causal"] else None  # a later position changes earlier outputs
@@ -72,19 +86,23 @@ class Attention(LayerKind):
         # out again for the output projection; the rotated queries and keys (the rotation's
         # input is the projection, kept already) and keys and values repeated for the
         # query heads that share them (the attention keeps those, not the rotated keys)
+        # (and the normalised queries and keys, with `qk_norm`)
         length, d = x
-        kv = self.kv_width(a, d)
-        grouped = kv != d
-        saved = [(length * (d + 2 * kv), "act"), (length * d, "act"),
-                 (a["heads"] * length, "fp32"), (length * d, "act")]
+        q, kv = self.widths(a, d)
+        grouped = kv != q
+        saved = [(length * (q + 2 * kv), "act"), (length * q, "act"),
+                 (a["heads"] * length, "fp32"), (length * q, "act")]
+        if a["qk_norm"] is not None:
+            saved.append((length * (q + kv), "act"))
         if a["rope"] is not None:
-            saved.append((length * (d if grouped else d + kv), "act"))
+            saved.append((length * (q if grouped else q + kv), "act"))
         if grouped:
-            saved.append((2 * length * d, "act"))
+            saved.append((2 * length * q, "act"))
         return tuple(saved)
 
     def shape(self, a, x):
-        _heads_divide(a["heads"], x[1])
+        if a["head_dim"] is None:
+            _heads_divide(a["heads"], x[1])
         kv = a["kv_heads"]
         if kv is not None and a["heads"] % kv:
             raise ShapeError(f"{kv} key/value heads do not divide the {a['heads']} heads: each "
@@ -92,10 +110,13 @@ class Attention(LayerKind):
                              arg="kv_heads", code="E0405",
                              help=f"key/value heads that divide {a['heads']}: " + ", ".join(
                                  str(n) for n in range(1, a["heads"] + 1) if a["heads"] % n == 0))
-        if a["rope"] is not None and (x[1] // a["heads"]) % 2:
+        size = self.head_width(a, x[1])
+        if a["rope"] is not None and size % 2:
+            wide = f"`head_dim` {size}" if a["head_dim"] else \
+                f"D {x[1]} / {a['heads']} heads"
             raise ShapeError(f"a rotary position embedding turns pairs of numbers, and each "
-                             f"head is {x[1] // a['heads']} wide (D {x[1]} / {a['heads']} "
-                             f"heads), an odd number", arg="rope", code="E0304",
+                             f"head is {size} wide ({wide}), an odd number", arg="rope",
+                             code="E0304",
                              help="give the heads an even width, or leave `rope` out")
         if a["sliding_window"] is not None and not a["causal"]:
             raise ShapeError("a sliding window looks back from each position: it needs "
@@ -115,22 +136,25 @@ class Attention(LayerKind):
 
     def params_count(self, a, x):
         d = x[1]
-        kv = self.kv_width(a, d)
-        return Params(2 * d * d + 2 * d * kv + self.biases(a, d, kv))
+        q, kv = self.widths(a, d)
+        norms = 2 * self.head_width(a, d) if a["qk_norm"] is not None else 0
+        return Params(2 * d * q + 2 * d * kv + self.biases(a, d, q, kv) + norms)
 
     def macs(self, a, x, y):
         length, d = x
-        return 2 * length * d * (d + self.kv_width(a, d)) + 2 * length * length * d
+        q, kv = self.widths(a, d)
+        return 2 * length * d * (q + kv) + 2 * length * length * q
 
     def flops(self, a, x, y):
         length, d = x
-        kv = self.kv_width(a, d)
+        q, kv = self.widths(a, d)
         # the products' multiply-adds, the biases, per attention score a scale, an exp, a
-        # sum and a divide (softmax), and the rotation (two products and a sum per number of
-        # q and k)
-        return 2 * self.macs(a, x, y) + length * self.biases(a, d, kv) \
+        # sum and a divide (softmax), the norms of q and k (a square, a sum, a divide and a
+        # scale per number) and the rotation (two products and a sum per number of q and k)
+        return 2 * self.macs(a, x, y) + length * self.biases(a, d, q, kv) \
             + 4 * a["heads"] * length * length \
-            + (3 * length * (d + kv) if a["rope"] is not None else 0)
+            + (4 * length * (q + kv) if a["qk_norm"] is not None else 0) \
+            + (3 * length * (q + kv) if a["rope"] is not None else 0)
 
     def torch(self, a, x, y):
         extra = {}
@@ -142,6 +166,10 @@ class Attention(LayerKind):
             extra["rope_scaling"] = list(a["rope_scaling"])
         if a["sliding_window"] is not None:
             extra["sliding_window"] = a["sliding_window"]
+        if a["head_dim"] is not None and a["head_dim"] * a["heads"] != x[1]:
+            extra["head_dim"] = a["head_dim"]
+        if a["qk_norm"] is not None:
+            extra["qk_norm"] = a["qk_norm"]
         if a["out_bias"] not in (None, a["bias"]):
             extra["out_bias"] = a["out_bias"]
         return TorchModule("archdsl.backends.torch_modules.SelfAttention", dict(
