@@ -140,11 +140,11 @@ FAMILY = [("Llama", 4, False, {}, {}), ("Llama", 2, False, {}, {}), ("Llama", 1,
 def test_the_spec_equals_hugging_face(tmp_path, kind, kv_heads, tied, args, config):
     """Multi-head, grouped-query and multi-query attention, separate and tied output layers,
     Mistral's model, Llama 3.1's scaled rotary embedding, Qwen2's (biases on q, k and v) and
-    Qwen3's (wider heads, their queries and keys normalised):
-    the same scores as transformers' at
-    the context and shorter, within 1e-6 (the zoo holds torchvision's models to 1e-5; here
-    they agree to the bit on this machine). Not in float64: Hugging Face's RMS norm computes
-    in float32 whatever the model's dtype."""
+    Qwen3's (wider heads, their queries and keys normalised): the same scores as
+    transformers' at the context and shorter, within 1e-6 (the zoo holds torchvision's
+    models to 1e-5; here they agree to the bit on this machine), and the same greedy
+    continuations, with the cache and without. Not in float64: Hugging Face's RMS norm
+    computes in float32 whatever the model's dtype."""
     reference = saved_llama(tmp_path, kind, num_key_value_heads=kv_heads,
                             tie_word_embeddings=tied, **config)
     net = small(kv_heads, tied, **args)
@@ -154,6 +154,16 @@ def test_the_spec_equals_hugging_face(tmp_path, kind, kv_heads, tied, args, conf
     # k), the embedding, the norm, the output layer
     assert len(transfer) == 17 + (2 if args.get("qkv_bias") else 0) \
         + (4 if args.get("qk_norm") else 0)
+    # writing a token at a time with the cache (rotated, normalised keys of the shared
+    # heads) continues as transformers' generate does, and as without the cache
+    from archdsl.train.text import generate
+
+    prompt = torch.tensor([[5, 17, 42]])
+    expected = reference.generate(prompt, max_new_tokens=10, do_sample=False, pad_token_id=0,
+                                  eos_token_id=None)[0].tolist()
+    for cached in (True, False):
+        assert generate(model, prompt[0].tolist(), 10, 16, 300, cached=cached,
+                        temperature=0) == expected
     with torch.no_grad():
         for length in (16, 5, 1):
             ids = torch.randint(0, 300, (2, length))
