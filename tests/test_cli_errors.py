@@ -19,6 +19,10 @@ TRAIN = f"train {LENET} --no-progress --no-tensorboard --out {{tmp}}/run"
 GPT = ("train specs/gpt.arch gpt --set depth=1 --set d=16 --set heads=2 --set context=16 "
        "--set vocab=40 --no-progress --no-tensorboard --out {tmp}/run")
 
+# specs/llama.arch at the sizes of the small Mistral that `scratch` writes
+MISTRAL = ("specs/llama.arch llama --set depth=1 --set d=16 --set heads=2 --set kv_heads=1 "
+           "--set context=16 --set vocab=40 --set multiple=16")
+
 # Commands, run from the repository root; {tmp} is a scratch folder holding the files made by
 # `scratch` below (a checkpoint with an unsafe name, a damaged one, a file that is no checkpoint).
 CASES = [
@@ -130,6 +134,10 @@ CASES = [
     "compile specs/gpt.arch gpt2 --weights huggingface:specs -o {tmp}/x.pt",
     "compile specs/gpt.arch gpt2 --weights huggingface:./specs/gpt.arch -o {tmp}/x.pt",
     f"{GPT} --data text:{{tmp}}/fox.txt --init huggingface:{{tmp}}/no-such-folder",
+    # a Hugging Face model whose sliding window or rotary base the spec does not have
+    f"compile {MISTRAL} --weights huggingface:{{tmp}}/mistral -o {{tmp}}/x.pt",
+    f"compile {MISTRAL} --set sliding_window=8 --set theta=500.0 "
+    "--weights huggingface:{tmp}/mistral -o {tmp}/x.pt",
     # language models: text data, and the networks that can learn from it
     f"{GPT} --data digits",
     f"{GPT} --data text:",
@@ -198,6 +206,7 @@ def scratch(tmp):
                                        "model": compiled.build().state_dict()})
     _broken_images(tmp / "broken-images")
     _cats(tmp / "cats")
+    _mistral(tmp / "mistral")
     # a real run, trained with --set act=relu for 2 epochs, and damaged copies of it
     assert main(["train", "specs/lenet.arch", "lenet5", "--set", "act=relu", "--epochs", "2",
                  "--limit-steps", "2", "--no-progress", "--no-tensorboard",
@@ -254,6 +263,19 @@ def _cats(folder):
 
     (folder / "cat").mkdir(parents=True)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "cat" / "0.png")
+
+
+def _mistral(folder):
+    """A small Mistral 7B v0.1-like model (a sliding window of 8 positions, θ = 10000), as
+    Hugging Face's save_pretrained writes it."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    transformers.MistralForCausalLM(transformers.MistralConfig(
+        vocab_size=40, hidden_size=16, intermediate_size=48, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=16,
+        sliding_window=8, rms_norm_eps=1e-5)).save_pretrained(folder)
 
 
 def _broken_images(folder):

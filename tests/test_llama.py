@@ -179,11 +179,13 @@ def test_another_rotary_embedding_or_size_is_refused_with_what_differs(tmp_path)
     saved_llama(tmp_path, num_key_value_heads=2)
     with pytest.raises(WeightsError, match=r"^LlamaForCausalLM turns its queries and keys with "
                                            r"θ = 10000 \(its config.json\), the spec's "
-                                           r"attention with θ = 500$"):
+                                           r"attention with θ = 500: give the spec's "
+                                           r"attention rope=10000$"):
         load_huggingface(small(2, theta=500.0).build(), str(tmp_path), small(2).input_shape)
     with pytest.raises(WeightsError, match=r"with θ = 10000 \(its config.json\), the spec's "
                                            r"attention with θ = 10000 and Llama 3.1's scaling "
-                                           r"\[8, 1, 4, 8192\]$"):
+                                           r"\[8, 1, 4, 8192\]: give the spec's "
+                                           r"attention rope=10000, no rope_scaling$"):
         net = small(2, rope_scaling=[8, 1, 4, 8192])
         load_huggingface(net.build(), str(tmp_path), net.input_shape)
     with pytest.raises(WeightsError, match=r"archdsl `layers.0.add1.1.self_attn.attention."
@@ -262,7 +264,8 @@ def test_a_small_llama_trains_on_text(tmp_path, capsys):
      "3.1's scaling (`rope_scaling`) are"),
     ("Mistral", dict(sliding_window=8),
      "MistralForCausalLM attends within a sliding window of 8 positions (its config.json), "
-     "the spec's attention to every earlier position over its 16 positions"),
+     "the spec's attention to every earlier position over its 16 positions: give the spec's "
+     "attention sliding_window=8"),
 ])
 def test_what_a_spec_cannot_express_is_refused_before_the_weights_load(tmp_path, kind, config,
                                                                        message):

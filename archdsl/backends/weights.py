@@ -404,12 +404,18 @@ def _unexpressed(model, config, context: int) -> str | None:
         if module.rope is not None:
             ours = (module.rope, tuple(module.rope_scaling) if module.rope_scaling else None)
             if theirs[0] is not None and ours != (float(theirs[0]), theirs[1]):
+                wanted = f"rope={float(theirs[0]):g}" + (
+                    f", rope_scaling=[{', '.join(f'{v:g}' for v in theirs[1])}]"
+                    if theirs[1] else ", no rope_scaling" if ours[1] else "")
                 return (f"turns its queries and keys with {_rotary_text(*theirs)} (its "
-                        f"config.json), the spec's attention with {_rotary_text(*ours)}")
+                        f"config.json), the spec's attention with {_rotary_text(*ours)}: "
+                        f"give the spec's attention {wanted}")
         ours = module.sliding_window if (module.sliding_window or context) < context else None
         if ours != window:
+            wanted = f"sliding_window={window}" if window else "no sliding_window"
             return (f"attends {_window_text(window)} (its config.json), the spec's attention "
-                    f"{_window_text(ours)} over its {context:,} positions")
+                    f"{_window_text(ours)} over its {context:,} positions: give the spec's "
+                    f"attention {wanted}")
     return None
 
 
