@@ -264,7 +264,7 @@ def huggingface_model(source: str):
                                f"Hugging Face model that save_pretrained wrote")
     try:
         return _transformers().AutoModelForCausalLM.from_pretrained(
-            str(path) if _local(source) else source).float().eval()
+            _where(source)).float().eval()
     except Exception as error:  # offline, no such model, not a causal language model
         where = ("" if _local(source) else "; on a machine with internet access transformers "
                  "downloads a model named on the Hub into its cache (~/.cache/huggingface)")
@@ -283,8 +283,7 @@ def huggingface_tokenizer(source: str) -> str | None:
             "tokenizer.json", "vocab.json", "tokenizer.model")):
         return None  # transformers would make an empty tokenizer of the model's kind
     try:
-        tokenizer = _transformers().AutoTokenizer.from_pretrained(
-            str(path) if _local(source) else source)
+        tokenizer = _transformers().AutoTokenizer.from_pretrained(_where(source))
         reader = tokenizer.backend_tokenizer
     except Exception:  # no tokenizer files, or a slow (Python) tokenizer only
         return None
@@ -295,9 +294,7 @@ def huggingface_stop(source: str) -> tuple[int, ...]:
     """The token ids that end a text for a Hugging Face model (`huggingface_model`'s source):
     its generation_config.json's eos_token_id, else its config.json's (one id, or several:
     Llama 3's); () where it states none."""
-    from pathlib import Path
-
-    where = str(Path(source).expanduser()) if _local(source) else source
+    where = _where(source)
     transformers = _transformers()
     # a Hub model's files are in transformers' cache by now (its weights or tokenizer were
     # read): look there first, so that an offline machine does not wait on the network
@@ -313,6 +310,14 @@ def huggingface_stop(source: str) -> tuple[int, ...]:
         if _local(source):
             break
     return ()
+
+
+def _where(source: str) -> str:
+    """What transformers' from_pretrained is given: a folder here (its path, ~ expanded), or
+    the name of a model on the Hub as it is."""
+    from pathlib import Path
+
+    return str(Path(source).expanduser()) if _local(source) else source
 
 
 def _local(source: str) -> bool:
