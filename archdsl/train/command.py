@@ -406,11 +406,11 @@ def run_generate(args) -> int:
                        reads_whole_context, vocabulary_of)
 
     if not 1 <= args.length <= 1_000_000:
-        say("generate", f"--length must be a number of characters from 1 to 1,000,000, got "
-            f"{args.length}")
+        say("generate", f"--length must be a number of tokens (characters, or a tokenizer's "
+            f"tokens) from 1 to 1,000,000, got {args.length}")
         return 2
     if not (math.isfinite(args.temperature) and 0 <= args.temperature <= 100):
-        say("generate", f"--temperature must be from 0 (always the most likely character) to "
+        say("generate", f"--temperature must be from 0 (always the most likely token) to "
             f"100, got {args.temperature}")
         return 2
     if args.top_k is not None and args.top_k < 1:
