@@ -133,7 +133,14 @@ EXAMPLES = {
                          ("10x9x16 grid", "window_attention(2, 4, shift=2, v2=true)"),
                          ("14x7x32 grid", "window_attention(2, scale=0.1768)")],  # MaxViT's
     "embedding": [("12 tokens of 100", "embedding(32)"), ("12 tokens of 100", "embedding(16, vocab=120)"),
+                  ("12 tokens of 100", "embedding(16, scale=4.0)"),
                   ("12 tokens of 100", "wte: embedding(16)\n    linear(100, tied=wte)")],
+    "cross_attention": [("10x32 seq", "mem: linear(32)\n    from input\n    cross_attention(4, memory=mem)"),
+                        # a memory twice as long as the sequence (the positions joined)
+                        ("6x24 seq", "mem: concat:\n        branch: identity\n        branch: identity\n"
+                                     "    from input\n    cross_attention(3, memory=mem, bias=false, dropout=0.1)"),
+                        ("5x16 seq", "cross_attention(2, memory=input)")],
+    "position_encoding": [("12x16 seq", "position_encoding"), ("5x8 seq", "position_encoding(base=100)")],
     "position_embedding": [("12x16 seq", "position_embedding(12)"),
                            ("5x16 seq", "position_embedding(32, std=1.0)")],
     "lstm": [("10x16 seq", "lstm(32)"), ("10x16 seq", "lstm(8, layers=2, bidirectional=true)"),

@@ -102,6 +102,12 @@ def _disposable(graph: LayerGraph, value: str) -> bool:
     return producer.output_disposable
 
 
+def module_call(module: str, op: TorchModule, inputs: list[str]) -> str:
+    """A module's call on its input after the op's `pre` steps; a module of further inputs
+    (cross_attention's memory) gets them too: `module(x, memory)`."""
+    return f"{module}({', '.join([_pre(op.pre, inputs[0]), *inputs[1:]])})"
+
+
 def _pre(steps, var: str) -> str:
     for step in steps:
         if step[0] == "flatten":
@@ -219,7 +225,7 @@ def forward_source(graph: LayerGraph, *, logits: bool = False, side_outputs: str
             continue
         op = torch_op(graph, name, in_place)
         if isinstance(op, TorchModule):
-            call = (lambda module, inputs, op=op: f"{module}({_pre(op.pre, inputs[0])})")
+            call = (lambda module, inputs, op=op: module_call(module, op, inputs))
             path = module_path(name)
         else:
             call, path = op.expression, None

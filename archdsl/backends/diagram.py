@@ -168,7 +168,8 @@ def to_dot(net, *, depth: int | None = None, rankdir: str = "TB", names: bool = 
             continue
         drawn.add((src, dst))
         layer = g[v]["layer"]
-        if layer is not None and not layer.is_merge and u != g[v]["inputs"][0]:
+        if layer is not None and not layer.is_merge and u != g[v]["inputs"][0] \
+                and not layer.reads_shape_inputs:
             # a tensor whose size alone the layer reads (`upsample(like=input)`)
             dot.edge(src, dst, label=" size", style="dashed")
         else:

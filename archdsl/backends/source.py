@@ -28,9 +28,8 @@ from ..graph import LayerGraph
 from ..layers.registry import TorchModule, show
 from ..passes.decoding import decodes_with_cache
 from ..passes.sizes import size_dependent_layer
-from .codegen import (Op, emit, in_place_layers, input_arguments, input_comments, module_path,
-                      torch_op)
-from .codegen import _pre as pre_ops
+from .codegen import (Op, emit, in_place_layers, input_arguments, input_comments, module_call,
+                      module_path, torch_op)
 
 OWN_MODULES = "archdsl.backends.torch_modules."
 
@@ -525,7 +524,7 @@ class _Exporter:
             elif isinstance(op, TorchModule):
                 call = access(self._relative(item, base))
                 ops.append(Op(item, node["inputs"],
-                              lambda v, call=call, op=op: f"{call}({pre_ops(op.pre, v[0])})", shape))
+                              lambda v, call=call, op=op: module_call(call, op, v), shape))
             else:
                 ops.append(Op(item, node["inputs"],
                               lambda v, op=op: op.expression(v), shape))

@@ -101,14 +101,26 @@ class FreeTensor(nn.Module):
 class Embedding(nn.Embedding):
     """nn.Embedding whose vectors start from N(0, std²) (GPT-2's 0.02), not PyTorch's
     N(0, 1): tied to the output layer, unit vectors would give logits of std sqrt(width)
-    and a first loss of a hundred nats."""
+    and a first loss of a hundred nats. `scale`: the vectors looked up are multiplied by it
+    (the Transformer's sqrt(width)); std None: PyTorch's N(0, 1)."""
 
-    def __init__(self, num_embeddings, embedding_dim, std=0.02):
+    def __init__(self, num_embeddings, embedding_dim, std=None, scale=None):
         self.std = std  # read by reset_parameters, which nn.Embedding's __init__ calls
         super().__init__(num_embeddings, embedding_dim)
+        self.scale = scale
 
     def reset_parameters(self):
-        nn.init.normal_(self.weight, std=self.std)
+        if self.std is None:
+            super().reset_parameters()
+        else:
+            nn.init.normal_(self.weight, std=self.std)
+
+    def forward(self, ids):
+        x = super().forward(ids)
+        return x if self.scale is None else x * self.scale
+
+    def extra_repr(self):
+        return super().extra_repr() + (f", scale={self.scale:g}" if self.scale else "")
 
 
 class PositionEmbedding(nn.Module):
@@ -126,6 +138,31 @@ class PositionEmbedding(nn.Module):
             return x + self.weight[:x.shape[1]]
         start, self.offset = self.offset, self.offset + x.shape[1]
         return x + self.weight[start:self.offset]
+
+
+class PositionEncoding(nn.Module):
+    """The Transformer's sinusoidal position encoding added to a sequence (N, L, D): at
+    position p, sin(p / base^(2i/D)) in feature 2i and cos(...) in feature 2i + 1,
+    computed in float32."""
+
+    def __init__(self, base=10000.0):
+        super().__init__()
+        self.base = base
+        self.offset = None  # while decoding with a cache: the positions already read
+
+    def forward(self, x):
+        length, d = x.shape[1], x.shape[2]
+        start = 0 if self.offset is None else self.offset
+        if self.offset is not None:
+            self.offset += length
+        positions = torch.arange(start, start + length, device=x.device).float()
+        rate = 1.0 / self.base ** (torch.arange(0, d, 2, device=x.device).float() / d)
+        angles = torch.outer(positions, rate)
+        encoding = torch.stack([angles.sin(), angles.cos()], -1).flatten(1)
+        return x + encoding.to(x.dtype)
+
+    def extra_repr(self):
+        return f"base={self.base:g}"
 
 
 class SelfAttention(nn.Module):
@@ -237,6 +274,39 @@ class SelfAttention(nn.Module):
         first, second = x.chunk(2, -1)
         turned = torch.cat([-second, first], -1)
         return x * angles.cos().to(x.dtype) + turned * angles.sin().to(x.dtype)
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from a sequence x (N, L, D) to a memory (N, M, D), with
+    nn.MultiheadAttention's parameters (in_proj_weight: the q, k and v rows; in_proj_bias;
+    out_proj) so that torch.nn.Transformer's decoder weights load: the queries come from x,
+    the keys and values from the memory. scaled_dot_product_attention runs it."""
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True):
+        super().__init__()
+        self.num_heads, self.dropout = num_heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim)) if bias else None
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        if self.out_proj.bias is not None:
+            nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x, memory):
+        (n, length, d), m = x.shape, memory.shape[1]
+        w, b = self.in_proj_weight, self.in_proj_bias
+        q = nn.functional.linear(x, w[:d], None if b is None else b[:d])
+        k, v = nn.functional.linear(memory, w[d:], None if b is None else b[d:]).chunk(2, -1)
+        size = d // self.num_heads
+        q = q.view(n, length, self.num_heads, size).transpose(1, 2)
+        k = k.view(n, m, self.num_heads, size).transpose(1, 2)
+        v = v.view(n, m, self.num_heads, size).transpose(1, 2)
+        y = nn.functional.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(y.transpose(1, 2).reshape(n, length, d))
+
+    def extra_repr(self):
+        return f"heads={self.num_heads}, dropout={self.dropout}"
 
 
 class WindowAttention(nn.Module):

@@ -33,6 +33,7 @@ from .expressions import FAILED, Evaluator, Scope
 from .naming import build_graph
 from .program import FileUnit
 from .values import (BlockValue, BoundArg, Builtin, FunctionValue, LayerValue, NetworkValue,
+                     TensorValue,
                      type_name)
 
 
@@ -625,8 +626,12 @@ class Elaborator:
             where = "block" if isinstance(definition, ast.Block) else "network"
             raise self.error("E0210", f"`{text}` is a tensor of `{owners[0]}`, out of scope in "
                              f"{where} `{definition.name}`", name.span,
-                             help="a block sees only the tensors it names itself; pass what "
-                                  "it needs as its input, or name the tensor here")
+                             help="a block sees only its input, the tensors it names itself "
+                                  "and those given to it: add a parameter and pass the "
+                                  f"tensor's name (`block {definition.name}(..., {text})`, "
+                                  f"called as `{definition.name}(..., {text})`)"
+                             if isinstance(definition, ast.Block) else
+                             "a network sees only its own tensors; name the tensor here")
         raise self.error("E0208", f"no tensor named `{text}`", name.span,
                          help=self.suggest(name.span, text, lambda: list(self.tensors))
                          or ("name a tensor with a label (`c4: stage(...)`), then start "
@@ -744,7 +749,8 @@ class Elaborator:
                              "kind of your own comes from a plugin (`--plugin`, "
                              "docs/custom_layers.md)") from None
         names = _tensor_label_params(value)
-        args = [BoundArg(a.name, self._argument_value(a, scope, names), a.span)
+        block = isinstance(value, BlockValue)
+        args = [BoundArg(a.name, self._argument_value(a, scope, names, block), a.span)
                 for a in (s.args or [])]
         if isinstance(value, LayerValue):
             return self.apply_layer(value, args, s.span, x, s.notation)
@@ -759,13 +765,19 @@ class Elaborator:
         raise self.error("E0505", f"`{s.name}` is {what}, not a layer or block", s.name_span,
                          help="steps are layers (conv, relu) and blocks; values go in arguments")
 
-    def _argument_value(self, a: ast.Arg, scope, tensor_labels: set[str]):
+    def _argument_value(self, a: ast.Arg, scope, tensor_labels: set[str], block=False):
         """An argument's value. A parameter typed TensorLabel (`tied=wte`) names a tensor,
-        not a value: a bare name stays a name, checked where the layer is applied."""
+        not a value: a bare name stays a name, checked where the layer is applied. A block's
+        argument that is the bare name of a tensor (a label above, or `input`), and of no
+        value in scope, gives the block that tensor (`decoder_layer(8, memory=encoder)`)."""
         if a.name in tensor_labels and isinstance(a.value, ast.Name):
             return a.value.id
         if a.name in tensor_labels and isinstance(a.value, ast.TensorName):
             return self.tensor_name(a.value, scope)  # `like=l{i + 2}`
+        if block and isinstance(a.value, ast.Name) and not _defined(scope, a.value.id) \
+                and (a.value.id in self.tensors or a.value.id == "input"):
+            return TensorValue(a.value.id, self.reference(
+                ast.TensorName(a.value.span, a.value.id, [a.value.id]), scope))
         return self.evaluator.eval(a.value, scope)
 
     def _step_Group(self, s, scope, x):
@@ -836,7 +848,7 @@ class Elaborator:
                 if values[p] is None:
                     continue
                 where = given[p].span if p in given else span
-                if values[filled] is not None:
+                if values.get(filled) is not None:
                     raise self.error("E0303", f"`{kind.name}` takes `{p}` or `{filled}`, not both",
                                      where, help=f"`{p}={values[p]}` gives the {filled}")
                 references.append(self.reference(ast.TensorName(where, values[p], [values[p]]),
@@ -926,8 +938,11 @@ class Elaborator:
                        list(block.bound) + args, scope, span)
         self.chain.append((block.name, span))
         self.chain_definitions.append(block.definition)
-        # the block sees its own labels and its input (`from input`), not its caller's tensors
-        saved_tensors, self.tensors = self.tensors, {"input": x}
+        # the block sees its own labels, its input (`from input`) and the tensors given to
+        # it as arguments (under their parameters' names), not its caller's other tensors
+        given = {p.name: scope.names[p.name].node for p in block.definition.params
+                 if isinstance(scope.names.get(p.name), TensorValue)}
+        saved_tensors, self.tensors = self.tensors, {"input": x, **given}
         try:
             title = _call_title(block, scope, list(block.bound) + args)
             with self.frame_of("block", block.name, span, title) as frame:
@@ -1041,6 +1056,14 @@ def _bodies(s):
     elif isinstance(s, (ast.Merge, ast.BranchRepeat)):
         for b in s.branches:
             yield from _bodies(b) if isinstance(b, ast.BranchRepeat) else [b.body]
+
+
+def _defined(scope, name) -> bool:
+    try:
+        scope.lookup(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _safe_lookup(scope, name):

@@ -13,7 +13,7 @@ from ..layers.registry import BoundArg, LayerValue  # layers are values too (dec
 from ..syntax import ast
 
 __all__ = ["BoundArg", "LayerValue", "BlockValue", "FunctionValue", "NetworkValue", "Builtin",
-           "TensorShape", "ListValue", "type_name"]
+           "TensorShape", "TensorValue", "ListValue", "type_name"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,19 @@ class TensorShape:
         return "the input shape `" + "x".join(map(str, self.shape)) + "`"
 
 
+@dataclass(frozen=True, eq=False)
+class TensorValue:
+    """A tensor given to a block by name (`decoder_layer(8, memory=encoder)`): inside the
+    block, the parameter names that tensor, as a label would (`from memory`,
+    `cross_attention(8, memory=memory)`). `node` is the graph node that computed it."""
+
+    name: str
+    node: object
+
+    def description(self) -> str:
+        return f"the tensor `{self.name}`"
+
+
 def type_name(value) -> str:
     """The kind of a value, as messages name it."""
     if value is None:
@@ -85,7 +98,7 @@ def type_name(value) -> str:
         return "a list"
     return {LayerValue: "a layer", BlockValue: "a block", FunctionValue: "a function",
             NetworkValue: "a network", Builtin: "a function",
-            TensorShape: "a shape"}.get(type(value), type(value).__name__)
+            TensorShape: "a shape", TensorValue: "a tensor"}.get(type(value), type(value).__name__)
 
 
 class ListValue(list):

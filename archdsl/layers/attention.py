@@ -1,12 +1,13 @@
 """Layers of sequence models: multi-head self-attention (over a whole sequence, or within
-windows of a grid) and token embeddings."""
+windows of a grid), cross-attention (from one sequence to another: an encoder-decoder's), and
+token and position embeddings."""
 
 from __future__ import annotations
 
-from ..shapes import GRID, SEQ, TOKENS, Shape
+from ..shapes import GRID, SEQ, TOKENS, Shape, describe as describe_shape
 from .registry import LayerKind, Params, Param, ShapeError, TorchModule, register
 from .linear import TIED
-from .types import Bool, Float, Int, Numbers, Optional
+from .types import Bool, Float, Int, Numbers, Optional, TensorLabel
 
 
 @register
@@ -185,6 +186,82 @@ class Attention(LayerKind):
             + window
 
 
+@register
+class CrossAttention(LayerKind):
+    name = "cross_attention"
+    family = "attention"
+    doc = ("Multi-head attention from a sequence to another one, `memory` (Vaswani et al. "
+           "2017, §3.2.3: the decoder's queries, the encoder's keys and values): LxD and MxD "
+           "(the tensor named) to LxD. Each position attends to every position of the "
+           "memory, so it is no mask and no cache: a decoder's causal order is its "
+           "self-attention's. Its parameters are torch.nn.MultiheadAttention's (in_proj_weight "
+           "with the q, k and v rows, in_proj_bias, out_proj), so torch.nn.Transformer's "
+           "`multihead_attn` weights load; it runs through scaled_dot_product_attention. The "
+           "memory is read when the module runs, so its length may differ from the "
+           "sequence's and from one input to the next. MACs: the q and output projections "
+           "(2·L·D²), k and v (2·M·D²) and the QKᵀ and AV products (2·L·M·D).")
+    params = (
+        Param("heads", Int(1), doc="attention heads; must divide the width D"),
+        Param("memory", TensorLabel("memory=encoder", "a tensor"),
+              doc="the sequence attended to: a labelled tensor, an input, or a block's "
+                  "parameter given one (an encoder's output)"),
+        Param("dropout", Float(0.0, 1.0), 0.0, "dropout on the attention weights while training"),
+        Param("bias", Bool(), True, "biases in the projections"),
+    )
+    accepts = (SEQ,)
+    shape_inputs = {"memory": "memory_length"}
+    reads_shape_inputs = True
+    output_disposable = True
+    autocast = "low"
+
+    def with_shapes(self, a, x, shapes):
+        (memory,) = shapes
+        if memory.layout != SEQ or memory[1] != x[1]:
+            what = f"a sequence {memory[0]} long of width {memory[1]}" if memory.layout == SEQ \
+                else describe_shape(memory)
+            raise ShapeError(f"`memory={a['memory']}` is {what}; attending from a sequence of "
+                             f"width {x[1]} needs a sequence of the same width",
+                             help=f"project the memory to the width first (`linear({x[1]})`)"
+                                  if memory.layout == SEQ else
+                                  "make the memory a sequence of its positions first: "
+                                  "`rearrange(\"c h w -> (h w) c\")` for a feature map",
+                             arg="memory", code="E0404")
+        return dict(a, memory_length=memory[0])
+
+    def saved_extra(self, a, x, y):
+        # q, k and v, the attention's output and its log-sum-exp per query, and that output
+        # laid out again for the output projection (as self-attention's)
+        (length, d), m = x, a["memory_length"]
+        return ((length * d + 2 * m * d, "act"), (length * d, "act"),
+                (a["heads"] * length, "fp32"), (length * d, "act"))
+
+    def shape(self, a, x):
+        _heads_divide(a["heads"], x[1])
+        return x
+
+    def params_count(self, a, x):
+        d = x[1]
+        return Params(4 * d * d + (4 * d if a["bias"] else 0))
+
+    def macs(self, a, x, y):
+        (length, d), m = x, a["memory_length"]
+        return 2 * (length + m) * d * d + 2 * length * m * d
+
+    def flops(self, a, x, y):
+        (length, d), m = x, a["memory_length"]
+        # the products' multiply-adds, the biases, and per attention score a scale, an exp,
+        # a sum and a divide (softmax)
+        return 2 * self.macs(a, x, y) + (2 * (length + m) * d if a["bias"] else 0) \
+            + 4 * a["heads"] * length * m
+
+    def torch(self, a, x, y):
+        return TorchModule("archdsl.backends.torch_modules.CrossAttention", dict(
+            embed_dim=x[1], num_heads=a["heads"], dropout=a["dropout"], bias=a["bias"]))
+
+    def describe(self, a):
+        return f"cross-attention x{a['heads']} to {a['memory']}"
+
+
 def _heads_divide(heads: int, width: int) -> None:
     if width % heads:
         divisors = [d for d in range(1, min(width, 64) + 1) if width % d == 0]
@@ -315,6 +392,9 @@ class Embedding(LayerKind):
         TIED,
         Param("std", Optional(Float(0, low_inclusive=False)), None,
               "initialise the vectors from N(0, std²) (GPT-2: 0.02); `none`: PyTorch's N(0, 1)"),
+        Param("scale", Optional(Float(0, low_inclusive=False)), None,
+              "multiply the vectors looked up by this (the Transformer: sqrt(d), §3.4); "
+              "`none`: not"),
     )
     accepts = (TOKENS,)
     decoding = "position"
@@ -339,22 +419,39 @@ class Embedding(LayerKind):
         return 0
 
     def flops(self, a, x, y):
-        return 0
+        return 0 if a["scale"] is None else x[0] * a["d"]  # a multiply per number
 
     def torch(self, a, x, y):
         size = dict(num_embeddings=a["vocab"], embedding_dim=a["d"])
-        if a["std"] is not None:
-            return TorchModule("archdsl.backends.torch_modules.Embedding",
-                               dict(size, std=a["std"]))
+        if a["std"] is not None or a["scale"] is not None:
+            extra = {k: a[k] for k in ("std", "scale") if a[k] is not None}
+            return TorchModule("archdsl.backends.torch_modules.Embedding", dict(size, **extra))
         return TorchModule("torch.nn.Embedding", size)
 
     def describe(self, a):
         return f"embedding {a['vocab']}x{a['d']}" + (f", tied to {a['tied']}" if a["tied"]
-                                                     else "")
+                                                     else "") \
+            + (f", x{a['scale']:.4g}" if a["scale"] is not None else "")
+
+
+class _AddedPositions(LayerKind):
+    """What position embeddings and encodings share: a vector added to each position of a
+    sequence, which a cached decoder continues from the positions already read."""
+
+    accepts = (SEQ,)
+    saves = ()  # a sum's gradient needs neither of its terms
+    output_disposable = True
+    decoding = "cached"  # the new tokens' positions follow the earlier ones
+
+    def macs(self, a, x, y):
+        return 0
+
+    def flops(self, a, x, y):
+        return x[0] * x[1]  # the additions
 
 
 @register
-class PositionEmbedding(LayerKind):
+class PositionEmbedding(_AddedPositions):
     name = "position_embedding"
     family = "attention"
     doc = ("Learned position embeddings (GPT, BERT): adds a learned D-wide vector to each "
@@ -367,10 +464,6 @@ class PositionEmbedding(LayerKind):
         Param("std", Float(0, low_inclusive=False), 0.02,
               "initialise the vectors from N(0, std²) (GPT-2: 0.02)"),
     )
-    accepts = (SEQ,)
-    saves = ()  # a sum's gradient needs neither of its terms
-    output_disposable = True
-    decoding = "cached"  # the new tokens' positions follow the earlier ones
 
     def shape(self, a, x):
         if x[0] > a["positions"]:
@@ -383,15 +476,42 @@ class PositionEmbedding(LayerKind):
     def params_count(self, a, x):
         return Params(a["positions"] * x[1])
 
-    def macs(self, a, x, y):
-        return 0
-
-    def flops(self, a, x, y):
-        return x[0] * x[1]
-
     def torch(self, a, x, y):
         return TorchModule("archdsl.backends.torch_modules.PositionEmbedding",
                            dict(positions=a["positions"], dim=x[1], std=a["std"]))
 
     def describe(self, a):
         return f"position embedding {a['positions']}"
+
+
+@register
+class PositionEncoding(_AddedPositions):
+    name = "position_encoding"
+    family = "attention"
+    doc = ("Sinusoidal position encoding (Vaswani et al. 2017, §3.5): adds to position p of "
+           "an LxD sequence the fixed vector PE(p, 2i) = sin(p / base^(2i/D)), PE(p, 2i+1) = "
+           "cos(p / base^(2i/D)), so the network takes sequences of any length, and no "
+           "parameters. Computed in float32 when the module runs, as the paper's formula "
+           "(PyTorch's tutorial's `PositionalEncoding` gives the same numbers, to rounding). "
+           "0 MACs; L·D additions.")
+    params = (
+        Param("base", Float(0.0, low_inclusive=False), 10000.0,
+              "the base of the wavelengths, from 2π to base·2π (the paper: 10000)"),
+    )
+
+    def shape(self, a, x):
+        if x[1] % 2:
+            raise ShapeError(f"a sinusoidal encoding pairs a sine and a cosine per "
+                             f"wavelength, and the width {x[1]} is odd", code="E0405",
+                             help="give the sequence an even width")
+        return x
+
+    def params_count(self, a, x):
+        return Params(0)
+
+    def torch(self, a, x, y):
+        return TorchModule("archdsl.backends.torch_modules.PositionEncoding",
+                           dict(base=a["base"]))
+
+    def describe(self, a):
+        return "sinusoidal positions" + (f", base {a['base']:g}" if a["base"] != 10000 else "")

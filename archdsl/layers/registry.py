@@ -166,13 +166,18 @@ class LayerKind:
     is_rnn: bool = False
     # The layouts of input the layer takes (shapes.py); merges: of each branch.
     accepts: tuple[str, ...] = FEATURES
-    # Parameters that name a tensor whose shape, not its values, the layer reads, each with
-    # the parameter that shape fills in (upsample's {"like": "size"}: `like=input` is
-    # torchvision's F.interpolate(x, size=input.shape[-2:])). The elaborator makes each named
-    # tensor a further input of the node, after the data input, and `with_shapes` fills in
-    # the parameter, so that every stage sees a layer of one input and plain arguments; the
-    # code it compiles to reads the shape when it runs, so the module takes other sizes.
+    # Parameters that name a further tensor the layer reads, each with the argument its
+    # shape fills in: upsample's {"like": "size"} reads only the shape (`like=input` is
+    # torchvision's F.interpolate(x, size=input.shape[-2:])); cross_attention's {"memory":
+    # "memory_length"} reads the values too (the module is called as module(x, memory)). The
+    # elaborator makes each named tensor a further input of the node, after the data input,
+    # and `with_shapes` fills in the argument, so that every stage sees a layer of one input
+    # and plain arguments; the code it compiles to reads the shape when it runs, so the module
+    # takes other sizes.
     shape_inputs: dict[str, str] = {}
+    # Whether the layer reads those tensors' values too (cross_attention), not their shapes
+    # alone (upsample): diagrams draw them as data, not as dashed "size" edges
+    reads_shape_inputs: bool = False
     # Named arguments besides its parameters are sizes of named axes, collected in
     # a["sizes"] (rearrange's `h=14`)
     named_sizes: bool = False

@@ -67,6 +67,8 @@ def _scalar_text(value) -> str:
         return value.definition.name
     if hasattr(value, "kind"):  # a layer
         return value.kind.name
+    if hasattr(value, "node"):  # a tensor given to a block by name
+        return value.name
     if hasattr(value, "shape"):  # `in`
         return "x".join(map(str, value.shape))
     return type(value).__name__
@@ -299,13 +301,16 @@ class Activation(ArgType):
 
 
 class TensorLabel(ArgType):
-    """The name of a tensor a label made (`tied=wte`); the elaborator checks that it exists,
-    is in scope and was computed by a layer with a weight to share."""
+    """The name of a tensor a label made (`tied=wte`, `memory=encoder`); the elaborator
+    checks that it exists and is in scope (and, for `tied`, was computed by a layer with a
+    weight to share)."""
 
-    description = "the name of a labelled layer, such as `wte`"
+    def __init__(self, example: str = "tied=wte", what: str = "a labelled layer"):
+        self.example = example
+        self.description = f"the name of {what}, such as `{example.split('=')[1]}`"
 
     def accept(self, value):
         if isinstance(value, str) and value.isidentifier():
             return value
         raise ArgumentError(f"expected {self.description}, got {describe_value(value)}",
-                            help="write the label's name bare: `tied=wte`")
+                            help=f"write the label's name bare: `{self.example}`")

@@ -169,10 +169,11 @@ class _Cache:
     how many of the ids they hold; `on` turns off past the context."""
 
     def __init__(self, model, on: bool):
-        from ..backends.torch_modules import PositionEmbedding, SelfAttention
+        from ..backends.torch_modules import PositionEmbedding, PositionEncoding, SelfAttention
 
         self.attention = [m for m in model.modules() if isinstance(m, SelfAttention)]
-        self.positions = [m for m in model.modules() if isinstance(m, PositionEmbedding)]
+        self.positions = [m for m in model.modules()
+                          if isinstance(m, (PositionEmbedding, PositionEncoding))]
         self.on, self.read = on, 0
         for m in self.attention:
             m.cache = [] if on else None
