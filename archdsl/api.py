@@ -359,26 +359,47 @@ class SavedModel:
         if self.preprocess is None:
             raise PredictError("this saved model records no preprocessing (it was not written "
                                "by `archdsl train`), so raw images cannot be fed to it")
-        if self.preprocess.task == "lm":
-            raise PredictError("this saved model is a language model, which reads text: "
-                               "continue a text with .generate(prompt)")
+        if self.preprocess.task in ("lm", "seq2seq"):
+            raise PredictError(
+                "this saved model is a language model, which reads text: continue a text "
+                "with .generate(prompt)" if self.preprocess.task == "lm" else
+                "this saved model is a sequence-to-sequence model, which reads text: write "
+                "a source's target with .generate(source)")
         if self._predictor is None or self._predictor.device != _torch_device(device):
             self._predictor = Predictor(self.network, self.state_dict, self.preprocess, device)
         return self._predictor(images, top_k)
 
 
-    def generate(self, prompt: str, length: int = 500, *, temperature: float = 0.8,
+    def generate(self, prompt: str, length: int = 500, *, temperature: float | None = None,
                  top_k: int | None = None, seed: int = 0, device="cpu") -> str:
         """A trained language model's continuation of `prompt`: the prompt and `length`
         tokens drawn after it (characters, or its Hugging Face tokenizer's tokens:
-        train/text.py), fewer where the model ends its text (its end-of-text token). Raises
-        archdsl.PredictError for a model that is no language model, or a prompt with
-        characters it never trained on."""
+        train/text.py), fewer where the model ends its text (its end-of-text token); drawn
+        at `temperature` 0.8 unless given. A sequence-to-sequence model's target for the
+        source `prompt`, alone: up to its end token, the network's target length or
+        `length`, the most likely token each time unless `temperature` is given. Raises
+        archdsl.PredictError for a model that is neither, or a prompt with characters it
+        never trained on."""
         from .train.data import DataError
         from .train.predict import PredictError
+        from .train.tasks import target_shape
         from .train.text import (check_token_ids, decodes_with_cache, generate,
-                                 reads_whole_context, vocabulary_of)
+                                 reads_whole_context, translate, vocabulary_of)
 
+        if self.preprocess is not None and self.preprocess.task == "seq2seq":
+            vocabulary = vocabulary_of(self.preprocess)
+            try:
+                source = vocabulary.encode(prompt, "the source")
+            except DataError as error:
+                raise PredictError(str(error)) from None
+            lengths = (self.network.input_shape[0], target_shape(self.network)[0])
+            if len(source) > lengths[0]:
+                raise PredictError(f"the source is {len(source):,} characters, more than the "
+                                   f"{lengths[0]:,} the network reads")
+            model = self.build(logits=True).to(device)
+            return vocabulary.decode(translate(
+                model, source, (lengths[0], min(lengths[1], length)), len(vocabulary),
+                temperature=temperature or 0.0, top_k=top_k, seed=seed, device=device))
         if self.preprocess is None or self.preprocess.task != "lm":
             raise PredictError("this saved model is not a language model (a checkpoint of "
                                "`archdsl train --task lm`, or a Hugging Face model's weights "
@@ -395,7 +416,7 @@ class SavedModel:
         return vocabulary.decode(generate(
             model, ids, length, self.network.input_shape[0], len(vocabulary),
             padded=reads_whole_context(self.network), cached=decodes_with_cache(self.network),
-            temperature=temperature, top_k=top_k,
+            temperature=0.8 if temperature is None else temperature, top_k=top_k,
             seed=seed, device=device, stop=self.preprocess.stop))
 
 

@@ -706,23 +706,26 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text", help=argparse.SUPPRESS)
     _add_allow_use(p)
     g = p.add_argument_group("data")
-    g.add_argument("--task", choices=("classify", "segment", "lm"),
+    g.add_argument("--task", choices=("classify", "segment", "lm", "seq2seq"),
                    help="classify images (a network that outputs a vector of class scores), "
-                        "segment them (one that outputs a map), or model text (lm: one that "
-                        "reads token ids and scores the next token at each position); "
-                        "default: from the input and output")
+                        "segment them (one that outputs a map), model text (lm: one that "
+                        "reads token ids and scores the next token at each position), or "
+                        "write a target text for a source text (seq2seq: one of two token "
+                        "inputs, such as the Transformer); default: from the inputs and output")
     g.add_argument("--data",
                    help="digits (default, bundled), mnist, fashion-mnist, cifar10, cifar100, "
                         "fake, or imagefolder:PATH; for segmentation shapes (default, "
                         "generated) or masks:PATH; for language models text:PATH (a UTF-8 "
-                        "file, one token per character)")
+                        "file, one token per character); for seq2seq reverse (default, "
+                        "generated) or pairs:PATH (a source, a tab and a target per line)")
     g.add_argument("--data-dir", help="where downloaded data sets live (default: ./data)")
     g.add_argument("--val-split", type=float, help="fraction of the training set held out (0.1)")
     g.add_argument("--augment", dest="augment", action="store_true", default=None,
                    help="random crops (and flips for natural images); on by default")
     g.add_argument("--no-augment", dest="augment", action="store_false")
     g.add_argument("--fake-size", type=int, help="images in the `fake` and `shapes` data "
-                   "sets (4096, or as many as 512 MB hold for large inputs)")
+                   "sets (4096, or as many as 512 MB hold for large inputs), pairs in "
+                   "`reverse` (4096)")
     g.add_argument("--mixup", type=float, metavar="ALPHA",
                    help="blend each batch with a shuffled copy (λ ~ Beta(α, α)), labels too; "
                         "0.2 is usual (default off)")
@@ -817,14 +820,18 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="continue a text with a language model (a checkpoint "
                                         "of `archdsl train --task lm`, or a .pt compiled "
-                                        "with a Hugging Face model's weights and tokenizer)")
+                                        "with a Hugging Face model's weights and tokenizer), "
+                                        "or write the target of a source text (--task "
+                                        "seq2seq)")
     p.add_argument("checkpoint", help="a checkpoint (.pt), or a run directory (its best.pt)")
-    p.add_argument("--prompt", help="the text to continue (default: a new line)")
+    p.add_argument("--prompt", help="the text to continue (default: a new line), or a "
+                                    "sequence-to-sequence model's source")
     p.add_argument("--length", type=int, default=500, metavar="N",
                    help="how many tokens to write: characters, or a tokenizer's tokens (default 500)")
-    p.add_argument("--temperature", type=float, default=0.8, metavar="T",
+    p.add_argument("--temperature", type=float, metavar="T",
                    help="divides the scores before drawing: lower is more predictable, 0 "
-                        "always takes the most likely token (default 0.8)")
+                        "always takes the most likely token (default 0.8; a "
+                        "sequence-to-sequence model's: 0)")
     p.add_argument("--top-k", type=int, metavar="K",
                    help="draw only among the K most likely tokens (default: all)")
     p.add_argument("--seed", type=int, default=0, help="of the draws (default 0)")

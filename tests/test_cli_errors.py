@@ -19,6 +19,9 @@ TRAIN = f"train {LENET} --no-progress --no-tensorboard --out {{tmp}}/run"
 GPT = ("train specs/gpt.arch gpt --set depth=1 --set d=16 --set heads=2 --set context=16 "
        "--set vocab=40 --no-progress --no-tensorboard --out {tmp}/run")
 
+S2S = ("train specs/transformer.arch transformer_reverse --no-progress --no-tensorboard "
+       "--out {tmp}/run")
+
 # specs/llama.arch at the sizes of the small Mistral that `scratch` writes
 MISTRAL = ("specs/llama.arch llama --set depth=1 --set d=16 --set heads=2 --set kv_heads=1 "
            "--set context=16 --set vocab=40 --set multiple=16")
@@ -164,6 +167,24 @@ CASES = [
     "eval {tmp}/lm-run --data text:{tmp}/latin1-utf8.txt",
     "eval {tmp}/lm-run --data text:{tmp}/short.txt --split all",
     f"{GPT} --data text:{{tmp}}/upper.txt --init {{tmp}}/lm-run/best.pt",
+    # sequence-to-sequence models: pairs of texts, and the networks that can learn from them
+    f"{S2S} --data digits",
+    f"{S2S} --data text:{{tmp}}/fox.txt",
+    f"{GPT} --data reverse",
+    f"{TRAIN} --data pairs:{{tmp}}/pairs.tsv",
+    f"{S2S} --data pairs:",
+    f"{S2S} --data pairs:{{tmp}}/no-such.tsv",
+    f"{S2S} --data pairs:{{tmp}}/no-tab.tsv",
+    f"{S2S} --data pairs:{{tmp}}/one.tsv",
+    f"{S2S} --data pairs:{{tmp}}/long-source.tsv",
+    f"{S2S} --data pairs:{{tmp}}/long-target.tsv",
+    f"{S2S} --set vocab=20",
+    "train {tmp}/peeking.arch --no-progress --no-tensorboard --out {tmp}/run",
+    "train {tmp}/fusion.arch --no-progress --no-tensorboard --out {tmp}/run",
+    "generate {tmp}/s2s-run --prompt 'ABC'",
+    "generate {tmp}/s2s-run --prompt abcdefghijkl",
+    "predict {tmp}/s2s-run x.png",
+    "eval {tmp}/s2s-run --data pairs:{tmp}/upper.tsv",
     # another image folder than the run's: its classes must be the model's
     "eval {tmp}/relu-run --data imagefolder:{tmp}/cats --split all",
     # the command line itself
@@ -249,11 +270,30 @@ def _language_model_files(tmp):
     (tmp / "tagger.arch").write_text("network tagger:\n" + lm + "    gru(16) linear(5)\n")
     (tmp / "encoder.arch").write_text(
         "network encoder:\n" + lm + "    h: attention(2)\n    linear(40)\n")
+    _pairs_files(tmp)
     assert main(["train", "specs/gpt.arch", "gpt", "--set", "depth=1", "--set", "d=16",
                  "--set", "heads=2", "--set", "context=16", "--set", "vocab=40",
                  "--data", f"text:{tmp / 'fox.txt'}", "--epochs", "1", "--limit-steps", "2",
                  "--batch-size", "8", "--no-progress", "--no-tensorboard",
                  "--out", str(tmp / "lm-run")]) == 0
+
+
+def _pairs_files(tmp):
+    """Pairs of texts, a decoder that sees later targets, and a sequence-to-sequence model
+    trained briefly."""
+    (tmp / "pairs.tsv").write_text("cat\ttac\ndog\tgod\n" * 10)
+    (tmp / "no-tab.tsv").write_text("cat\ttac\ndog god\n")
+    (tmp / "one.tsv").write_text("cat\ttac\n")
+    (tmp / "long-source.tsv").write_text("cat\ttac\nabcdefghijkl\tl\n")
+    (tmp / "long-target.tsv").write_text("cat\ttac\nl\tabcdefghij\n")
+    (tmp / "upper.tsv").write_text("CAT\tTAC\n" * 10)
+    (tmp / "peeking.arch").write_text(
+        "network peeking:\n    input source: 8 tokens of 29\n    input target: 8 tokens of 29\n"
+        "    memory: embedding(16)\n    from target\n    embedding(16)\n    attention(2)\n"
+        "    cross_attention(2, memory=memory)\n    linear(29)\n")
+    assert main(["train", "specs/transformer.arch", "transformer_reverse", "--epochs", "1",
+                 "--limit-steps", "2", "--batch-size", "8", "--fake-size", "64",
+                 "--no-progress", "--no-tensorboard", "--out", str(tmp / "s2s-run")]) == 0
 
 
 def _cats(folder):

@@ -63,15 +63,16 @@ import importlib.util, json, sys
 sys.modules["archdsl"] = None  # archdsl must not be importable here
 folder = sys.argv[1]
 report = {}
-for name, shape, vocab in json.load(open(folder + "/networks.json")):
+for name, inputs in json.load(open(folder + "/networks.json")):
     spec = importlib.util.spec_from_file_location(name, f"{folder}/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model = fill(module.MODEL().eval())
     torch.manual_seed(0)
-    x = torch.randint(0, vocab, (1, *shape)) if vocab else torch.randn(1, *shape)
+    xs = [torch.randint(0, vocab, (1, *shape)) if vocab else torch.randn(1, *shape)
+          for shape, vocab in inputs]
     with torch.no_grad():
-        torch.save(model(x), f"{folder}/{name}.out")
+        torch.save(model(*xs), f"{folder}/{name}.out")
     report[name] = sorted(model.state_dict())
 json.dump(report, open(folder + "/keys.json", "w"))
 '''
@@ -86,7 +87,7 @@ def exported(tmp_path_factory):
         net = archdsl.load(SPECS / file).network(name)
         source = to_source(net) + f"\nMODEL = {camel(name)}\n"
         (folder / f"{name}.py").write_text(source)
-        listing.append((name, list(net.input_shape), net.input_shape.vocab))
+        listing.append((name, [(list(x), x.vocab) for x in net.graph.input_shapes().values()]))
     (folder / "networks.json").write_text(json.dumps(listing))
     (folder / "runner.py").write_text(RUNNER)
     done = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), str(folder)],
@@ -102,11 +103,11 @@ def test_exported_source_gives_the_same_outputs_without_archdsl(exported, file, 
     net = archdsl.load(SPECS / file).network(name)
     model = fill(net.build().eval())
     assert keys[name] == sorted(model.state_dict())  # the same state_dict keys
-    torch.manual_seed(0)
-    vocab = net.input_shape.vocab  # as the runner makes it
-    x = torch.randint(0, vocab, (1, *net.input_shape)) if vocab else torch.randn(1, *net.input_shape)
+    torch.manual_seed(0)  # the inputs as the runner makes them
+    xs = [torch.randint(0, x.vocab, (1, *x)) if x.vocab else torch.randn(1, *x)
+          for x in net.graph.input_shapes().values()]
     with torch.no_grad():
-        expected = model(x)
+        expected = model(*xs)
     got = torch.load(folder / f"{name}.out", weights_only=True)
     if isinstance(expected, tuple):  # several outputs (a feature pyramid)
         assert len(got) == len(expected) and all(map(torch.equal, got, expected))

@@ -47,6 +47,11 @@ def to_source(net, preprocess=None) -> str:
         cached = decodes_with_cache(net.graph)
         return (code[:main] + "\n\n\n" + text_source(preprocess, padded, cached) + "\n"
                 + code[main:] + TEXT_MAIN)
+    if preprocess.task == "seq2seq":  # its vocabulary (writing a target is the command's)
+        vocabulary = ("\n\n# The vocabulary it trained on (archdsl's train/text.py Pairs): ids "
+                      "PAD, BEGIN and END, then\n# one per character of CHARACTERS.\n"
+                      f"PAD, BEGIN, END = 0, 1, 2\nCHARACTERS = {list(preprocess.classes)!r}\n")
+        return code[:main] + vocabulary + code[main:]
     g = net.graph
     ends_in_softmax = g[g[g.outputs[g.main_outputs[0]]]["inputs"][0]]["kind"] == "softmax"
     probabilities = "out[0]" if ends_in_softmax else "torch.softmax(out, dim=1)[0]"

@@ -201,8 +201,8 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
             say("train", f"`{net.name}` is a language model (token ids in, scores of the next "
                 "token out), which learns from a text: give --data text:PATH (a UTF-8 file)")
             return 2
-        # segmentation's embedded default data set
-        data = args.data or ("shapes" if task == "segment" else config.data)
+        # segmentation's and sequence-to-sequence's embedded default data sets
+        data = args.data or {"segment": "shapes", "seq2seq": "reverse"}.get(task, config.data)
         try:  # before a run directory is made
             tasks.check_network(net, task)
             tasks.check_data(task, data)
@@ -269,7 +269,8 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
     if processes.main:
         on = f" on {processes.world} processes" if processes.active else ""
         doing = {"classify": "training", "segment": "training to segment:",
-                 "lm": "training a language model:"}[config.task]
+                 "lm": "training a language model:",
+                 "seq2seq": "training a sequence-to-sequence model:"}[config.task]
         print(f"{doing} {net.name} ({net.params_total:,} params) on {config.data} "
               f"for {config.epochs} epochs{on}; run directory {run}", file=sys.stderr)
     try:
@@ -369,9 +370,11 @@ def run_predict(args) -> int:
             "`archdsl train`), so raw images cannot be fed to it; train the network with "
             "`archdsl train` and predict with its checkpoint")
         return 2
-    if state["preprocess"].get("task") == "lm":
-        say("predict", f"{args.checkpoint} is a language model, which reads text, not "
-            f"images: continue a text with `archdsl generate {args.checkpoint} --prompt ...`")
+    if state["preprocess"].get("task") in ("lm", "seq2seq"):
+        what, verb = (("a language model", "continue a text") if state["preprocess"]["task"]
+                      == "lm" else ("a sequence-to-sequence model", "write a text's target"))
+        say("predict", f"{args.checkpoint} is {what}, which reads text, not images: {verb} "
+            f"with `archdsl generate {args.checkpoint} --prompt ...`")
         return 2
     try:
         net = network_from_files(state["spec_files"], state["spec_name"], state["network"],
@@ -409,7 +412,8 @@ def run_generate(args) -> int:
         say("generate", f"--length must be a number of tokens (characters, or a tokenizer's "
             f"tokens) from 1 to 1,000,000, got {args.length}")
         return 2
-    if not (math.isfinite(args.temperature) and 0 <= args.temperature <= 100):
+    if args.temperature is not None and not (math.isfinite(args.temperature)
+                                             and 0 <= args.temperature <= 100):
         say("generate", f"--temperature must be from 0 (always the most likely token) to "
             f"100, got {args.temperature}")
         return 2
@@ -423,10 +427,10 @@ def run_generate(args) -> int:
     state = _read_checkpoint(args.checkpoint, "generate")
     if state is None:
         return 2
-    if state.get("preprocess", {}).get("task") != "lm":
+    if state.get("preprocess", {}).get("task") not in ("lm", "seq2seq"):
         say("generate", f"{args.checkpoint} is not a language model (a checkpoint of "
-            "`archdsl train --task lm`); a classifier or segmenter predicts: `archdsl predict "
-            f"{args.checkpoint} IMAGE...`")
+            "`archdsl train --task lm` or `--task seq2seq`); a classifier or segmenter "
+            f"predicts: `archdsl predict {args.checkpoint} IMAGE...`")
         return 2
     preprocess = Preprocess.from_dict(state["preprocess"])  # checked when it was read
     try:
@@ -449,6 +453,9 @@ def run_generate(args) -> int:
     except RuntimeError:
         say("generate", f"{args.checkpoint}: its weights do not fit the network it describes")
         return 2
+    if preprocess.task == "seq2seq":
+        return _write_target(args, net, model, vocabulary, ids, device)
+    temperature = 0.8 if args.temperature is None else args.temperature
     # the prompt, then each character as it is drawn
     sys.stdout.write(prompt)
     sys.stdout.flush()
@@ -460,9 +467,32 @@ def run_generate(args) -> int:
 
     generate(model, ids, args.length, net.input_shape[0], len(vocabulary),
              padded=reads_whole_context(net), cached=decodes_with_cache(net),
-             temperature=args.temperature, top_k=args.top_k, seed=args.seed, device=device,
+             temperature=temperature, top_k=args.top_k, seed=args.seed, device=device,
              on_token=show, stop=preprocess.stop)
     sys.stdout.write(streamed.rest() + "\n")
+    return 0
+
+
+def _write_target(args, net, model, vocabulary, source, device) -> int:
+    """A sequence-to-sequence model's target for the prompt (its source): written a token at
+    a time, up to its end token, the network's target length or --length."""
+    from .tasks import target_shape
+    from .text import translate
+
+    lengths = (net.input_shape[0], target_shape(net)[0])
+    if len(source) > lengths[0]:
+        say("generate", f"--prompt is {len(source):,} characters, more than the "
+            f"{lengths[0]:,} the network reads as its source")
+        return 2
+
+    def show(token: int) -> None:
+        sys.stdout.write(vocabulary.decode([token]))
+        sys.stdout.flush()
+
+    translate(model, source, (lengths[0], min(lengths[1], args.length)), len(vocabulary),
+              temperature=args.temperature or 0.0, top_k=args.top_k, seed=args.seed,
+              device=device, on_token=show)
+    sys.stdout.write("\n")
     return 0
 
 
@@ -543,7 +573,7 @@ def run_eval(args) -> int:
                              val_split=config.val_split, seed=config.seed,
                              fake_size=config.fake_size, download=not args.offline,
                              classes=trained_classes(state, config.task, config.data),
-                             whole=args.split == "all")
+                             whole=args.split == "all", target_shape=tasks.target_shape(net))
     except (DataError, SpecError) as error:
         say("eval", error)
         return 2
@@ -568,7 +598,7 @@ def run_eval(args) -> int:
         say("eval", tasks.too_few_scores(net, config.task, config.data, data.classes)
             .split("; ")[0] + ": it was not made for this data set")
         return 2
-    task = tasks.make(config.task, outputs, data.class_names)
+    task = tasks.make(config.task, outputs, data.class_names, net)
     # images normalised as in training (its data set's statistics, which the checkpoint
     # records), not by the statistics of the images evaluated
     trained = state.get("preprocess") or {}

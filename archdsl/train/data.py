@@ -23,6 +23,9 @@ Segmentation data sets (--task segment) label each image with a mask of class in
                       pixels to ignore), as common segmentation data sets ship them; or
                       PATH/train/ and PATH/test/ each holding images/ and masks/
 
+Pairs of texts (--task seq2seq, a network of a source and a target of token ids): `reverse`
+(generated) and `pairs:PATH`, described in pairs.py.
+
 Text (--task lm, a network that reads token ids and scores the next one at each position):
 
     text:PATH         a UTF-8 text file, one token per character (its vocabulary: the
@@ -90,7 +93,9 @@ class Splits:
         """Which images each split holds: `1,234 train, 137 val (10% of train), 300 test
         (...)`."""
         val = f", {len(self.val):,} validation (held out of train)" if self.val else ""
-        what = ("classes" if self.unit == "images" else "characters in its vocabulary"
+        what = ("classes" if self.unit == "images" else
+                "tokens in its vocabulary (3 special, and its characters)" if self.unit == "pairs"
+                else "characters in its vocabulary"
                 if isinstance(self.train.class_names, (list, tuple)) else "tokens in its tokenizer")
         return (f"{len(self.train):,} training {self.unit}{val}, {len(self.test):,} test "
                 f"{self.unit} ({self.test_from}), {self.train.classes} {what}")
@@ -115,7 +120,7 @@ def trained_classes(state: dict | None, task: str, data: str) -> list | None:
     in training: a language model's characters by token id, an image folder's classes (a
     folder holding fewer or other ones labels by the model's); None for other data sets,
     whose labels are fixed."""
-    if state is None or not (task == "lm" or data.startswith("imagefolder:")):
+    if state is None or not (task in ("lm", "seq2seq") or data.startswith("imagefolder:")):
         return None
     if task == "lm" and "tokenizer" in state.get("preprocess", {}):  # a Hugging Face model's
         from .text import Tokenizer
@@ -126,14 +131,23 @@ def trained_classes(state: dict | None, task: str, data: str) -> list | None:
 
 def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.1,
                 seed: int = 0, fake_size: int | None = None, download: bool = True,
-                classes=None, whole: bool = False) -> Splits:
+                classes=None, whole: bool = False, target_shape=None) -> Splits:
     """Train, validation and test splits of a data set. The test split is the data set's own
     (or a fixed 20% for digits); the validation split is taken from the training set.
     `fake_size`: the training images of the generated sets (None: generated_count).
     `classes`: the names a trained model gives its outputs, by index — a text's characters
     by token id, an image folder's class folders — to read the data set's labels as (None:
     its own). `whole`: all of it, train and test together, as one split (`test`, and
-    `train` for its classes; no validation split): `archdsl eval --split all`."""
+    `train` for its classes; no validation split): `archdsl eval --split all`.
+    `target_shape`: a sequence-to-sequence network's second input (pairs of texts)."""
+    if name == "reverse" or name.startswith("pairs:"):
+        from .pairs import pair_splits
+
+        if target_shape is None:
+            raise DataError(f"{name} holds pairs of texts, for a network of two token inputs "
+                            "(a source and a target: --task seq2seq)")
+        return pair_splits(name, (input_shape[0], target_shape[0]), val_split=val_split,
+                           seed=seed, count=fake_size, characters=classes, whole=whole)
     test_from = "its own test set"
     if fake_size is None:
         fake_size = generated_count(input_shape)
@@ -207,6 +221,28 @@ class TextData(ImageData):
         return TextData(self.name, self.stream, self.context, self.class_names, offset)
 
 
+def read_text(path, kind: str, limit: int) -> str:
+    """A UTF-8 file's text, for the data set `kind` (text:, pairs:); DataError where it is
+    missing, unreadable, larger than `limit` bytes or not UTF-8."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise DataError(f"{kind}: {path} is not a file" if path.exists() else
+                            f"{kind}: {path} does not exist")
+        size = path.stat().st_size
+        if size > limit:
+            raise DataError(f"{kind}: {path} holds {size:,} bytes; {kind} data sets are held "
+                            f"in memory, up to {limit:,} bytes")
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{kind}: cannot read {path}: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{kind}: {path} is not UTF-8 text (byte {error.start:,} is "
+                        f"{data[error.start]:#04x})") from None
+
+
 def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None,
                  whole: bool = False) -> Splits:
     """A text file as token ids, split by position as nanoGPT does: the first 90% trains
@@ -215,22 +251,7 @@ def _text_splits(path: Path, input_shape, val_split: float, vocabulary=None,
     Hugging Face tokenizer: train/text.py), else of the text's own characters, sorted."""
     context = input_shape[0]
     own = vocabulary is None  # a new run's: its context can still change
-    try:
-        if not path.is_file():
-            raise DataError(f"text: {path} is not a file" if path.exists() else
-                            f"text: {path} does not exist")
-        size = path.stat().st_size
-        if size > MAX_TEXT_BYTES:
-            raise DataError(f"text: {path} holds {size:,} bytes; text data sets are held in "
-                            f"memory, up to {MAX_TEXT_BYTES:,} bytes")
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"text: cannot read {path}: {error.strerror or error}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"text: {path} is not UTF-8 text (byte {error.start:,} is "
-                        f"{data[error.start]:#04x})") from None
+    text = read_text(path, "text", MAX_TEXT_BYTES)
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     if hasattr(vocabulary, "encode"):  # a tokenizer (train/text.py Tokenizer): its ids
         ids = np.array(vocabulary.encode(text), dtype=np.int64)

@@ -130,7 +130,7 @@ def evaluate(model, data, pipeline, config, device, processes: Processes = Proce
         x = pipeline(images.to(device, non_blocking=True))
         y = labels.to(device, non_blocking=True).long()  # masks are held as bytes
         with autocast(device, config.amp):
-            logits, _ = split_outputs(model(x))
+            logits, _ = split_outputs(model(*task.inputs(x)))
         totals = task.add(totals, logits.float(), y)
     return task.metrics(processes.sum(totals, device))
 
@@ -359,12 +359,13 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                                  val_split=config.val_split, seed=config.seed,
                                  fake_size=config.fake_size, download=not config.offline,
                                  classes=trained_classes(resume or _init_state(config),
-                                                         config.task, config.data))
+                                                         config.task, config.data),
+                                 target_shape=tasks.target_shape(net))
     log(f"data: {config.data}: {splits.describe()}")
     classes = tasks.scores(net)
     if splits.train.classes > classes:
         raise DataError(tasks.too_few_scores(net, config.task, config.data, splits.train.classes))
-    task = tasks.make(config.task, classes, splits.train.class_names)
+    task = tasks.make(config.task, classes, splits.train.class_names, net)
     # segmentation: flips by default, which move the masks with the images; crops only when
     # asked for (--augment), as the padding they bring in is counted as background
     segment = config.task == "segment"
@@ -516,7 +517,7 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
                     def scored(out, y=y):
                         return task.loss(out, y, config)
                 with autocast(device, config.amp):
-                    logits, side = split_outputs(forward(x))
+                    logits, side = split_outputs(forward(*task.inputs(x)))
                     loss = scored(logits)
                     for extra in side:
                         loss = loss + config.aux_weight * scored(extra)
@@ -633,6 +634,12 @@ def train(net, info: RunInfo, config: TrainConfig, run: Path, resume: dict | Non
             text = sample(evaluated, net, splits.test, task.names, device, config.seed)
             (run / "sample.txt").write_text(text, encoding="utf-8")
             log(f"sample of the best checkpoint: {run / 'sample.txt'}")
+        elif config.task == "seq2seq":  # what the best checkpoint writes for test sources
+            from .text import translations
+
+            text = translations(evaluated, net, splits.test, task.names, device)
+            (run / "sample.txt").write_text(text, encoding="utf-8")
+            log(f"what the best checkpoint writes for test sources: {run / 'sample.txt'}")
         elif config.task == "segment":  # the best checkpoint's masks on test images
             from .pictures import write_overlays
 

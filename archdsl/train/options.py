@@ -7,12 +7,14 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "fake", "shapes",
-            "imagefolder:PATH", "masks:PATH", "text:PATH")
+            "reverse", "imagefolder:PATH", "masks:PATH", "text:PATH", "pairs:PATH")
 # the data sets of segmentation: a mask of class indices per image
 SEGMENTATION_DATA = ("shapes", "masks:")
 # ... and of language models: text
 TEXT_DATA = ("text:",)
-TASKS = ("classify", "segment", "lm")
+# ... and of sequence-to-sequence models: pairs of texts
+PAIRS_DATA = ("reverse", "pairs:")
+TASKS = ("classify", "segment", "lm", "seq2seq")
 _NAMED = tuple(d for d in DATASETS if not d.endswith(":PATH"))
 _PATHS = tuple(d[:-len("PATH")] for d in DATASETS if d.endswith(":PATH"))
 
@@ -25,8 +27,8 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nester
 
 @dataclass
 class TrainConfig:
-    data: str = "digits"  # for --task segment: shapes; --task lm has no default
-    task: str = "classify"  # classify | segment | lm (from the network's output unless given)
+    data: str = "digits"  # for --task segment: shapes; seq2seq: reverse; lm has no default
+    task: str = "classify"  # classify | segment | lm | seq2seq (from the network unless given)
     data_dir: str = "data"
     epochs: int = 10
     batch_size: int = 64
@@ -113,7 +115,7 @@ _OPTION_RULES = {
     "data": (lambda v: v in _NAMED or any(v.startswith(kind) and len(v) > len(kind)
                                           for kind in _PATHS),
              "one of " + ", ".join(DATASETS)),
-    "task": (lambda v: v in TASKS, "classify, segment or lm"),
+    "task": (lambda v: v in TASKS, "classify, segment, lm or seq2seq"),
     "data_dir": (lambda v: v != "", "a folder"),
     "epochs": (lambda v: 1 <= v <= 10 ** 6, "between 1 and 1,000,000"),
     "batch_size": (lambda v: 1 <= v <= 2 ** 24, "a positive number of images"),

@@ -38,7 +38,8 @@ class Preprocess:
     input_shape: tuple[int, ...]  # the network's input
     classes: tuple[str, ...]  # label names, by the network's output index
     data: str = ""  # the data set it comes from
-    task: str = "classify"  # or "segment": a class per pixel; "lm": a language model
+    task: str = "classify"  # or "segment": a class per pixel; "lm": a language model;
+    # "seq2seq": a source text in, a target text out
     # a language model's Hugging Face tokenizer (its tokenizer.json), in place of `classes`'
     # characters: a model whose weights came from Hugging Face (train/text.py Tokenizer)
     tokenizer: str = ""
@@ -56,7 +57,7 @@ class Preprocess:
     def of(cls, splits, input_shape, task: str = "classify") -> "Preprocess":
         """The preprocessing of a training run's data set (train/data.py Splits). A language
         model's is its vocabulary: `classes` holds the character of each token id."""
-        if task == "lm":
+        if task in ("lm", "seq2seq"):
             names = splits.train.class_names
             if hasattr(names, "json_text"):  # a Hugging Face tokenizer (train/text.py)
                 return cls.of_tokenizer(names.json_text, input_shape, splits.train.name,
@@ -102,8 +103,8 @@ class Preprocess:
             return tuple(float(n) for n in v)
 
         task = value.get("task", "classify")
-        if task not in ("classify", "segment", "lm"):
-            raise ValueError("`preprocess.task` must be classify, segment or lm")
+        if task not in ("classify", "segment", "lm", "seq2seq"):
+            raise ValueError("`preprocess.task` must be classify, segment, lm or seq2seq")
         if task == "lm" and "tokenizer" in value:  # a Hugging Face tokenizer's JSON
             tokenizer, data = value["tokenizer"], value.get("data", "")
             if not (isinstance(tokenizer, str) and tokenizer.startswith("{")
@@ -116,7 +117,8 @@ class Preprocess:
                                  f"token ids")
             return cls.of_tokenizer(tokenizer, ints("input_shape"),
                                     data if isinstance(data, str) else "", stop)
-        if task == "lm":  # a vocabulary: one character per token id
+        if task in ("lm", "seq2seq"):  # a vocabulary: one character per token id (seq2seq:
+            # after the three special tokens, train/text.py Pairs)
             vocabulary = value.get("classes")
             if not (isinstance(vocabulary, list) and vocabulary and len(set(vocabulary)) ==
                     len(vocabulary) and all(isinstance(c, str) and len(c) == 1

@@ -1,9 +1,11 @@
 """What `archdsl train` teaches a network: to classify images (one vector of class scores per
 image, cross-entropy, top-1 and top-5), to segment them (a map of class scores per pixel,
-per-pixel cross-entropy, mean IoU and pixel accuracy), or to model text (scores over the
-vocabulary at each position for the next token, cross-entropy per token, perplexity). The
-loop (loop.py) is the same; a task says how to score a batch, what to measure, and how to
-report it."""
+per-pixel cross-entropy, mean IoU and pixel accuracy), to model text (scores over the
+vocabulary at each position for the next token, cross-entropy per token, perplexity), or to
+write a target text for a source text (a sequence-to-sequence model: the same, per target
+token, and the share of targets written exactly). The loop (loop.py) is the same; a task
+says what the network's inputs are, how to score a batch, what to measure, and how to report
+it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import IGNORE, DataError
-from .options import SEGMENTATION_DATA, TEXT_DATA
+from .options import PAIRS_DATA, SEGMENTATION_DATA, TEXT_DATA
 
 
 def task_of(net) -> str:
@@ -20,9 +22,18 @@ def task_of(net) -> str:
     from ..shapes import MAP2D, SEQ, TOKENS
 
     out = net.output_shapes[net.graph.main_outputs[0]]
+    inputs = list(net.graph.input_shapes().values())
+    if len(inputs) == 2 and all(x.layout == TOKENS for x in inputs) and out.layout == SEQ:
+        return "seq2seq"
     if net.input_shape.layout == TOKENS and out.layout == SEQ:
         return "lm"
     return "segment" if out.layout == MAP2D else "classify"
+
+
+def target_shape(net):
+    """A sequence-to-sequence network's target input (its second); None for other networks."""
+    inputs = list(net.graph.input_shapes().values())
+    return inputs[1] if len(inputs) == 2 else None
 
 
 def scores(net) -> int:
@@ -39,10 +50,14 @@ def check_network(net, task: str) -> None:
     from ..shapes import MAP2D, TOKENS, VECTOR, show
 
     graph = net.graph
+    if task == "seq2seq":
+        _check_sequence_to_sequence(net)
+        return
     if len(graph.inputs) > 1:
         raise DataError(f"`{net.name}` takes {len(graph.inputs)} inputs "
                         f"({', '.join(graph.inputs)}); archdsl train's data sets give one "
-                        "image per example")
+                        "image or text per example, or pairs of texts to a network of two "
+                        "token inputs, a source and a target (--task seq2seq)")
     if task == "lm":
         _check_language_model(net)
         return
@@ -97,8 +112,43 @@ def _check_language_model(net) -> None:
                         f"token would see it; {fix}")
 
 
+def _check_sequence_to_sequence(net) -> None:
+    """A source and a target of token ids in, scores over the vocabulary at each target
+    position out, and a decoder that sees no later target position (else it would learn to
+    copy the next token). The encoder may see its whole source."""
+    from ..shapes import SEQ, TOKENS, show
+
+    graph = net.graph
+    inputs = list(graph.input_shapes().values())
+    out = net.output_shapes[graph.main_outputs[0]]
+    if not (len(inputs) == 2 and all(x.layout == TOKENS for x in inputs)
+            and out.layout == SEQ and out[0] == inputs[1][0] and len(graph.main_outputs) == 1):
+        shown = ", ".join(show(x) for x in inputs)
+        raise DataError(f"`{net.name}` takes {shown} and outputs "
+                        f"{', '.join(show(net.output_shapes[o]) for o in graph.main_outputs)}; "
+                        "--task seq2seq needs two inputs of token ids, a source and a target, "
+                        "and scores over the vocabulary at each target position out (the "
+                        "Transformer of specs/transformer.arch)")
+    if out[1] != inputs[1].vocab:
+        raise DataError(f"`{net.name}` reads targets of a vocabulary of {inputs[1].vocab:,} "
+                        f"but outputs {out[1]:,} scores at each position; it must score every "
+                        f"token of its vocabulary: end it in linear({inputs[1].vocab})")
+    import networkx
+
+    seen = networkx.descendants(graph.graph, graph.inputs[list(graph.inputs)[1]])
+    for name, node in graph.layers():
+        if name in seen and node["kind"] == "attention" and not node["args"].get("causal"):
+            raise DataError(f"`{name}` reads the target and attends to later positions "
+                            "(causal=false): a decoder trained to predict each next token "
+                            "would see it; write attention(heads, causal=true)")
+
+
 def too_few_scores(net, task: str, data: str, classes: int) -> str:
     """The message for a data set of more classes (characters) than the network scores."""
+    if task == "seq2seq":
+        return (f"{data} needs a vocabulary of {classes} tokens (3 special ones and its "
+                f"{classes - 3} distinct characters) but `{net.name}` reads {scores(net)}; "
+                f"set it with --set vocab={classes}")
     if task == "lm":
         return (f"{data} holds {classes} distinct characters but `{net.name}` reads a "
                 f"vocabulary of {scores(net)}; set it with --set vocab={classes}")
@@ -109,6 +159,17 @@ def too_few_scores(net, task: str, data: str, classes: int) -> str:
 def check_data(task: str, data: str) -> None:
     """A segmentation data set for segmentation, a text for language models, a classification
     one otherwise."""
+    pairs = data.startswith(PAIRS_DATA)
+    if task == "seq2seq" and not pairs:
+        raise DataError(f"--task seq2seq learns from pairs of texts: --data reverse "
+                        f"(generated) or pairs:PATH (a source, a tab and a target per line), "
+                        f"not {data}")
+    if task != "seq2seq" and pairs:
+        raise DataError(f"{data} holds pairs of texts: train a network of two token inputs, a "
+                        "source and a target, that scores the target's next token at each "
+                        "position (--task seq2seq; specs/transformer.arch)")
+    if pairs:
+        return
     text = data.startswith(TEXT_DATA)
     if task == "lm" and not text:
         raise DataError(f"--task lm learns from text: --data text:PATH (a UTF-8 file), not "
@@ -136,14 +197,26 @@ def pixel_classes(logits, size) -> torch.Tensor:
     return logits.argmax(1)
 
 
-def make(task: str, classes: int, names=None):
-    """The task's object; `names`: the data set's class names, for reports."""
+def make(task: str, classes: int, names=None, net=None):
+    """The task's object; `names`: the data set's class names, for reports; `net`: the
+    network it trains (a sequence-to-sequence network's source length splits its rows)."""
+    if task == "seq2seq":
+        made = Seq2Seq(classes, names)
+        made.source_length = net.input_shape[0] if net is not None else None
+        return made
     if task == "lm":
         return LanguageModel(classes, names)
     return Segment(classes, names) if task == "segment" else Classify(classes, names)
 
 
-class Classify:
+class Task:
+    """What every task shares: the network's inputs from a batch's rows (one tensor)."""
+
+    def inputs(self, x) -> tuple:
+        return (x,)
+
+
+class Classify(Task):
     """Class scores per image. With `classes`, evaluation also counts the confusion matrix
     (rows the true classes, columns the predicted ones) and each class's accuracy."""
 
@@ -242,7 +315,7 @@ class Classify:
         return text
 
 
-class Segment:
+class Segment(Task):
     """Per-pixel classes. The masks hold class indices (255: ignored); a network whose map is
     smaller or larger than the mask (an unpadded U-Net) has its scores resized to the mask,
     bilinearly, as torchvision's FCN upsamples its output."""
@@ -335,7 +408,7 @@ class Segment:
                 f"{metrics['pixel_acc']:.2%} (IoU by class: {per_class})")
 
 
-class LanguageModel:
+class LanguageModel(Task):
     """The next token at each position: the scores at position i predict token i + 1
     (cross-entropy averaged over tokens, in nats). Figures: the loss, its perplexity
     (exp(loss)) and the accuracy of the top-scored token. The best checkpoint has the lowest
@@ -415,6 +488,84 @@ class LanguageModel:
         return (f"loss {metrics['loss']:.4f} nats per token, perplexity "
                 f"{_perplexity(metrics['perplexity'])}, next-token accuracy "
                 f"{metrics['accuracy']:.2%}")
+
+
+class Seq2Seq(LanguageModel):
+    """The next target token at each target position, the decoder reading the target so far
+    (teacher forcing): cross-entropy averaged over the target's tokens and its end token,
+    padding not scored. Figures: the loss, its perplexity, the accuracy of the top-scored
+    token, and `exact`, the share of targets whose every token (the end token included) is
+    the top-scored: those that greedy decoding (`archdsl generate`) writes exactly. A row of
+    a batch holds the source, then the target the decoder reads (train/pairs.py)."""
+
+    name = "seq2seq"
+    unit = "tokens"
+    speed = "pairs/s"
+    columns = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_perplexity",
+               "val_accuracy", "val_exact", "lr", "images_per_s", "seconds"]
+    panels = [("Target-token accuracy", [("Training", "train_accuracy"),
+                                         ("Validation", "val_accuracy"),
+                                         ("Validation, whole targets", "val_exact")]),
+              ("Loss (nats per token)", [("Training", "train_loss"), ("Validation", "val_loss")])]
+
+    def __init__(self, classes: int = 0, names=None):
+        super().__init__(classes, names)
+        self.source_length = None  # set by the loop: where a row's target starts
+
+    def inputs(self, x) -> tuple:
+        return x[:, :self.source_length], x[:, self.source_length:]
+
+    def loss(self, logits, y, config):
+        from .text import Pairs
+
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=Pairs.PAD,
+                               label_smoothing=config.label_smoothing)
+
+    def hits(self, logits, y):
+        from .text import Pairs
+
+        scored = y != Pairs.PAD
+        return ((logits.detach().argmax(-1) == y) & scored).sum(), scored.sum()
+
+    def totals(self) -> list[float]:
+        return [0.0, 0.0, 0.0, 0.0, 0.0]  # loss sum, right tokens, tokens, exact, targets
+
+    def add(self, totals: list, logits, y) -> list:
+        from .text import Pairs
+
+        scored = y != Pairs.PAD
+        loss = float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=Pairs.PAD,
+                                     reduction="sum"))
+        right = (logits.argmax(-1) == y) | ~scored
+        return [totals[0] + loss, totals[1] + int((right & scored).sum()),
+                totals[2] + int(scored.sum()), totals[3] + int(right.all(1).sum()),
+                totals[4] + len(y)]
+
+    def metrics(self, totals: list) -> dict:
+        return {**super().metrics(totals[:3]), "exact": totals[3] / max(totals[4], 1)}
+
+    def row(self, train_loss, train_hits, val) -> dict:
+        return {**super().row(train_loss, train_hits, val), "val_exact": val and val["exact"]}
+
+    def line(self, row) -> str:
+        text = super().line(row)
+        return text + (f" exact {row['val_exact']:.2%}" if row.get("val_exact") is not None
+                       else "")
+
+    def result(self, final, best_val, best_test) -> dict:
+        return {**super().result(final, best_val, best_test), "test_exact": final["exact"],
+                "best_test_exact": best_test["exact"]}
+
+    def done(self, result) -> str:
+        return (f"test targets written exactly {result['test_exact']:.2%}, perplexity "
+                f"{_perplexity(result['test_perplexity'])}, token accuracy "
+                f"{result['test_accuracy']:.2%} (best checkpoint: targets written exactly "
+                f"{result['best_test_exact']:.2%})")
+
+    def evaluated(self, metrics) -> str:
+        return (f"targets written exactly {metrics['exact']:.2%}; loss {metrics['loss']:.4f} "
+                f"nats per token, perplexity {_perplexity(metrics['perplexity'])}, token "
+                f"accuracy {metrics['accuracy']:.2%}")
 
 
 def _perplexity(value: float) -> str:

@@ -27,8 +27,8 @@ def encode(text: str, vocabulary, what: str = "the text") -> list[int]:
         shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
         raise DataError(f"{len(unknown)} character{'s' if len(unknown) > 1 else ''} of "
                         f"{what} {'are' if len(unknown) > 1 else 'is'} not in the model's "
-                        f"vocabulary of {len(vocabulary)} (the characters of the text it "
-                        f"trained on): {shown}")
+                        f"vocabulary of {len(vocabulary)} (the characters it trained on): "
+                        f"{shown}")
     return [index[c] for c in text]
 
 
@@ -90,9 +90,36 @@ class Tokenizer:
         return "\n"
 
 
-def vocabulary_of(preprocess) -> Characters | Tokenizer:
+class Pairs:
+    """The vocabulary of a sequence-to-sequence model trained on pairs of texts (`--data
+    pairs:PATH`, `reverse`): three special tokens, then one per character of the pairs.
+    PAD fills a sequence up to the network's length (and is never scored), BEGIN starts the
+    target the decoder reads, END closes the target it writes."""
+
+    PAD, BEGIN, END = 0, 1, 2
+    SPECIALS = 3
+
+    def __init__(self, characters):
+        self.characters = tuple(characters)
+
+    def __len__(self) -> int:
+        return self.SPECIALS + len(self.characters)
+
+    def encode(self, text: str, what: str = "the text") -> list[int]:
+        return [self.SPECIALS + i for i in encode(text, self.characters, what)]
+
+    def decode(self, ids) -> str:
+        return decode([i - self.SPECIALS for i in ids if i >= self.SPECIALS], self.characters)
+
+    def default_prompt(self) -> str:
+        return self.characters[0]
+
+
+def vocabulary_of(preprocess) -> Characters | Tokenizer | Pairs:
     """The vocabulary a language model's record (train/preprocess.py) holds. DataError where
     its tokenizer cannot be read."""
+    if preprocess.task == "seq2seq":
+        return Pairs(preprocess.classes)
     return Tokenizer(preprocess.tokenizer, preprocess.stop) if preprocess.tokenizer else \
         Characters(preprocess.classes)
 
@@ -211,6 +238,53 @@ def _next_scores(model, ids, context: int, padded: bool, cache: _Cache, x, devic
         x = torch.tensor([window], device=device)
     out = model(x)
     return (out[0] if isinstance(out, (tuple, list)) else out)[0, len(window) - 1]
+
+
+@torch.no_grad()
+def translate(model, source: list[int], lengths: tuple[int, int], tokens: int, *,
+              temperature: float = 0.0, top_k: int | None = None, seed: int = 0,
+              device="cpu", on_token=None) -> list[int]:
+    """What a sequence-to-sequence model writes for `source` (token ids of a Pairs
+    vocabulary, at most lengths[0]): the target's ids, one at a time from BEGIN, each drawn
+    from the scores at the last position written (temperature 0: the top-scored), until END
+    (not returned) or lengths[1] positions. The source and the target are padded to the
+    network's lengths, as in training; the decoder is causal, so the padding after the last
+    position does not change its scores. `tokens`: the vocabulary's size."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.full((1, lengths[0]), Pairs.PAD, dtype=torch.long, device=device)
+    x[0, :len(source)] = torch.tensor(source, device=device)
+    y = torch.full((1, lengths[1]), Pairs.PAD, dtype=torch.long, device=device)
+    y[0, 0] = Pairs.BEGIN
+    written = []
+    for position in range(lengths[1]):
+        out = model(x, y)
+        scores = (out[0] if isinstance(out, (tuple, list)) else out)[0, position]
+        token = _draw(scores[:tokens].float().cpu(), temperature, top_k, generator)
+        if token == Pairs.END:
+            break
+        written.append(token)
+        if on_token is not None:
+            on_token(token)
+        if position + 1 < lengths[1]:
+            y[0, position + 1] = token
+    return written
+
+
+def translations(model, net, data, characters, device, count: int = 10) -> str:
+    """A run's sample: the first `count` pairs of `data` (train/pairs.py rows), each source
+    with its target and what the model writes for it (greedily)."""
+    vocabulary = Pairs(characters)
+    lengths = (net.input_shape[0], data.labels.shape[1])
+    lines = []
+    for row, labels in zip(data.images[:count].tolist(), data.labels[:count].tolist()):
+        source = [i for i in row[:lengths[0]] if i != Pairs.PAD]
+        target = [i for i in labels if i >= Pairs.SPECIALS]
+        written = translate(model, source, lengths, len(vocabulary), device=device)
+        mark = "=" if written == target else "≠"
+        lines.append(f"{vocabulary.decode(source)}\t{vocabulary.decode(written)}\t{mark} "
+                     f"{vocabulary.decode(target)}")
+    return "source\twritten\t(= or ≠) target\n" + "\n".join(lines) + "\n"
 
 
 def _draw(scores, temperature: float, top_k: int | None, generator) -> int:
