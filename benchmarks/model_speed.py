@@ -1,12 +1,14 @@
-"""Compiled-model speed: archdsl's generated modules against torchvision's own, and graph
-breaks under torch.compile.
+"""Compiled-model speed: archdsl's generated modules against torchvision's own (and the
+Transformer against the same model written with torch.nn.Transformer), and graph breaks
+under torch.compile.
 
     .venv/bin/python benchmarks/model_speed.py [--write] [--device cuda] [--batch 64] [--size 224]
 
 Forward (inference, no_grad) and forward+backward (training) throughput of ResNet-50, VGG-16,
 DenseNet-121, EfficientNet-B0, GoogLeNet, ViT-B/16, ConvNeXt-T, Swin-T, MobileNet V3 and
 ShuffleNet V2, archdsl's and torchvision's built side by side in one process with the same
-weights, eager and torch.compile. Each model is warmed up for at
+weights, eager and torch.compile; and of the Transformer (base) on a source and a target of
+64 tokens, against tests/test_transformer.py's torch.nn.Transformer model (examples: pairs). Each model is warmed up for at
 least a second (compilation, allocator, thread pool), then the two are timed in interleaved
 rounds whose order alternates (AB BA AB ...), so neither always runs first and slow drift of
 the machine affects both alike. On a CPU each round keeps its median pass, and the default is
@@ -42,7 +44,9 @@ MODELS = [("resnet.arch", "resnet50", "resnet50", {}), ("vgg.arch", "vgg16", "vg
           ("convnext.arch", "convnext_tiny", "convnext_tiny", {}),
           ("swin.arch", "swin_t", "swin_t", {}),
           ("mobilenet.arch", "mobilenet_v3_large", "mobilenet_v3_large", {}),
-          ("shufflenet.arch", "shufflenet_v2_x1_0", "shufflenet_v2_x1_0", {})]
+          ("shufflenet.arch", "shufflenet_v2_x1_0", "shufflenet_v2_x1_0", {}),
+          # against the same model written with torch.nn.Transformer, on 64-token sentences
+          ("transformer.arch", "transformer_base", "nn.Transformer", {"context": 64})]
 
 
 def sync(device):
@@ -50,27 +54,28 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def step(model, x, train, amp=None):
-    with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+def step(model, xs, train, amp=None):
+    """One pass on the inputs `xs` (a tuple: a transformer's source and target)."""
+    with torch.autocast(xs[0].device.type, dtype=amp, enabled=amp is not None):
         if train:
-            out = model(x)
+            out = model(*xs)
             out.float().sum().backward()
         else:
             with torch.no_grad():
-                model(x)
+                model(*xs)
 
 
-def warm_up(model, x, train, device, amp, seconds=1.0):
+def warm_up(model, xs, train, device, amp, seconds=1.0):
     """A first pass (which compiles), then at least `seconds` of passes."""
-    step(model, x, train, amp)
+    step(model, xs, train, amp)
     sync(device)
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        step(model, x, train, amp)
+        step(model, xs, train, amp)
     sync(device)
 
 
-def pass_times(model, x, train, device, repeats, amp):
+def pass_times(model, xs, train, device, repeats, amp):
     """Seconds of each of `repeats` passes. A GPU's passes are queued back to back and timed
     together (one wait at the end): a pass of a compiled ResNet-50 takes the host about as long
     to launch as the GPU to run, so waiting after each pass would time the launches."""
@@ -78,38 +83,62 @@ def pass_times(model, x, train, device, repeats, amp):
         sync(device)
         start = time.perf_counter()
         for _ in range(repeats):
-            step(model, x, train, amp)
+            step(model, xs, train, amp)
         sync(device)
         return [(time.perf_counter() - start) / repeats]
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        step(model, x, train, amp)
+        step(model, xs, train, amp)
         times.append(time.perf_counter() - start)
     return times
 
 
-def compare(file, name, reference, kwargs, args, device, compiled, train):
-    size = FIXED_SIZE.get(name, args.size)
-    net = archdsl.load(ROOT / "specs" / file).network(name, input_shape=[3, size, size])
+def transformer_pair(kwargs, args, device):
+    """archdsl's Transformer and the same model written with torch.nn.Transformer (the test's
+    reference, tests/test_transformer.py), with the same weights, and a batch of a source and
+    a target of `kwargs["context"]` tokens."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_transformer import SIZES, Reference, reference_name
+
+    net = archdsl.load(ROOT / "specs" / "transformer.arch").network(
+        "transformer_base", context=kwargs["context"])
     ours = net.build(logits=True).to(device)
-    theirs = torchvision.models.get_model(reference, weights=None, **kwargs).to(device)
-    copy_state(ours, theirs)
+    theirs = Reference(**SIZES["transformer_base"]).to(device)
+    state = theirs.state_dict()
+    ours.load_state_dict({key: state[reference_name(key)] for key in ours.state_dict()})
+    xs = tuple(torch.randint(0, 37000, (args.batch, kwargs["context"]), device=device)
+               for _ in range(2))
+    return ours, theirs, xs
+
+
+def compare(file, name, reference, kwargs, args, device, compiled, train):
+    if reference == "nn.Transformer":
+        ours, theirs, xs = transformer_pair(kwargs, args, device)
+    else:
+        size = FIXED_SIZE.get(name, args.size)
+        net = archdsl.load(ROOT / "specs" / file).network(name, input_shape=[3, size, size])
+        ours = net.build(logits=True).to(device)
+        theirs = torchvision.models.get_model(reference, weights=None, **kwargs).to(device)
+        copy_state(ours, theirs)
+        x = torch.randn(args.batch, 3, size, size, device=device)
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        xs = (x,)
     for m in (ours, theirs):
         m.train(train)
         if args.channels_last:
             m.to(memory_format=torch.channels_last)
     if compiled:
         ours, theirs = torch.compile(ours), torch.compile(theirs)
-    x = torch.randn(args.batch, 3, size, size, device=device)
-    if args.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
     for m in (ours, theirs):
-        warm_up(m, x, train, device, amp)
+        warm_up(m, xs, train, device, amp)
     a, b = interleaved(args.rounds,
-                       lambda: pass_times(ours, x, train, device, args.repeats, amp),
-                       lambda: pass_times(theirs, x, train, device, args.repeats, amp))
+                       lambda: pass_times(ours, xs, train, device, args.repeats, amp),
+                       lambda: pass_times(theirs, xs, train, device, args.repeats, amp))
     # A round's ratio compares its passes a few seconds apart, so drift of the machine cancels;
     # the median pass of a round leaves out a stray one (a page-fault storm, a neighbour's burst)
     ratios = [statistics.median(tb) / statistics.median(ta) for ta, tb in zip(a, b)]
@@ -134,10 +163,10 @@ def attention_kernels(args, device):
         amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
         for who, model in (("archdsl", ours), ("torchvision", theirs)):
             model = torch.compile(model.train())
-            step(model, x, True, amp)
+            step(model, (x,), True, amp)
             sync(device)
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-                step(model, x, True, amp)
+                step(model, (x,), True, amp)
                 sync(device)
             names = {e.key for e in prof.key_averages()}
             attention = sorted({n[:60] for n in names if any(
@@ -210,11 +239,14 @@ def main():
                              "forward+backward" if train else "forward", ours, theirs, ratios))
                 print(rows[-1], flush=True)
     device_name = torch.cuda.get_device_name() if device.type == "cuda" else machine()
-    table = ["| network | input | mode | pass | archdsl (img/s) | torchvision (img/s) | ratio "
+    table = ["| network | input | mode | pass | archdsl (per s) | reference (per s) | ratio "
              "| middle half of rounds |", "|---|---|---|---|---:|---:|---:|---|"]
+    contexts = {name: kwargs["context"] for _, name, _, kwargs in MODELS if "context" in kwargs}
     for n, m, p, a, b, ratios in rows:
         q1, _, q3 = statistics.quantiles(ratios, n=4)
-        table.append(f"| {n} | {FIXED_SIZE.get(n, args.size)}² | {m} | {p} | {a:.1f} | {b:.1f} "
+        size = f"{contexts[n]} + {contexts[n]} tokens" if n in contexts else \
+            f"{FIXED_SIZE.get(n, args.size)}²"
+        table.append(f"| {n} | {size} | {m} | {p} | {a:.1f} | {b:.1f} "
                      f"| {statistics.median(ratios):.3f} | {q1:.3f}–{q3:.3f} |")
     worst = min(statistics.median(r[-1]) for r in rows)
     lines = [
