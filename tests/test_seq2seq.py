@@ -122,9 +122,23 @@ def test_the_saved_model_writes_the_same_target(reverse_run):
         saved.predict(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
 
 
-def test_the_exported_source_holds_the_vocabulary(reverse_run, tmp_path):
+def test_the_exported_source_writes_the_same_target(reverse_run, tmp_path):
+    import subprocess
+    import sys
+
     assert main(["compile", str(reverse_run / "best.pt"), "-o", str(tmp_path / "r.py")]) == 0
     namespace = {"__name__": "exported"}
     exec(compile((tmp_path / "r.py").read_text(), "r.py", "exec"), namespace)
     assert namespace["CHARACTERS"] == list("abcdefghijklmnopqrstuvwxyz")
-    assert (namespace["PAD"], namespace["BEGIN"], namespace["END"]) == (0, 1, 2)
+    model = namespace["TransformerReverse"]()
+    model.load_state_dict(checkpoint.load(reverse_run / "best.pt")["model"])
+    assert namespace["generate"](model, "archdsl") == "lsdhcra"
+    assert namespace["generate"](model, "archdsl", 3) == "lsd"
+    # as a script, without archdsl: python r.py best.pt SOURCE
+    done = subprocess.run([sys.executable, "-I", "-c",
+                           "import sys; sys.modules['archdsl'] = None; sys.argv[0] = 'r.py'; "
+                           f"exec(open({str(tmp_path / 'r.py')!r}).read())",
+                           str(reverse_run / "best.pt"), "python"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "nohtyp"

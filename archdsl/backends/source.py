@@ -47,11 +47,10 @@ def to_source(net, preprocess=None) -> str:
         cached = decodes_with_cache(net.graph)
         return (code[:main] + "\n\n\n" + text_source(preprocess, padded, cached) + "\n"
                 + code[main:] + TEXT_MAIN)
-    if preprocess.task == "seq2seq":  # its vocabulary (writing a target is the command's)
-        vocabulary = ("\n\n# The vocabulary it trained on (archdsl's train/text.py Pairs): ids "
-                      "PAD, BEGIN and END, then\n# one per character of CHARACTERS.\n"
-                      f"PAD, BEGIN, END = 0, 1, 2\nCHARACTERS = {list(preprocess.classes)!r}\n")
-        return code[:main] + vocabulary + code[main:]
+    if preprocess.task == "seq2seq":
+        target = list(net.graph.input_shapes().values())[1][0]
+        return (code[:main] + "\n\n\n" + pairs_source(preprocess, target) + "\n"
+                + code[main:] + TEXT_MAIN)
     g = net.graph
     ends_in_softmax = g[g[g.outputs[g.main_outputs[0]]]["inputs"][0]]["kind"] == "softmax"
     probabilities = "out[0]" if ends_in_softmax else "torch.softmax(out, dim=1)[0]"
@@ -342,6 +341,44 @@ def text_source(p, padded: bool, cached: bool = False) -> str:
         "    model.eval()",
         *loop,
         text])
+
+
+def pairs_source(p, target_length: int) -> str:
+    """A trained sequence-to-sequence model's vocabulary (train/text.py Pairs: three special
+    tokens, then a character each) and a `generate` function that writes a source's target
+    (train/text.py's `translate`, written out)."""
+    return "\n".join([
+        "# The vocabulary `archdsl train` trained this model with"
+        + (f" ({p.data})" if p.data else "") + ": the ids PAD,",
+        "# BEGIN and END, then one per character of CHARACTERS.",
+        "PAD, BEGIN, END = 0, 1, 2",
+        f"CHARACTERS = {list(p.classes)!r}",
+        f"SOURCE, TARGET = {p.input_shape[0]}, {target_length}  # the positions the network reads",
+        "STOP = (END,)", "", "",
+        "@torch.no_grad()",
+        "def generate(model, source, length=None, temperature=0.0, top_k=None, seed=0):",
+        '    """The target the model writes for `source`: a token at a time from BEGIN, each',
+        "    from the scores at the last position written (divided by `temperature`; 0: the",
+        "    most likely one), until END or TARGET (or `length`) tokens. The source and the",
+        '    target are padded to the network\'s lengths, as in training."""',
+        "    index = {c: i + 3 for i, c in enumerate(CHARACTERS)}",
+        "    read = [index[c] for c in source]  # a KeyError names a character never trained on",
+        "    if len(read) > SOURCE:",
+        '        raise ValueError(f"the source is {len(read)} characters; the network reads '
+        '{SOURCE}")',
+        "    generator = torch.Generator().manual_seed(seed)",
+        "    model.eval()",
+        "    x = torch.full((1, SOURCE), PAD)",
+        "    x[0, :len(read)] = torch.tensor(read, dtype=torch.long)",
+        "    y = torch.full((1, TARGET), PAD)",
+        "    y[0, 0] = BEGIN",
+        "    ids = []",
+        "    for position in range(min(TARGET, length or TARGET)):",
+        "        scores = model(x, y)[0, position, :3 + len(CHARACTERS)].float()",
+        *_DRAW,
+        "        if position + 1 < TARGET:",
+        "            y[0, position + 1] = ids[-1]",
+        '    return "".join(CHARACTERS[i - 3] for i in ids if i >= 3)'])
 
 
 # a token drawn from `scores` (train/text.py `_draw`), as the loop of `generate` writes it
