@@ -135,7 +135,8 @@ def test_modern_specs_against_torch_on_the_meta_device(file, name):
 @pytest.mark.parametrize("file", ["vit.arch", "convnext.arch", "shufflenet.arch", "unet.arch",
                                   "gpt.arch", "fpn.arch", "mobilenet.arch", "squeezenet.arch",
                                   "mnasnet.arch", "regnet.arch", "efficientnet.arch",
-                                  "inception_v3.arch", "swin.arch", "maxvit.arch", "transformer.arch"])
+                                  "inception_v3.arch", "swin.arch", "maxvit.arch", "transformer.arch",
+                                  "bert.arch"])
 def test_modern_specs_read_like_their_papers(file):
     from archdsl.syntax import ast
 
