@@ -318,7 +318,10 @@ def _trained_preprocess(weights: str, net):
         return None
     if weights.startswith("huggingface:"):
         from .train.loop import huggingface_record
+        from .train.tasks import task_of
 
+        if task_of(net) != "lm":  # an encoder's (BERT's): no text to write
+            return None
         record = huggingface_record(weights, net.input_shape)
         if record is None:
             print(printable(f"note: {weights.split(':', 1)[1]} has no tokenizer that the "
@@ -849,7 +852,8 @@ def make_parser() -> argparse.ArgumentParser:
                         "and width, a sequence's length), not only the spec's")
     p.add_argument("--weights", metavar="WEIGHTS",
                    help="the weights to write: torchvision:NAME (pretrained), "
-                        "huggingface:NAME|FOLDER (a causal language model's) or a checkpoint")
+                        "huggingface:NAME|FOLDER (a causal language model's, or an encoder's such "
+                        "as BERT's) or a checkpoint")
     p.add_argument("--torchvision", metavar="NAME[:KEY=VALUE,...]",
                    help="check weight compatibility with a torchvision model: copy its tensors "
                         "in order and compare outputs (e.g. resnet50, googlenet:aux_logits=false)")

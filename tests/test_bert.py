@@ -68,3 +68,33 @@ def test_outputs_equal_transformers_after_a_weight_copy():
         theirs = reference(input_ids=ids, token_type_ids=segments)
     assert (hidden - theirs.last_hidden_state).abs().max() < 1e-5
     assert (pooled - theirs.pooler_output).abs().max() < 1e-5
+
+
+def test_compile_takes_a_hugging_face_berts_weights(tmp_path, capsys):
+    """`compile --weights huggingface:FOLDER` on an encoder: the bare model's weights
+    (AutoModel), checked to give its vectors; the saved .pt gives both outputs."""
+    from archdsl.cli import main
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2,
+                                     num_attention_heads=4, intermediate_size=256,
+                                     max_position_embeddings=32)
+    transformers.BertModel(config).save_pretrained(tmp_path / "bert")
+    spec = [str(SPEC), "bert", "--set", "depth=2", "--set", "d=64", "--set", "heads=4",
+            "--set", "vocab=100", "--set", "context=32"]
+    assert main(["compile", *spec, "--weights", f"huggingface:{tmp_path / 'bert'}",
+                 "-o", str(tmp_path / "bert.pt")]) == 0
+    assert "note:" not in capsys.readouterr().err  # no tokenizer expected of an encoder
+    model = archdsl.load(tmp_path / "bert.pt").build().eval()
+    reference = transformers.BertModel.from_pretrained(tmp_path / "bert").eval()
+    ids = torch.randint(0, 100, (2, 12))
+    segments = torch.randint(0, 2, (2, 12))
+    with torch.no_grad():
+        hidden, pooled = model(ids, segments)
+        theirs = reference(input_ids=ids, token_type_ids=segments)
+    assert (hidden - theirs.last_hidden_state).abs().max() < 1e-5
+    assert (pooled - theirs.pooler_output).abs().max() < 1e-5
+    # a spec of another function (its norms' epsilon 0.1, not 1e-12): refused, with why
+    assert main(["compile", *spec, "--set", "eps=0.1",
+                 "--weights", f"huggingface:{tmp_path / 'bert'}"]) == 2
+    assert "differ from Hugging Face's" in capsys.readouterr().err

@@ -242,10 +242,12 @@ HUGGING_FACE = "huggingface:"  # --weights / --init huggingface:NAME_OR_FOLDER
 SAME_FUNCTION = 1e-4
 
 
-def huggingface_model(source: str):
-    """A Hugging Face causal language model (transformers' AutoModelForCausalLM): from a
-    folder written by `save_pretrained` when `source` is one, else by its name on the Hugging
-    Face Hub (downloaded into transformers' cache, on a machine with internet access)."""
+def huggingface_model(source: str, causal: bool = True):
+    """A Hugging Face causal language model (transformers' AutoModelForCausalLM), or with
+    `causal=False` the bare model (AutoModel: an encoder such as BERT, whose outputs are its
+    last layer's vectors): from a folder written by `save_pretrained` when `source` is one,
+    else by its name on the Hugging Face Hub (downloaded into transformers' cache, on a
+    machine with internet access)."""
     from pathlib import Path
 
     from ..extras import available, install_hint
@@ -262,14 +264,16 @@ def huggingface_model(source: str):
         if not (path / "config.json").is_file():
             raise WeightsError(f"the folder `{source}` has no config.json: it is not a "
                                f"Hugging Face model that save_pretrained wrote")
+    transformers = _transformers()
     try:
-        return _transformers().AutoModelForCausalLM.from_pretrained(
-            _where(source)).float().eval()
+        kind = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
+        return kind.from_pretrained(_where(source)).float().eval()
     except Exception as error:  # offline, no such model, not a causal language model
         where = ("" if _local(source) else "; on a machine with internet access transformers "
                  "downloads a model named on the Hub into its cache (~/.cache/huggingface)")
-        raise WeightsError(f"could not load the Hugging Face model `{source}` as a causal "
-                           f"language model ({_first_line(error)}){where}") from None
+        raise WeightsError(f"could not load the Hugging Face model `{source}` as a "
+                           + ("causal language model" if causal else "model")
+                           + f" ({_first_line(error)}){where}") from None
 
 
 def huggingface_tokenizer(source: str) -> str | None:
@@ -351,17 +355,19 @@ def huggingface_state(reference) -> dict:
 
     transposed = {f"{name}.weight" for name, module in reference.named_modules()
                   if type(module).__name__ == "Conv1D"}
-    projections = ("q_proj", "k_proj", "v_proj")
-    attention = {name for name, module in reference.named_modules()
-                 if all(hasattr(module, p) for p in projections)}
+    # Llama's names, and BERT's (its attention's `self`)
+    triples = (("q_proj", "k_proj", "v_proj"), ("query", "key", "value"))
+    attention = {name: names for name, module in reference.named_modules()
+                 for names in triples if all(hasattr(module, p) for p in names)}
     state = reference.state_dict()
     rank = {key: i for i, key in enumerate(
         keys_in_call_order(reference, torch.zeros(1, 2, dtype=torch.long)))}
     merged = {}
     for name in sorted(state, key=lambda key: rank.get(key, len(rank))):
         holder, projection, leaf = (["", ""] + name.rsplit(".", 2))[-3:]
-        if projection in projections and holder in attention:
-            if projection == "q_proj":  # all three where the first is
+        projections = attention.get(holder, ())
+        if projection in projections:
+            if projection == projections[0]:  # all three where the first is
                 merged[f"{holder}.in_proj_{leaf}"] = torch.cat(
                     [state[f"{holder}.{p}.{leaf}"] for p in projections])
             continue
@@ -440,11 +446,17 @@ def load_huggingface(model, source: str, input_shape) -> Transfer:
     """Copy a Hugging Face causal language model's weights (`huggingface_model`) into an
     archdsl model, in order, and check that both compute the same function: their scores on
     one random sequence of token ids (of `input_shape`, the network's; 8 of them where it
-    takes fewer positions than its context) must agree to SAME_FUNCTION. The transfer's
-    `difference` says how far apart they are."""
+    takes fewer positions than its context) must agree to SAME_FUNCTION. A network of
+    several inputs or outputs (an encoder: BERT's token ids and segments in, its vectors and
+    the pooled one out) takes the bare model's weights (AutoModel), and its first output is
+    compared with the model's last layer's vectors, its further inputs all zeros (one
+    segment). The transfer's `difference` says how far apart they are."""
     import torch
 
-    reference = huggingface_model(source)
+    inputs = getattr(model, "input_shapes", None) or {"input": input_shape}
+    outputs = getattr(model, "output_names", None) or ["output"]
+    causal = len(inputs) == 1 and len(outputs) == 1
+    reference = huggingface_model(source, causal)
     unexpressed = _unexpressed(model, reference.config, input_shape[0])
     if unexpressed:
         raise WeightsError(f"{type(reference).__name__} {unexpressed}")
@@ -463,10 +475,12 @@ def load_huggingface(model, source: str, input_shape) -> Transfer:
         # a network that takes fewer positions than its context is compared on a few
         length = input_shape[0] if getattr(model, "fixed_by", None) else min(input_shape[0], 8)
         ids = torch.randint(0, vocab, (1, length), generator=generator)
+        others = [torch.zeros(1, length, dtype=torch.long)] * (len(inputs) - 1)
         with torch.no_grad():
-            ours = model(ids)
+            ours = model(ids, *others)
             ours = ours[0] if isinstance(ours, (tuple, list)) else ours
-            theirs = reference(ids).logits
+            out = reference(ids)
+            theirs = out.logits if causal else out.last_hidden_state
     finally:
         model.train(training)
     if ours.shape != theirs.shape:
