@@ -180,7 +180,7 @@ CASES = [
     f"{S2S} --data pairs:{{tmp}}/long-target.tsv",
     f"{S2S} --set vocab=20",
     "train {tmp}/peeking.arch --no-progress --no-tensorboard --out {tmp}/run",
-    "train {tmp}/fusion.arch --no-progress --no-tensorboard --out {tmp}/run",
+    "train specs/bert.arch bert_base --no-progress --no-tensorboard --out {tmp}/run",
     "generate {tmp}/s2s-run --prompt 'ABC'",
     "generate {tmp}/s2s-run --prompt abcdefghijkl",
     "predict {tmp}/s2s-run x.png",

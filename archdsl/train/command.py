@@ -197,14 +197,14 @@ def _run_train(args, elaborate_one, print_diagnostics, processes) -> int:
             print_diagnostics(diagnostics)
             return 1
         task = args.task or tasks.task_of(net)
-        if task == "lm" and args.data is None:
-            say("train", f"`{net.name}` is a language model (token ids in, scores of the next "
-                "token out), which learns from a text: give --data text:PATH (a UTF-8 file)")
-            return 2
         # segmentation's and sequence-to-sequence's embedded default data sets
         data = args.data or {"segment": "shapes", "seq2seq": "reverse"}.get(task, config.data)
         try:  # before a run directory is made
             tasks.check_network(net, task)
+            if task == "lm" and args.data is None:
+                raise DataError(f"`{net.name}` is a language model (token ids in, scores of "
+                                "the next token out), which learns from a text: give --data "
+                                "text:PATH (a UTF-8 file)")
             tasks.check_data(task, data)
         except DataError as error:
             say("train", error)

@@ -23,7 +23,8 @@ def task_of(net) -> str:
 
     out = net.output_shapes[net.graph.main_outputs[0]]
     inputs = list(net.graph.input_shapes().values())
-    if len(inputs) == 2 and all(x.layout == TOKENS for x in inputs) and out.layout == SEQ:
+    if len(inputs) == 2 and all(x.layout == TOKENS for x in inputs) and out.layout == SEQ \
+            and len(net.graph.main_outputs) == 1:  # not an encoder's vectors and pooled one
         return "seq2seq"
     if net.input_shape.layout == TOKENS and out.layout == SEQ:
         return "lm"
