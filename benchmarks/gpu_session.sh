@@ -44,4 +44,8 @@ step llama python3 -m archdsl train specs/llama.arch llama_char --set vocab="$vo
     --data text:"$out/text.txt" --device cuda --amp bf16 --compile --epochs 3 \
     --out "$out/llama" --no-progress --no-tensorboard
 rm -rf "$out/lm" "$out/llama" "$out/text.txt"
+# the Transformer (encoder-decoder) learning to reverse strings, on CUDA with AMP and compile
+step seq2seq python3 -m archdsl train specs/transformer.arch transformer_reverse --device cuda \
+    --amp bf16 --compile --out "$out/s2s" --no-progress --no-tensorboard
+rm -rf "$out/s2s"
 step lmspeed python3 benchmarks/train_speed_lm.py --device cuda --amp bf16 --compile --write

@@ -33,9 +33,16 @@ fi
 stamp=.venv/.archdsl-setup-done
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -nt "$stamp" ]; then
     echo "setup: installing PyTorch and archdsl into .venv (a minute or two the first time)"
+    # a download cut short resumes (the package index's connection sometimes drops mid-file),
+    # and a failed install is tried once more before set-up gives up
+    install() {
+        .venv/bin/python -m pip install -q --retries 10 --resume-retries 20 "$@" ||
+            { echo "setup: pip install failed; trying once more" >&2;
+              .venv/bin/python -m pip install -q --retries 10 --resume-retries 20 "$@"; }
+    }
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-    .venv/bin/python -m pip install -q -e ".[test]"
+    install "torch==2.14.1" "torchvision==0.29.1"
+    install -e ".[test]"
     touch "$stamp"
 fi
 
