@@ -318,10 +318,9 @@ def _trained_preprocess(weights: str, net):
         return None
     if weights.startswith("huggingface:"):
         from .train.loop import huggingface_record
-        from .train.tasks import task_of
 
-        if task_of(net) != "lm":  # an encoder's (BERT's): no text to write
-            return None
+        if len(net.graph.inputs) > 1 or len(net.graph.main_outputs) > 1:
+            return None  # an encoder's weights (BERT's): it writes no text
         record = huggingface_record(weights, net.input_shape)
         if record is None:
             print(printable(f"note: {weights.split(':', 1)[1]} has no tokenizer that the "
