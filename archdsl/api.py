@@ -382,24 +382,20 @@ class SavedModel:
         never trained on."""
         from .train.data import DataError
         from .train.predict import PredictError
-        from .train.tasks import target_shape
-        from .train.text import (check_token_ids, decodes_with_cache, generate,
+        from .train.text import (check_token_ids, decodes_with_cache, generate, pair_lengths,
                                  reads_whole_context, translate, vocabulary_of)
 
         if self.preprocess is not None and self.preprocess.task == "seq2seq":
             vocabulary = vocabulary_of(self.preprocess)
             try:
                 source = vocabulary.encode(prompt, "the source")
+                lengths = pair_lengths(self.network, source, "the source", length)
             except DataError as error:
                 raise PredictError(str(error)) from None
-            lengths = (self.network.input_shape[0], target_shape(self.network)[0])
-            if len(source) > lengths[0]:
-                raise PredictError(f"the source is {len(source):,} characters, more than the "
-                                   f"{lengths[0]:,} the network reads")
             model = self.build(logits=True).to(device)
             return vocabulary.decode(translate(
-                model, source, (lengths[0], min(lengths[1], length)), len(vocabulary),
-                temperature=temperature or 0.0, top_k=top_k, seed=seed, device=device))
+                model, source, lengths, len(vocabulary), temperature=temperature or 0.0,
+                top_k=top_k, seed=seed, device=device))
         if self.preprocess is None or self.preprocess.task != "lm":
             raise PredictError("this saved model is not a language model (a checkpoint of "
                                "`archdsl train --task lm`, or a Hugging Face model's weights "

@@ -9,6 +9,7 @@ import torch
 
 from archdsl.cli import main
 from archdsl.train import checkpoint
+from archdsl.train.data import DataError
 from archdsl.train.pairs import pair_splits
 from archdsl.train.tasks import Seq2Seq
 from archdsl.train.text import Pairs, translate
@@ -142,3 +143,22 @@ def test_the_exported_source_writes_the_same_target(reverse_run, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "nohtyp"
+
+
+def test_pairs_that_would_exhaust_memory_are_refused_before_they_are_held(tmp_path):
+    (tmp_path / "p.tsv").write_text("a\tb\n" * 1000)  # 900 of them train
+    with pytest.raises(DataError, match=r"900 pairs at the network's 100,000 \+ 200,000 "
+                                        r"positions take 1\.7 GiB"):
+        pair_splits(f"pairs:{tmp_path / 'p.tsv'}", (100_000, 200_000), val_split=0.0, seed=0,
+                    count=None)
+
+
+def test_a_damaged_vocabulary_in_a_checkpoint_is_refused(reverse_run, tmp_path, capsys):
+    """The characters a seq2seq checkpoint records go into an exported .py: one character
+    each, or the checkpoint is refused."""
+    state = torch.load(reverse_run / "best.pt", weights_only=True)
+    state["preprocess"]["classes"] = ["a", "'); import os; ('"]
+    checkpoint.save(tmp_path / "bad.pt", {k: v for k, v in state.items()
+                                          if k not in ("format", "checksum")})
+    assert main(["generate", str(tmp_path / "bad.pt"), "--prompt", "a"]) == 2
+    assert "preprocess.classes" in capsys.readouterr().err

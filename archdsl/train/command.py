@@ -476,22 +476,20 @@ def run_generate(args) -> int:
 def _write_target(args, net, model, vocabulary, source, device) -> int:
     """A sequence-to-sequence model's target for the prompt (its source): written a token at
     a time, up to its end token, the network's target length or --length."""
-    from .tasks import target_shape
-    from .text import translate
+    from .text import pair_lengths, translate
 
-    lengths = (net.input_shape[0], target_shape(net)[0])
-    if len(source) > lengths[0]:
-        say("generate", f"--prompt is {len(source):,} characters, more than the "
-            f"{lengths[0]:,} the network reads as its source")
+    try:
+        lengths = pair_lengths(net, source, "--prompt", args.length)
+    except DataError as error:
+        say("generate", error)
         return 2
 
     def show(token: int) -> None:
         sys.stdout.write(vocabulary.decode([token]))
         sys.stdout.flush()
 
-    translate(model, source, (lengths[0], min(lengths[1], args.length)), len(vocabulary),
-              temperature=args.temperature or 0.0, top_k=args.top_k, seed=args.seed,
-              device=device, on_token=show)
+    translate(model, source, lengths, len(vocabulary), temperature=args.temperature or 0.0,
+              top_k=args.top_k, seed=args.seed, device=device, on_token=show)
     sys.stdout.write("\n")
     return 0
 

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from ..shapes import TOKENS
-from .options import DATASETS
+from .options import DATASETS, PAIRS_DATA
 from .preprocess import fit_to_input, read_image, scale
 
 
@@ -140,7 +140,7 @@ def load_splits(name: str, data_dir: Path, input_shape, *, val_split: float = 0.
     its own). `whole`: all of it, train and test together, as one split (`test`, and
     `train` for its classes; no validation split): `archdsl eval --split all`.
     `target_shape`: a sequence-to-sequence network's second input (pairs of texts)."""
-    if name == "reverse" or name.startswith("pairs:"):
+    if name.startswith(PAIRS_DATA):
         from .pairs import pair_splits
 
         if target_shape is None:

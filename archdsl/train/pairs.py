@@ -23,7 +23,11 @@ import torch
 from .data import DataError, ImageData, Splits, _split_index, read_text
 from .text import Pairs
 
-MAX_PAIRS_BYTES = 64 * 2 ** 20  # held in memory, with two rows of ids per pair
+MAX_PAIRS_BYTES = 64 * 2 ** 20  # the file, held in memory
+# ... and its rows of ids (4 bytes each; a pair of a few characters takes the network's whole
+# source and target lengths, twice the target's): a file of short lines for a long context
+# would otherwise ask for many times its size
+MAX_ROW_BYTES = 2 ** 30
 GENERATED_PAIRS = 4096  # the training pairs of `reverse` (the test set: an eighth of it)
 REVERSE_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -107,6 +111,12 @@ def _read_pairs(path: str) -> list[tuple[str, str]]:
 def _encode(name: str, pairs, vocabulary: Pairs, lengths: tuple[int, int],
             where: str) -> PairData:
     source_length, target_length = lengths
+    size = len(pairs) * (source_length + 2 * target_length) * 4
+    if size > MAX_ROW_BYTES:
+        raise DataError(f"{where}: {len(pairs):,} pairs at the network's {source_length:,} + "
+                        f"{target_length:,} positions take {size / 2 ** 30:.1f} GiB of token "
+                        f"ids, more than the {MAX_ROW_BYTES // 2 ** 30} GiB held in memory; "
+                        "give fewer pairs, or train shorter sequences (--set context=N)")
     rows = torch.full((len(pairs), source_length + target_length), Pairs.PAD, dtype=torch.int32)
     labels = torch.full((len(pairs), target_length), Pairs.PAD, dtype=torch.int32)
     rows[:, source_length] = Pairs.BEGIN

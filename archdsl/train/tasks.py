@@ -202,9 +202,7 @@ def make(task: str, classes: int, names=None, net=None):
     """The task's object; `names`: the data set's class names, for reports; `net`: the
     network it trains (a sequence-to-sequence network's source length splits its rows)."""
     if task == "seq2seq":
-        made = Seq2Seq(classes, names)
-        made.source_length = net.input_shape[0] if net is not None else None
-        return made
+        return Seq2Seq(classes, names, net.input_shape[0] if net is not None else None)
     if task == "lm":
         return LanguageModel(classes, names)
     return Segment(classes, names) if task == "segment" else Classify(classes, names)
@@ -509,9 +507,9 @@ class Seq2Seq(LanguageModel):
                                          ("Validation, whole targets", "val_exact")]),
               ("Loss (nats per token)", [("Training", "train_loss"), ("Validation", "val_loss")])]
 
-    def __init__(self, classes: int = 0, names=None):
+    def __init__(self, classes: int = 0, names=None, source_length: int | None = None):
         super().__init__(classes, names)
-        self.source_length = None  # set by the loop: where a row's target starts
+        self.source_length = source_length  # where a row's target starts
 
     def inputs(self, x) -> tuple:
         return x[:, :self.source_length], x[:, self.source_length:]

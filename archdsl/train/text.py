@@ -240,6 +240,19 @@ def _next_scores(model, ids, context: int, padded: bool, cache: _Cache, x, devic
     return (out[0] if isinstance(out, (tuple, list)) else out)[0, len(window) - 1]
 
 
+def pair_lengths(net, source: list[int], what: str, length: int | None = None):
+    """The positions a sequence-to-sequence network reads of a source and writes of a target
+    (at most `length` of those); DataError where `source` (token ids, `what` in messages) is
+    longer than the network reads."""
+    from .tasks import target_shape
+
+    lengths = net.input_shape[0], target_shape(net)[0]
+    if len(source) > lengths[0]:
+        raise DataError(f"{what} is {len(source):,} characters, more than the {lengths[0]:,} "
+                        f"the network reads as its source")
+    return lengths[0], min(lengths[1], length or lengths[1])
+
+
 @torch.no_grad()
 def translate(model, source: list[int], lengths: tuple[int, int], tokens: int, *,
               temperature: float = 0.0, top_k: int | None = None, seed: int = 0,
